@@ -1,0 +1,32 @@
+"""asgi-cache: async caching for ASGI apps, backed by Redis.
+
+Three pillars: :class:`CacheMiddleware` caches GET/HEAD responses with RFC 9111 semantics;
+``cache.get_or_load`` and ``cache.aside`` do cache-aside with stampede protection; tags
+invalidate everything derived from changed data. See the README and ``docs/``.
+"""
+
+from __future__ import annotations
+
+from ._exceptions import (
+    BackendError,
+    BackendTimeoutError,
+    CacheError,
+    ConfigurationError,
+    LockError,
+    SerializationError,
+)
+from .cache import Cache
+from .settings import CacheSettings
+
+__all__ = [
+    "BackendError",
+    "BackendTimeoutError",
+    "Cache",
+    "CacheError",
+    "CacheSettings",
+    "ConfigurationError",
+    "LockError",
+    "SerializationError",
+]
+
+__version__ = "0.1.0"

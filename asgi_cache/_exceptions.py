@@ -1,0 +1,56 @@
+"""The exceptions asgi-cache raises.
+
+Every exception derives from :class:`CacheError`, so one ``except CacheError`` catches all of
+them. Exceptions from dependencies (redis-py, the serializers) are mapped to these at the
+boundary and never leak out under their own names::
+
+    CacheError
+    ├── ConfigurationError   (also a ValueError) bad settings or arguments
+    ├── BackendError         the storage backend failed or timed out
+    │   └── BackendTimeoutError
+    ├── SerializationError   (also a TypeError) a value cannot be encoded or decoded
+    └── LockError            a distributed lock could not be used as asked
+
+The data API (``get``, ``set``, ``delete``, ``get_or_load``, ``invalidate_tags``) never raises
+:class:`BackendError` to its callers: it fails open, counts the error and logs it. Backend
+errors surface only from explicit operator calls that need an answer, such as ``health()``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "BackendTimeoutError",
+    "CacheError",
+    "ConfigurationError",
+    "LockError",
+    "SerializationError",
+]
+
+
+class CacheError(Exception):
+    """Base class of every exception raised by asgi-cache."""
+
+
+class ConfigurationError(CacheError, ValueError):
+    """A setting or argument has a value that is not allowed.
+
+    The message names the setting (for environment variables, the variable itself), the value
+    that was given and what is allowed.
+    """
+
+
+class BackendError(CacheError):
+    """The storage backend failed: connection refused or reset, error reply, or timeout."""
+
+
+class BackendTimeoutError(BackendError):
+    """A backend operation did not complete within its time budget."""
+
+
+class SerializationError(CacheError, TypeError):
+    """A value cannot be encoded for storage, or stored bytes cannot be decoded."""
+
+
+class LockError(CacheError):
+    """A distributed lock could not be acquired, extended or released as requested."""

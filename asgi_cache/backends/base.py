@@ -1,0 +1,100 @@
+"""The storage protocol every backend implements.
+
+Backends store opaque bytes under full keys. What they add is one storage guarantee the
+:class:`~asgi_cache.Cache` builds tag invalidation on: an entry can be stored with
+*dependencies*, pairs of (tag key, version) recorded when its value was loaded, and it is
+served only while every one of those tag keys still holds that version. Invalidating a tag
+deletes its version key, so every entry that depends on it stops being served at once,
+wherever it lives, without a scan.
+
+Guarantees every backend gives (and the contract tests check on memory, fakeredis and Redis):
+
+- Nothing is stored without an expiry; ``ttl`` is in seconds and must be > 0.
+- :meth:`Backend.get` returns the bytes given to :meth:`Backend.set` only while the key has
+  not expired and every dependency is current; otherwise ``None``.
+- :meth:`Backend.set` stores nothing when a dependency is no longer current at write time
+  (the value was loaded before an invalidation), and extends every dependency's expiry to at
+  least the entry's, so tag versions outlive the entries that need them and no longer.
+- :meth:`Backend.versions` returns each tag's current version, creating a fresh random one
+  for a tag that has none; a version is never reused.
+- Every failure is raised as :class:`~asgi_cache.BackendError` (the cache fails open on it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Backend", "Dependency"]
+
+Dependency = tuple[str, str]
+"""A (tag key, version) pair an entry depends on."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A place to keep entries: in process memory or Redis."""
+
+    name: str
+    """Short name for logs and health output (``memory``, ``redis``)."""
+
+    async def get(self, key: str) -> bytes | None:
+        """Return the value under ``key`` if present, unexpired and all its dependencies current."""
+        ...
+
+    async def set(
+        self, key: str, value: bytes, ttl: float, deps: Sequence[Dependency] = ()
+    ) -> bool:
+        """Store ``value`` for ``ttl`` seconds if every dependency is current; say if stored."""
+        ...
+
+    async def delete(self, *keys: str) -> int:
+        """Delete ``keys``; return how many existed."""
+        ...
+
+    async def get_raw(self, key: str) -> bytes | None:
+        """Return bookkeeping bytes stored with :meth:`set_raw` (no dependency check)."""
+        ...
+
+    async def set_raw(self, key: str, value: bytes, ttl: float) -> None:
+        """Store bookkeeping bytes for ``ttl`` seconds."""
+        ...
+
+    async def versions(self, tag_keys: Sequence[str], ttl: float) -> list[str]:
+        """Return the current version of each tag key, creating missing ones.
+
+        Each returned tag key is kept alive for at least ``ttl`` seconds.
+        """
+        ...
+
+    async def invalidate(self, tag_keys: Sequence[str]) -> int:
+        """Retire the current version of each tag key; return how many had one."""
+        ...
+
+    async def delete_prefix(self, prefix: str, *, batch: int = 500) -> int:
+        """Delete every key starting with ``prefix`` (in batches); return how many."""
+        ...
+
+    async def acquire_lock(self, key: str, token: str, ttl: float) -> bool:
+        """Take the lock ``key`` with ``token`` for ``ttl`` seconds unless someone holds it."""
+        ...
+
+    async def extend_lock(self, key: str, token: str, ttl: float) -> bool:
+        """Reset the lock's expiry to ``ttl`` if ``token`` still holds it."""
+        ...
+
+    async def release_lock(self, key: str, token: str) -> bool:
+        """Release the lock if ``token`` still holds it; return whether it did."""
+        ...
+
+    async def ping(self) -> float:
+        """Round-trip to the store; return the latency in seconds."""
+        ...
+
+    async def info(self) -> dict[str, Any]:
+        """Facts for health output: version, used_memory, maxmemory, maxmemory_policy."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and other resources."""
+        ...

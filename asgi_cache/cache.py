@@ -1,0 +1,457 @@
+"""The :class:`Cache` facade: lifecycle, the data API, entries, tags, health and stats.
+
+Data flows one way: the middleware or a handler calls the ``Cache``; the ``Cache`` turns
+values into versioned entries, records the tag versions they depend on and calls the backend.
+The ``Cache`` fails open: a backend error or timeout is a miss on reads and a logged, counted
+no-op on writes, never an exception to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+from ._exceptions import BackendError
+from ._stats import RateLimitedLog, Stats
+from .backends.base import Backend, Dependency
+from .backends.memory import MemoryBackend
+from .backends.redis import RedisBackend
+from .codec import CorruptEntry, Entry, EntryKind, Serializer, decode_entry, encode_entry
+from .keys import KeySpace, validate_key, validate_tag
+from .settings import CacheSettings
+
+__all__ = ["Cache", "TagSnapshot"]
+
+logger = logging.getLogger("asgi_cache")
+
+Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class TagSnapshot:
+    """The versions of a set of tags, read before a value is loaded.
+
+    Storing the loaded value with this snapshot makes the store race-free: if any of the tags
+    is invalidated while the loader runs, the entry is not stored (or, if it lands, is never
+    served), because it records versions that are no longer current.
+    """
+
+    deps: tuple[Dependency, ...]
+
+
+class Cache:
+    """An async cache for one namespace on one backend.
+
+    Build it with :meth:`from_url`, :meth:`from_env` or ``Cache(CacheSettings(...))``. It
+    connects lazily on first use; use it as ``async with cache:``, as an app's
+    ``lifespan=cache.lifespan``, or let :class:`~asgi_cache.CacheMiddleware` start and stop it.
+
+    Args:
+        settings: The configuration; defaults to ``CacheSettings()`` (``memory://``).
+        backend: A backend to use instead of the one ``settings.url`` names (for example a
+            :class:`~asgi_cache.backends.RedisBackend` on a fakeredis client).
+    """
+
+    def __init__(
+        self, settings: CacheSettings | None = None, *, backend: Backend | None = None
+    ) -> None:
+        self.settings = settings or CacheSettings()
+        self.keys = KeySpace(self.settings.namespace)
+        self.serializer = Serializer(self.settings.serializer)
+        self._backend = backend
+        self._owns_backend = backend is None
+        self._stats = Stats()
+        self._errors = RateLimitedLog(logger)
+        self._users = 0
+        self._started = False
+        self._random = random.Random()
+
+    # -- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def from_url(cls, url: str = "memory://", **options: Any) -> Cache:
+        """Build a cache for ``url`` (``memory://``, ``redis://``, ``rediss://``, ``unix://``).
+
+        ``options`` are any other :class:`CacheSettings` fields, such as ``namespace`` or
+        ``default_ttl``.
+        """
+        return cls(CacheSettings(url=url, **options))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Cache:
+        """Build a cache from ``ASGI_CACHE_*`` variables; ``options`` take precedence.
+
+        Raises:
+            ConfigurationError: A variable has a bad value (the message names it).
+        """
+        return cls(CacheSettings.from_env(environ, **options))
+
+    @property
+    def backend(self) -> Backend:
+        """The backend, created on first use."""
+        if self._backend is None:
+            self._backend = self._make_backend()
+        return self._backend
+
+    def _make_backend(self) -> Backend:
+        s = self.settings
+        if urlsplit(s.url).scheme == "memory":
+            return MemoryBackend(max_entries=s.memory_max_entries, max_bytes=s.memory_max_bytes)
+        return RedisBackend(
+            s.url,
+            op_timeout=s.op_timeout,
+            connect_timeout=s.connect_timeout,
+            max_connections=s.max_connections,
+            pool_timeout=s.pool_timeout,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect and run the startup checks; called by ``async with`` and lifespans.
+
+        Calls nest: each :meth:`start` needs one :meth:`stop`, and the last one closes the
+        backend. Redis being down at startup is logged, not raised: the app starts and serves
+        from its origin until Redis answers.
+        """
+        self._users += 1
+        if self._started:
+            return
+        self._started = True
+        if self.settings.enabled:
+            await self._startup_checks()
+
+    async def stop(self) -> None:
+        """Undo one :meth:`start`; the last one releases connections."""
+        self._users = max(0, self._users - 1)
+        if self._users == 0:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release the backend's connections now. The cache may be used again afterwards."""
+        self._started = False
+        self._users = 0
+        backend = self._backend
+        if backend is not None and self._owns_backend:
+            self._backend = None
+            await backend.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def lifespan(self, app: Any = None) -> AbstractAsyncContextManager[None]:
+        """An ASGI lifespan: ``FastAPI(lifespan=cache.lifespan)`` or ``Starlette(lifespan=...)``.
+
+        To combine it with an app's own lifespan, see :meth:`wrap_lifespan`.
+        """
+        return self._lifespan()
+
+    @asynccontextmanager
+    async def _lifespan(self) -> AsyncIterator[None]:
+        async with self:
+            yield
+
+    def wrap_lifespan(self, lifespan: Lifespan) -> Lifespan:
+        """Return a lifespan that starts this cache, then runs ``lifespan`` inside it.
+
+        Whatever ``lifespan`` yields (a state dict, for example) is passed through.
+        """
+
+        @asynccontextmanager
+        async def wrapped(app: Any) -> AsyncIterator[Any]:
+            async with self, lifespan(app) as state:
+                yield state
+
+        return wrapped
+
+    async def _startup_checks(self) -> None:
+        try:
+            info = await self.backend.info()
+        except BackendError as exc:
+            logger.warning(
+                "asgi-cache: %s backend unreachable at startup (%s); serving from the origin "
+                "until it answers",
+                self.backend.name,
+                exc,
+            )
+            return
+        if info.get("backend") != "redis":
+            return
+        if not info.get("maxmemory"):
+            logger.warning(
+                "asgi-cache: Redis has no maxmemory limit; a cache should set maxmemory and an "
+                "evicting policy such as allkeys-lru (see docs/operations.md)"
+            )
+        elif info.get("maxmemory_policy") == "noeviction":
+            logger.warning(
+                "asgi-cache: Redis maxmemory-policy is noeviction; writes will fail with OOM "
+                "when memory is full. Use allkeys-lru or allkeys-lfu for a cache"
+            )
+
+    # -- helpers used by every feature ---------------------------------------------------------
+
+    def jittered(self, ttl: float) -> float:
+        """``ttl`` spread by the configured jitter (never below 1 ms)."""
+        jitter = self.settings.ttl_jitter
+        if jitter:
+            ttl *= 1.0 + self._random.uniform(-jitter, jitter)
+        return max(ttl, 0.001)
+
+    def resolve_ttl(self, ttl: float | None) -> float:
+        """The freshness lifetime for ``ttl``: ``None`` means the default TTL, never forever."""
+        if ttl is None:
+            return self.settings.default_ttl
+        if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl <= 0:
+            from ._exceptions import ConfigurationError
+
+            raise ConfigurationError(f"ttl={ttl!r} is not allowed: expected seconds > 0 or None")
+        return float(ttl)
+
+    def record_error(self, what: str, exc: BaseException) -> None:
+        """Count a backend failure and log it (at most once per interval and kind)."""
+        self._stats.errors += 1
+        self._errors.log(
+            logging.WARNING, what, "asgi-cache: %s failed, failing open: %s", what, exc
+        )
+
+    def _record_corrupt(self, full_key: str, exc: BaseException) -> None:
+        self._stats.corrupt += 1
+        self._errors.log(
+            logging.WARNING, "corrupt", "asgi-cache: ignoring bad value at %r: %s", full_key, exc
+        )
+
+    @property
+    def counters(self) -> Stats:
+        """The live counters (features add to them)."""
+        return self._stats
+
+    # -- entries (the layer the middleware and loaders build on) -------------------------------
+
+    async def read_entry(self, full_key: str) -> Entry | None:
+        """Read and decode the entry under ``full_key``; ``None`` on a miss of any kind.
+
+        A backend failure, an invalidated entry and a corrupt or foreign value are all misses
+        (the latter counted in ``corrupt``). Hit and miss counting is left to the caller.
+        """
+        if not self.settings.enabled:
+            return None
+        try:
+            raw = await self.backend.get(full_key)
+        except BackendError as exc:
+            self.record_error("read", exc)
+            return None
+        if raw is None:
+            return None
+        try:
+            return decode_entry(raw, full_key)
+        except CorruptEntry as exc:
+            self._record_corrupt(full_key, exc)
+            return None
+
+    async def snapshot(self, tags: Iterable[str] = (), *, ttl: float | None = None) -> TagSnapshot:
+        """Read (creating if needed) the versions of ``tags`` before loading a value.
+
+        Every entry also depends on the namespace-wide tag, so :meth:`clear` reaches it. On a
+        backend failure the snapshot is empty, and storing with it will be attempted and fail
+        open too.
+        """
+        tag_keys = [self.keys.all_tag, *(self.keys.tag(validate_tag(t)) for t in tags)]
+        if not self.settings.enabled:
+            return TagSnapshot(())
+        lifetime = max(self.settings.default_ttl, ttl or 0.0) + self.settings.lock_lease
+        try:
+            versions = await self.backend.versions(tag_keys, lifetime)
+        except BackendError as exc:
+            self.record_error("tag read", exc)
+            return TagSnapshot(())
+        return TagSnapshot(tuple(zip(tag_keys, versions, strict=True)))
+
+    async def write_entry(self, full_key: str, entry: Entry, snapshot: TagSnapshot) -> bool:
+        """Store ``entry`` until its ``stale_until`` if ``snapshot``'s tags are still current.
+
+        Returns whether it was stored. Failures are counted and logged, never raised.
+        """
+        if not self.settings.enabled or not snapshot.deps:
+            return False
+        lifetime = entry.stale_until - time.time()
+        if lifetime <= 0:
+            return False
+        try:
+            stored = await self.backend.set(
+                full_key, encode_entry(entry, full_key), lifetime, snapshot.deps
+            )
+        except BackendError as exc:
+            self.record_error("write", exc)
+            return False
+        if stored:
+            self._stats.sets += 1
+        return stored
+
+    def make_value_entry(
+        self,
+        key: str,
+        value: Any,
+        *,
+        ttl: float,
+        stale_ttl: float = 0.0,
+        load_time: float = 0.0,
+        negative: bool = False,
+    ) -> Entry:
+        """Encode ``value`` as an entry fresh for ``ttl`` seconds (jitter already applied).
+
+        Raises:
+            SerializationError: The value cannot be encoded; the message names key and type.
+        """
+        now = time.time()
+        if negative:
+            kind, body, tagged = EntryKind.NEGATIVE, b"", False
+        else:
+            kind, body, tagged = self.serializer.encode(value, key=key)
+        return Entry(
+            kind=kind,
+            body=body,
+            created_at=now,
+            fresh_until=now + ttl,
+            stale_until=now + ttl + stale_ttl,
+            load_time=load_time,
+            tagged=tagged,
+        )
+
+    def decode_value(self, full_key: str, entry: Entry) -> tuple[bool, Any]:
+        """Decode a value entry: ``(True, value)``, or ``(False, None)`` if it is corrupt."""
+        try:
+            return True, self.serializer.decode(entry)
+        except CorruptEntry as exc:
+            self._record_corrupt(full_key, exc)
+            return False, None
+
+    # -- the data API --------------------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """Return the fresh value cached under ``key``, or ``default`` on a miss.
+
+        Never raises because of the backend: a failure, a corrupt value or an invalidated entry
+        is a miss. A cached "not found" (negative entry) also returns ``default``.
+        """
+        full_key = self.keys.data(validate_key(key))
+        entry = await self.read_entry(full_key)
+        if entry is None or not entry.is_fresh(time.time()):
+            self._stats.misses += 1
+            return default
+        ok, value = self.decode_value(full_key, entry)
+        if not ok or entry.kind is EntryKind.NEGATIVE:
+            self._stats.misses += 1
+            return default
+        self._stats.hits += 1
+        return value
+
+    async def set(
+        self, key: str, value: Any, ttl: float | None = None, tags: Sequence[str] = ()
+    ) -> bool:
+        """Cache ``value`` under ``key`` for ``ttl`` seconds (default TTL when ``None``).
+
+        The TTL gets the configured jitter. ``tags`` name what the value derives from, for
+        :meth:`invalidate_tags`. Returns whether the value was stored; a backend failure
+        returns ``False`` (counted and logged), it does not raise.
+
+        Raises:
+            SerializationError: The value cannot be encoded (a programming error, so it is
+                raised rather than swallowed).
+        """
+        validate_key(key)
+        fresh = self.jittered(self.resolve_ttl(ttl))
+        entry = self.make_value_entry(key, value, ttl=fresh)
+        snapshot = await self.snapshot(tags, ttl=fresh)
+        return await self.write_entry(self.keys.data(key), entry, snapshot)
+
+    async def delete(self, *keys: str) -> int:
+        """Delete the entries of ``keys``; return how many existed (0 on a backend failure)."""
+        if not keys or not self.settings.enabled:
+            return 0
+        full = [self.keys.data(validate_key(k)) for k in keys]
+        try:
+            count = await self.backend.delete(*full)
+        except BackendError as exc:
+            self.record_error("delete", exc)
+            return 0
+        self._stats.deletes += count
+        return count
+
+    async def invalidate_tags(self, *tags: str) -> int:
+        """Stop serving every entry (data or response) that carries any of ``tags``.
+
+        Costs one command per tag, never a scan. Returns how many tags had live entries.
+        """
+        if not tags or not self.settings.enabled:
+            return 0
+        tag_keys = [self.keys.tag(validate_tag(t)) for t in tags]
+        try:
+            count = await self.backend.invalidate(tag_keys)
+        except BackendError as exc:
+            self.record_error("invalidate", exc)
+            return 0
+        self._stats.invalidations += len(tag_keys)
+        return count
+
+    async def clear(self) -> None:
+        """Invalidate every entry of this namespace at once (O(1): one tag version)."""
+        if not self.settings.enabled:
+            return
+        try:
+            await self.backend.invalidate([self.keys.all_tag])
+        except BackendError as exc:
+            self.record_error("clear", exc)
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counters since creation: hits, misses, stale, errors, corrupt, sets, deletes, loads,
+        lock_waits, invalidations and hit_rate, plus the backend's name."""
+        out = self._stats.snapshot()
+        out["backend"] = self.backend.name
+        out["enabled"] = self.settings.enabled
+        return out
+
+    async def health(self) -> dict[str, Any]:
+        """Probe the backend and describe it.
+
+        Returns a dict with ``status`` (``healthy``, ``degraded`` when Redis answers but is
+        misconfigured for a cache, ``down`` when it does not answer), ``latency_ms``,
+        ``used_memory``, ``maxmemory``, ``maxmemory_policy``, ``version``, ``hit_rate`` and
+        ``warnings``.
+        """
+        out: dict[str, Any] = {"backend": self.backend.name, "namespace": self.keys.namespace}
+        warnings: list[str] = []
+        try:
+            latency = await self.backend.ping()
+            info = await self.backend.info()
+        except BackendError as exc:
+            out.update(status="down", error=str(exc), latency_ms=None)
+        else:
+            out.update(info)
+            out["latency_ms"] = round(latency * 1000, 3)
+            if info.get("backend") == "redis":
+                if not info.get("maxmemory"):
+                    warnings.append("maxmemory is not set")
+                if info.get("maxmemory_policy") == "noeviction":
+                    warnings.append("maxmemory_policy is noeviction")
+            out["status"] = "degraded" if warnings else "healthy"
+        out["warnings"] = warnings
+        out["hit_rate"] = self._stats.snapshot()["hit_rate"]
+        return out

@@ -1,0 +1,236 @@
+"""Settings: :class:`CacheSettings` and its parsing from ``ASGI_CACHE_*`` variables.
+
+Every setting has one field here and one environment variable. Durations are seconds as
+decimals (``0.25``), booleans accept ``1/0``, ``true/false``, ``yes/no``, ``on/off``. A bad
+value raises :class:`~asgi_cache.ConfigurationError` naming the variable (or field), the value
+and what is allowed, so a misconfigured app fails at startup and not on the first request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from ._exceptions import ConfigurationError
+
+__all__ = ["ENV_PREFIX", "CacheSettings"]
+
+logger = logging.getLogger("asgi_cache")
+
+ENV_PREFIX = "ASGI_CACHE_"
+URL_SCHEMES = ("memory", "redis", "rediss", "unix")
+SERIALIZERS = ("json", "msgpack")
+_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.\-]+(?::[A-Za-z0-9_.\-]+)*$")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+# Variables read by the test suite or tools, not by CacheSettings; not warned about.
+_OTHER_KNOWN = frozenset({"ASGI_CACHE_REQUIRE_REDIS"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheSettings:
+    """Everything a :class:`~asgi_cache.Cache` can be configured with.
+
+    All fields are keyword-only and validated on construction. Build one directly, with
+    :meth:`from_env`, or let :meth:`Cache.from_url <asgi_cache.Cache.from_url>` build it.
+    """
+
+    url: str = "memory://"
+    """Backend: ``memory://``, ``redis://host:port/db``, ``rediss://...`` or ``unix:///path``."""
+    namespace: str = "cache"
+    """Prefix of every key this cache writes (``<namespace>:...``)."""
+    default_ttl: float = 60.0
+    """Freshness lifetime in seconds when a call gives ``ttl=None``; never "forever"."""
+    enabled: bool = True
+    """When false, every lookup is a miss and nothing is stored; loaders run directly."""
+    max_body_bytes: int = 1024 * 1024
+    """Largest response body the middleware stores; larger bodies stream through uncached."""
+    serializer: Literal["json", "msgpack"] = "json"
+    """Value codec: ``json`` (orjson) or ``msgpack`` (needs the ``msgpack`` extra)."""
+    ttl_jitter: float = 0.1
+    """Random spread of TTLs as a fraction (0.1 = plus or minus 10 percent); 0 disables it."""
+    lock_timeout: float = 5.0
+    """How long a caller waits for another process's load before serving stale or loading."""
+    lock_lease: float = 10.0
+    """Initial expiry of a distributed lock; a watchdog extends it while the loader runs."""
+    op_timeout: float = 0.25
+    """Time budget of one backend operation; a slower one is treated as a failure."""
+    connect_timeout: float = 0.5
+    """Time budget for opening a connection to Redis."""
+    max_connections: int = 64
+    """Size of the Redis connection pool."""
+    pool_timeout: float = 0.05
+    """Longest wait for a free pooled connection before the operation fails open."""
+    negative_ttl: float = 10.0
+    """Lifetime of the negative entry stored when a loader returns ``None``."""
+    memory_max_entries: int = 10_000
+    """Entry bound of the ``memory://`` backend (least recently used are evicted)."""
+    memory_max_bytes: int = 64 * 1024 * 1024
+    """Byte bound of the ``memory://`` backend (least recently used are evicted)."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            ok, allowed = _VALIDATORS[f.name]
+            value = getattr(self, f.name)
+            if not ok(value):
+                raise ConfigurationError(
+                    f"CacheSettings.{f.name}={value!r} is not allowed: expected {allowed}"
+                )
+
+    @property
+    def backend_scheme(self) -> str:
+        """The scheme of :attr:`url` (``memory``, ``redis``, ``rediss`` or ``unix``)."""
+        return urlsplit(self.url).scheme
+
+    def replace(self, **changes: Any) -> CacheSettings:
+        """Return a copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> CacheSettings:
+        """Build settings from ``ASGI_CACHE_*`` variables.
+
+        Args:
+            environ: The mapping to read; ``os.environ`` when omitted.
+            overrides: Field values that take precedence over the environment.
+
+        Raises:
+            ConfigurationError: A variable has a value that is not allowed; the message names
+                the variable, the value and what is allowed.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, (parse, allowed) in _ENV_PARSERS.items():
+            var = ENV_PREFIX + name.upper()
+            raw = env.get(var)
+            if raw is None or name in overrides:
+                continue
+            try:
+                value = parse(raw.strip())
+            except ValueError:
+                value = _INVALID
+            ok, _ = _VALIDATORS[name]
+            if value is _INVALID or not ok(value):
+                raise ConfigurationError(f"{var}={raw!r} is not allowed: expected {allowed}")
+            values[name] = value
+        unknown = sorted(
+            k
+            for k in env
+            if k.startswith(ENV_PREFIX)
+            and k[len(ENV_PREFIX) :].lower() not in _ENV_PARSERS
+            and k not in _OTHER_KNOWN
+        )
+        if unknown:
+            logger.warning("asgi-cache: ignoring unknown variables %s", ", ".join(unknown))
+        values.update(overrides)
+        return cls(**values)
+
+
+_INVALID: Any = object()
+
+
+def _duration(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError(raw)
+    return value
+
+
+def _boolean(raw: str) -> bool:
+    low = raw.lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError(raw)
+
+
+def _integer(raw: str) -> int:
+    return int(raw.replace("_", ""))
+
+
+def _valid_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    if parts.scheme not in URL_SCHEMES:
+        return False
+    if parts.scheme in ("redis", "rediss"):
+        return bool(parts.hostname)
+    if parts.scheme == "unix":
+        return bool(parts.path)
+    return True
+
+
+def _positive(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def _non_negative(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+_DURATION = "a duration in seconds > 0 (decimals allowed, e.g. 0.25)"
+_VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "url": (
+        _valid_url,
+        "a URL with scheme memory://, redis://host[:port][/db], rediss://host[:port][/db] "
+        "or unix:///path/to/socket",
+    ),
+    "namespace": (
+        lambda v: isinstance(v, str) and len(v) <= 64 and bool(_NAMESPACE_RE.match(v)),
+        "1-64 characters from letters, digits, '_', '.', '-', with ':' between segments",
+    ),
+    "default_ttl": (_positive, _DURATION),
+    "enabled": (lambda v: isinstance(v, bool), "a boolean: 1/0, true/false, yes/no, on/off"),
+    "max_body_bytes": (_positive_int, "a whole number of bytes > 0"),
+    "serializer": (lambda v: v in SERIALIZERS, "one of: json, msgpack"),
+    "ttl_jitter": (
+        lambda v: _non_negative(v) and v < 1,
+        "a fraction >= 0 and < 1 (0.1 = plus or minus 10 percent)",
+    ),
+    "lock_timeout": (_positive, _DURATION),
+    "lock_lease": (_positive, _DURATION),
+    "op_timeout": (_positive, _DURATION),
+    "connect_timeout": (_positive, _DURATION),
+    "max_connections": (_positive_int, "a whole number > 0"),
+    "pool_timeout": (_non_negative, "a duration in seconds >= 0 (decimals allowed)"),
+    "negative_ttl": (_positive, _DURATION),
+    "memory_max_entries": (_positive_int, "a whole number > 0"),
+    "memory_max_bytes": (_positive_int, "a whole number of bytes > 0"),
+}
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "url": str,
+    "namespace": str,
+    "serializer": str.lower,
+    "enabled": _boolean,
+    "max_body_bytes": _integer,
+    "max_connections": _integer,
+    "memory_max_entries": _integer,
+    "memory_max_bytes": _integer,
+}
+_ENV_PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
+    name: (_PARSERS.get(name, _duration), allowed) for name, (_, allowed) in _VALIDATORS.items()
+}

@@ -1,0 +1,1 @@
+"""Benchmarks of asgi-cache against its peers; see benchmarks/README.md."""

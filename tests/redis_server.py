@@ -1,0 +1,114 @@
+"""A real ``redis-server`` owned by the test suite, on a free loopback port.
+
+The suite never talks to a Redis it did not start: every server here is a child process with
+its own port and its own temporary directory, killed when the fixture ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+INSTALL_HINT = (
+    "redis-server not found on PATH; install it (Debian/Ubuntu: apt-get install redis-server, "
+    "macOS: brew install redis) to run the real-Redis tests, or set ASGI_CACHE_REQUIRE_REDIS=1 "
+    "to make its absence an error"
+)
+
+
+def redis_binary() -> str | None:
+    """Path of ``redis-server``, or ``None`` (failing when Redis is required)."""
+    path = shutil.which("redis-server")
+    if path is None and os.environ.get("ASGI_CACHE_REQUIRE_REDIS") == "1":
+        pytest.fail("ASGI_CACHE_REQUIRE_REDIS=1 but " + INSTALL_HINT)
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """One ``redis-server`` child process; it can be stopped, paused and restarted."""
+
+    def __init__(self, binary: str, *extra_args: str) -> None:
+        self.binary = binary
+        self.port = free_port()
+        self.extra_args = extra_args
+        self.dir = Path(tempfile.mkdtemp(prefix="asgi-cache-redis-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.dir),
+            "--maxmemory", "256mb",
+            "--maxmemory-policy", "allkeys-lru",
+            "--enable-debug-command", "local",
+            *self.extra_args,
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s,
+            ):
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not answer PING within 10 s")
+
+    def stop(self) -> None:
+        """Kill the server (connections to it are then refused)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): connections hang instead of failing."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def command(self, *args: str) -> bytes:
+        """Run one command with redis-cli and return its raw output."""
+        cli = shutil.which("redis-cli")
+        if cli is None:  # pragma: no cover - redis-cli ships with redis-server
+            raise RuntimeError("redis-cli not found")
+        return subprocess.run(
+            [cli, "-p", str(self.port), *args], check=True, capture_output=True, timeout=10
+        ).stdout
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
