@@ -15,14 +15,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .base import Dependency
+from .base import Backend, Dependency
 
 __all__ = ["MemoryBackend"]
 
 _ENTRY_OVERHEAD = 96  # bytes accounted per entry for the dict slot, tuple and key object
 
 
-class MemoryBackend:
+class MemoryBackend(Backend):
     """A bounded, TTL-aware LRU store in this process's memory.
 
     Args:

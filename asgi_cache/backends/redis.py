@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .._exceptions import BackendError, BackendTimeoutError
-from .base import Dependency
+from .base import Backend, Dependency
 
 __all__ = ["RedisBackend", "decode_deps_header", "encode_deps_header"]
 
@@ -149,7 +149,7 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-class RedisBackend:
+class RedisBackend(Backend):
     """Entries in Redis, through a bounded redis-py connection pool.
 
     Args:
