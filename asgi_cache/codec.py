@@ -207,11 +207,11 @@ class Serializer:
         try:
             if self._msgpack is not None:
                 body = self._msgpack.packb(
-                    _tag_tuples(value, state), default=state.default, datetime=False
+                    _pretag(value, state), default=state.default, datetime=False
                 )
                 return EntryKind.MSGPACK, body, state.tagged
             body = orjson.dumps(
-                _tag_tuples(value, state),
+                _pretag(value, state),
                 default=state.default,
                 option=orjson.OPT_PASSTHROUGH_DATETIME,
             )
@@ -266,35 +266,38 @@ class _EncodeState:
             self.tagged = True
             return {_TAG: encoder[0], "v": encoder[1](obj)}
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-            return _tag_tuples(
-                {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}, self
-            )
+            return _pretag({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}, self)
         dump = getattr(obj, "model_dump", None)
         if callable(dump):
-            return _tag_tuples(dump(mode="python"), self)
+            return _pretag(dump(mode="python"), self)
         if isinstance(obj, enum.Enum):
             return obj.value
         self.bad_type = type(obj).__name__
         raise TypeError(f"type {type(obj).__name__} is not supported")
 
 
-def _tag_tuples(value: Any, state: _EncodeState) -> Any:
-    # orjson and msgpack both turn tuples into arrays silently; tag them so they come back.
-    if type(value) is tuple:
+def _pretag(value: Any, state: _EncodeState) -> Any:
+    # orjson and msgpack turn tuples into arrays, and orjson turns UUIDs into strings, without
+    # asking ``default``; tag those before encoding so they come back as what they were.
+    t = type(value)
+    if t is tuple:
         state.tagged = True
-        return {_TAG: "tuple", "v": [_tag_tuples(v, state) for v in value]}
-    if type(value) is list:
-        return [_tag_tuples(v, state) for v in value] if _has_tuple(value) else value
-    if type(value) is dict:
-        return {k: _tag_tuples(v, state) for k, v in value.items()} if _has_tuple(value) else value
+        return {_TAG: "tuple", "v": [_pretag(v, state) for v in value]}
+    if t is uuid.UUID:
+        state.tagged = True
+        return {_TAG: "uuid", "v": str(value)}
+    if t is list:
+        return [_pretag(v, state) for v in value] if _needs_pretag(value) else value
+    if t is dict:
+        return {k: _pretag(v, state) for k, v in value.items()} if _needs_pretag(value) else value
     return value
 
 
-def _has_tuple(value: Any) -> bool:
+def _needs_pretag(value: Any) -> bool:
     items = value.values() if type(value) is dict else value
     for v in items:
         t = type(v)
-        if t is tuple or ((t is list or t is dict) and _has_tuple(v)):
+        if t is tuple or t is uuid.UUID or ((t is list or t is dict) and _needs_pretag(v)):
             return True
     return False
 

@@ -54,7 +54,9 @@ def make_backend(kind: str, request: pytest.FixtureRequest) -> Backend:
     if kind == "memory":
         return MemoryBackend()
     if kind == "fakeredis":
-        return RedisBackend(client=fakeredis.FakeAsyncRedis(), owns_client=True)
+        return RedisBackend(
+            client=fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer()), owns_client=True
+        )
     url = request.getfixturevalue("redis_url")
     return RedisBackend(url)
 

@@ -185,7 +185,7 @@ class RedisBackend(Backend):
                 socket_timeout=op_timeout,
                 socket_connect_timeout=connect_timeout,
             )
-            client = aioredis.Redis(connection_pool=pool)
+            client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
             owns_client = True if owns_client is None else owns_client
         self.client = client
         self._owns_client = bool(owns_client)
