@@ -42,13 +42,15 @@ GET_SCRIPT: Final = """
 -- Values without the header (foreign data) are returned as they are for the caller to reject.
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
-if string.sub(v, 1, 2) ~= '\\172D' then return v end
+if string.sub(v, 1, 2) ~= '\\172D' or #v < 4 then return v end
 local n = string.byte(v, 3) * 256 + string.byte(v, 4)
 local pos = 5
 for i = 1, n do
+  if pos + 1 > #v then return v end  -- truncated header: the caller rejects it
   local klen = string.byte(v, pos) * 256 + string.byte(v, pos + 1)
   local tag = string.sub(v, pos + 2, pos + 1 + klen)
   pos = pos + 2 + klen
+  if pos + 1 > #v then return v end
   local vlen = string.byte(v, pos) * 256 + string.byte(v, pos + 1)
   local version = string.sub(v, pos + 2, pos + 1 + vlen)
   pos = pos + 2 + vlen
