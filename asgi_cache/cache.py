@@ -19,6 +19,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from ._exceptions import BackendError
+from ._retry import InvalidationQueue
 from ._stats import RateLimitedLog, Stats
 from .backends.base import Backend, Dependency
 from .backends.memory import MemoryBackend
@@ -72,6 +73,11 @@ class Cache:
         self._users = 0
         self._started = False
         self._random = random.Random()
+        self._pending = InvalidationQueue(
+            invalidate=lambda tag_keys: self.backend.invalidate(tag_keys),
+            delete=lambda *keys: self.backend.delete(*keys),
+            all_tag=self.keys.all_tag,
+        )
 
     # -- construction --------------------------------------------------------------------------
 
@@ -138,6 +144,7 @@ class Cache:
         """Release the backend's connections now. The cache may be used again afterwards."""
         self._started = False
         self._users = 0
+        await self._pending.aclose()
         backend = self._backend
         if backend is not None and self._owns_backend:
             self._backend = None
@@ -389,6 +396,7 @@ class Cache:
             count = await self.backend.delete(*full)
         except BackendError as exc:
             self.record_error("delete", exc)
+            self._pending.add(keys=full)  # a delete is an invalidation: never drop it
             return 0
         self._stats.deletes += count
         return count
@@ -396,7 +404,9 @@ class Cache:
     async def invalidate_tags(self, *tags: str) -> int:
         """Stop serving every entry (data or response) that carries any of ``tags``.
 
-        Costs one command per tag, never a scan. Returns how many tags had live entries.
+        Costs one command per tag, never a scan. Returns how many tags had live entries. When
+        the backend cannot be reached the invalidation is queued and retried in the background
+        until it lands (see ``pending_invalidations`` in :meth:`stats`); it is never dropped.
         """
         if not tags or not self.settings.enabled:
             return 0
@@ -405,6 +415,7 @@ class Cache:
             count = await self.backend.invalidate(tag_keys)
         except BackendError as exc:
             self.record_error("invalidate", exc)
+            self._pending.add(tags=tag_keys)
             return 0
         self._stats.invalidations += len(tag_keys)
         return count
@@ -417,15 +428,23 @@ class Cache:
             await self.backend.invalidate([self.keys.all_tag])
         except BackendError as exc:
             self.record_error("clear", exc)
+            self._pending.add(tags=[self.keys.all_tag])
+
+    async def drain_invalidations(self) -> bool:
+        """Retry queued invalidations now; return whether none are left pending."""
+        return await self._pending.flush() if len(self._pending) else True
 
     # -- operations ----------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         """Counters since creation: hits, misses, stale, errors, corrupt, sets, deletes, loads,
-        lock_waits, invalidations and hit_rate, plus the backend's name."""
+        lock_waits, invalidations and hit_rate, plus the backend's name and the number of
+        invalidations waiting to be retried (``pending_invalidations``)."""
         out = self._stats.snapshot()
         out["backend"] = self.backend.name
         out["enabled"] = self.settings.enabled
+        out["pending_invalidations"] = len(self._pending)
+        out["invalidation_overflows"] = self._pending.overflows
         return out
 
     async def health(self) -> dict[str, Any]:

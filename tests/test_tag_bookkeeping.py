@@ -1,0 +1,46 @@
+"""Tag bookkeeping stays bounded: tag versions expire with the entries that need them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from asgi_cache import Cache, CacheSettings
+
+
+async def test_tag_keys_expire_with_their_entries(redis_url: str) -> None:
+    settings = CacheSettings(
+        url=redis_url, namespace="bk", default_ttl=1.0, ttl_jitter=0.0, lock_lease=1.0
+    )
+    client = aioredis.Redis.from_url(redis_url)
+    async with Cache(settings) as cache:
+
+        async def write(start: int) -> None:
+            for i in range(start, start + 3125):
+                await cache.set(f"items:{i}:data", i, tags=[f"group:{i % 10_000}"])
+
+        # 32 concurrent writers: within the connection pool, so every write lands.
+        await asyncio.gather(*(write(s) for s in range(0, 100_000, 3125)))
+        assert cache.stats()["errors"] == 0
+        info: Any = await client.info("memory")
+        peak = info["used_memory"]
+        tag_keys = [k async for k in client.scan_iter(match="bk:t:*", count=5000)]
+        # Bookkeeping grows with distinct tags, never with entries: at most one key per tag
+        # plus the namespace tag (entries written early may have expired already).
+        assert 0 < len(tag_keys) <= 10_000 + 1
+        # After expiry, touch every key with SCAN (Redis then drops expired keys lazily, as
+        # its active expiry would within seconds).
+        # Tag versions are created to outlive a load (default TTL plus the lock lease) and are
+        # extended to each entry's lifetime; after that they expire too.
+        await asyncio.sleep(settings.default_ttl + settings.lock_lease + 0.3)
+        async for _ in client.scan_iter(count=5000):
+            pass
+        left = await client.dbsize()
+        info = await client.info("memory")
+    await client.aclose()
+    assert left <= 1  # at most the namespace tag, which lives as long as the longest entry
+    # Memory is not compared byte for byte: Redis keeps its grown hash tables for a while after
+    # keys go. What must not stay is any key: entries and tag versions are all gone.
+    assert info["used_memory"] < peak
