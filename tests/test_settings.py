@@ -105,3 +105,13 @@ def test_unix_and_rediss_urls_are_accepted() -> None:
     assert CacheSettings(url="rediss://h:6380/0").backend_scheme == "rediss"
     with pytest.raises(ConfigurationError):
         CacheSettings(url="unix://")
+
+
+def test_configuration_reference_lists_every_setting() -> None:
+    import dataclasses
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    for field in dataclasses.fields(CacheSettings):
+        assert f"`ASGI_CACHE_{field.name.upper()}`" in doc, field.name
+        assert f"`{field.name}`" in doc, field.name
