@@ -44,3 +44,18 @@ async def test_tag_keys_expire_with_their_entries(redis_url: str) -> None:
     # Memory is not compared byte for byte: Redis keeps its grown hash tables for a while after
     # keys go. What must not stay is any key: entries and tag versions are all gone.
     assert info["used_memory"] < peak
+
+
+async def test_invalidate_tags_never_scans(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    async with Cache.from_url(redis_url, namespace="scan") as cache:
+        for i in range(200):
+            await cache.set(f"items:{i}:data", i, tags=[f"group:{i % 7}", "all-items"])
+        await client.config_resetstat()
+        assert await cache.invalidate_tags("group:3", "all-items", "never-used") == 2
+        stats: Any = await client.info("commandstats")
+    await client.aclose()
+    called = {name.removeprefix("cmdstat_") for name in stats}
+    assert not called & {"scan", "keys", "sscan", "smembers"}
+    # One UNLINK per tag: the cost is the number of tags, not of entries.
+    assert stats["cmdstat_unlink"]["calls"] == 3

@@ -37,9 +37,10 @@ _U16 = struct.Struct(">H")
 
 GET_SCRIPT: Final = """
 -- Read an entry and check its dependencies in one round trip.
--- KEYS[1]: entry key. Returns the stored bytes when every (tag key, version) recorded in the
--- entry's dependency header still matches; otherwise unlinks the entry and returns false.
--- Values without the header (foreign data) are returned as they are for the caller to reject.
+-- KEYS[1]: entry key. Returns the entry (the bytes after the dependency header) when every
+-- (tag key, version) recorded in the header still matches; otherwise unlinks the entry and
+-- returns false. Values without a well-formed header (foreign data) are returned whole, for
+-- the caller to reject when it fails to decode them.
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 if string.sub(v, 1, 2) ~= '\\172D' or #v < 4 then return v end
@@ -59,7 +60,7 @@ for i = 1, n do
     return false
   end
 end
-return v
+return string.sub(v, pos)
 """
 
 SET_SCRIPT: Final = """
@@ -212,12 +213,9 @@ class RedisBackend(Backend):
 
     async def get(self, key: str) -> bytes | None:
         raw = await self._run("GET", self._get(keys=[key]))
-        if not raw:
-            return None
-        parsed = decode_deps_header(raw)
-        if parsed is None:
-            return bytes(raw)  # foreign value: the cache rejects it as corrupt
-        return bytes(raw[parsed[1] :])
+        # The script strips the dependency header; anything else (a foreign value) comes back
+        # whole and fails to decode as an entry.
+        return raw or None
 
     async def set(
         self, key: str, value: bytes, ttl: float, deps: Sequence[Dependency] = ()
