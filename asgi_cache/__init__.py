@@ -16,6 +16,7 @@ from ._exceptions import (
     SerializationError,
 )
 from .cache import Cache
+from .http import CacheMiddleware
 from .settings import CacheSettings
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "BackendTimeoutError",
     "Cache",
     "CacheError",
+    "CacheMiddleware",
     "CacheSettings",
     "ConfigurationError",
     "LockError",

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 from ._exceptions import BackendError
@@ -33,6 +33,7 @@ __all__ = ["Cache", "TagSnapshot"]
 logger = logging.getLogger("asgi_cache")
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +434,61 @@ class Cache:
     async def drain_invalidations(self) -> bool:
         """Retry queued invalidations now; return whether none are left pending."""
         return await self._pending.flush() if len(self._pending) else True
+
+    # -- HTTP response caching (asgi_cache.http) -----------------------------------------------
+
+    def response(
+        self,
+        *,
+        ttl: float | None = None,
+        tags: Sequence[str] = (),
+        stale_while_revalidate: float | None = None,
+        stale_if_error: float | None = None,
+        vary: Sequence[str] = (),
+        public: bool = False,
+        statuses: Iterable[int] | None = None,
+        max_age: float | None = None,
+        lock: bool = False,
+    ) -> Callable[[F], F]:
+        """Mark a route's responses cacheable by :class:`~asgi_cache.CacheMiddleware`.
+
+        Goes *below* ``@app.get(...)``: the endpoint is returned unchanged, with a policy
+        attached. See ``docs/http-caching.md`` for every option.
+
+        Args:
+            ttl: Freshness lifetime in seconds; ``None`` uses the response's ``s-maxage``,
+                ``max-age`` or ``Expires``, else the default TTL.
+            tags: Tag templates filled from path parameters (``"users:{user_id}"``).
+            stale_while_revalidate: Seconds a stale response is served while one background
+                refresh runs (RFC 5861).
+            stale_if_error: Seconds a stale response is served when the app fails.
+            vary: Request headers whose (hashed) values split the cache, e.g.
+                ``["accept-language"]`` or ``["authorization"]`` for per-user entries.
+            public: Also cache for requests with ``Cookie``/``Authorization`` (shared).
+            statuses: Statuses that may be stored (default ``{200}``).
+            max_age: Add ``Cache-Control: max-age=<n>`` for clients when the app sets none.
+            lock: Coalesce misses across processes with a Redis lock.
+
+        Returns:
+            A decorator returning the endpoint itself.
+
+        Raises:
+            ConfigurationError: An option has a value that is not allowed.
+        """
+        from .http.policy import ResponsePolicy
+
+        policy = ResponsePolicy.build(
+            ttl=ttl,
+            tags=tags,
+            stale_while_revalidate=stale_while_revalidate,
+            stale_if_error=stale_if_error,
+            vary=vary,
+            public=public,
+            statuses=statuses,
+            max_age=max_age,
+            lock=lock,
+        )
+        return policy.attach
 
     # -- operations ----------------------------------------------------------------------------
 

@@ -1,0 +1,130 @@
+"""Cache-Control parsing and the freshness rules of a shared cache (RFC 9111, RFC 5861).
+
+Pure functions over header values: no I/O, no state, so every rule is unit-testable and the
+middleware stays a thin state machine around them.
+"""
+
+from __future__ import annotations
+
+from email.utils import parsedate_to_datetime
+from typing import Final
+
+__all__ = [
+    "CACHEABLE_BY_DEFAULT",
+    "HEURISTIC_STATUSES",
+    "delta_seconds",
+    "explicit_freshness",
+    "parse_cache_control",
+    "parse_http_date",
+    "parse_vary",
+    "weak_match",
+]
+
+CACHEABLE_BY_DEFAULT: Final = frozenset({200})
+"""Statuses stored unless a policy says otherwise: only full successful responses."""
+
+HEURISTIC_STATUSES: Final = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
+"""RFC 9110 section 15.1's heuristically cacheable statuses (206 left out: no range support)."""
+
+_MAX_DELTA: Final = 2**31  # RFC 9111 section 1.2.2: cap delta-seconds at 2^31
+
+
+def parse_cache_control(value: str | None) -> dict[str, str | None]:
+    """Parse a Cache-Control field into ``{directive: argument or None}``.
+
+    Directive names are case-insensitive (RFC 9111 section 5.2) and lowercased here; quoted
+    arguments are unquoted. A directive that appears twice keeps its first value, which is
+    the conservative reading for the directives that carry numbers.
+    """
+    out: dict[str, str | None] = {}
+    if not value:
+        return out
+    for part in _split_commas(value):
+        name, sep, arg = part.partition("=")
+        name = name.strip().lower()
+        if not name or name in out:
+            continue
+        if not sep:
+            out[name] = None
+            continue
+        arg = arg.strip()
+        if len(arg) >= 2 and arg[0] == '"' and arg[-1] == '"':
+            arg = arg[1:-1].replace('\\"', '"')
+        out[name] = arg
+    return out
+
+
+def _split_commas(value: str) -> list[str]:
+    # Commas inside a quoted argument (no-cache="a, b") do not separate directives.
+    parts: list[str] = []
+    buf: list[str] = []
+    quoted = False
+    for ch in value:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "," and not quoted:
+            parts.append("".join(buf))
+            buf = []
+        else:
+            buf.append(ch)
+    parts.append("".join(buf))
+    return [p for p in (s.strip() for s in parts) if p]
+
+
+def delta_seconds(arg: str | None) -> int | None:
+    """An RFC 9111 delta-seconds argument, or ``None`` when missing or malformed."""
+    if arg is None or not arg.isdigit():
+        return None
+    return min(int(arg), _MAX_DELTA)
+
+
+def parse_http_date(value: str | None) -> float | None:
+    """An HTTP-date (RFC 9110 section 5.6.7) as unix seconds, or ``None`` when invalid."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def parse_vary(values: list[str]) -> tuple[str, ...] | None:
+    """The lowercased, sorted, deduplicated field names of Vary; ``None`` for ``Vary: *``."""
+    names: set[str] = set()
+    for value in values:
+        for name in value.split(","):
+            name = name.strip().lower()
+            if name == "*":
+                return None
+            if name:
+                names.add(name)
+    return tuple(sorted(names))
+
+
+def explicit_freshness(
+    cc: dict[str, str | None], expires: str | None, date: str | None, now: float
+) -> float | None:
+    """The freshness lifetime a response gives a shared cache, or ``None`` if it gives none.
+
+    RFC 9111 section 4.2.1: ``s-maxage``, else ``max-age``, else ``Expires`` minus ``Date``.
+    An invalid ``Expires`` (such as ``0``) means already expired (lifetime 0).
+    """
+    for name in ("s-maxage", "max-age"):
+        if name in cc:
+            return float(delta_seconds(cc[name]) or 0)
+    if expires is not None:
+        when = parse_http_date(expires)
+        if when is None:
+            return 0.0
+        base = parse_http_date(date) or now
+        return max(0.0, when - base)
+    return None
+
+
+def weak_match(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 section 13.1.2: does ``If-None-Match`` match ``etag`` (weak comparison)?"""
+    value = if_none_match.strip()
+    if value == "*":
+        return True
+    target = etag.strip().removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == target for tag in value.split(","))

@@ -1,0 +1,228 @@
+"""Canonical request keys and the per-URL Vary memory.
+
+A response key is ``cache.keys.http(digest)`` where the digest hashes a length-prefixed
+sequence of parts (so ``?a=1&b=2`` and ``?a=1%26b%3D2`` or any delimiter trick cannot collide)::
+
+    "http1", scheme, host, path, <n query pairs>, name, value, ..., "vary", <n names>,
+    name, value, ...
+
+The path is the decoded ASGI ``path`` the router matches on. The query is parsed, tracking
+parameters dropped, and sorted by name (the relative order of repeated names is kept because
+apps may read it). Varied header values go into the hash, never into a key in clear.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import orjson
+
+from .._exceptions import ConfigurationError
+from ..keys import canonical_digest
+
+__all__ = [
+    "DEFAULT_IGNORED_QUERY_PARAMS",
+    "KeyOptions",
+    "RequestKey",
+    "VaryMemory",
+    "url_tag",
+    "url_tag_for",
+]
+
+DEFAULT_IGNORED_QUERY_PARAMS: Final = (
+    "utm_*",
+    "fbclid",
+    "gclid",
+    "dclid",
+    "gbraid",
+    "wbraid",
+    "msclkid",
+    "mc_cid",
+    "mc_eid",
+    "yclid",
+    "_ga",
+    "_gl",
+)
+"""Tracking parameters that never change a response, so they do not split the cache."""
+
+_KNOWN_CODINGS: Final = frozenset({"zstd", "br", "gzip", "deflate"})
+_DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
+URL_TAG_PREFIX: Final = "~url:"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOptions:
+    """Keying options of one middleware."""
+
+    allowed_hosts: tuple[str, ...] | None
+    ignored_query_params: tuple[str, ...]
+
+    @classmethod
+    def build(
+        cls, allowed_hosts: Sequence[str] | None, ignored_query_params: Sequence[str]
+    ) -> KeyOptions:
+        """Validate and build.
+
+        Raises:
+            ConfigurationError: An option is not a list of non-empty str.
+        """
+        for option, value in (
+            ("allowed_hosts", allowed_hosts or ()),
+            ("ignored_query_params", ignored_query_params),
+        ):
+            if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+                raise ConfigurationError(
+                    f"{option}={value!r} is not allowed: expected a list of non-empty str"
+                )
+        hosts = None if allowed_hosts is None else tuple(h.lower() for h in allowed_hosts)
+        return cls(hosts, tuple(ignored_query_params))
+
+    def host_allowed(self, host: str) -> bool:
+        """Whether ``host`` (lowercase, port stripped) may be keyed."""
+        if self.allowed_hosts is None:
+            return True
+        return any(
+            host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:]))
+            for pattern in self.allowed_hosts
+        )
+
+    def ignored(self, name: str) -> bool:
+        """Whether the query parameter ``name`` is left out of keys."""
+        return any(fnmatch.fnmatchcase(name, p) for p in self.ignored_query_params)
+
+
+def _query_parts(query: str, options: KeyOptions) -> list[bytes]:
+    pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if not options.ignored(k)]
+    # Stable sort by name only: ?a=2&a=1 stays distinct from ?a=1&a=2 (apps read lists).
+    pairs.sort(key=lambda kv: kv[0])
+    parts = [str(len(pairs)).encode()]
+    for k, v in pairs:
+        parts += (k.encode(), v.encode())
+    return parts
+
+
+def _normalize_accept_encoding(value: str) -> str:
+    codings: set[str] = set()
+    for item in value.split(","):
+        coding, _, params = item.partition(";")
+        coding = coding.strip().lower()
+        q = params.strip().lower()
+        if q.startswith("q="):
+            try:
+                if float(q[2:]) <= 0:
+                    continue
+            except ValueError:
+                continue
+        if coding == "*":
+            codings |= _KNOWN_CODINGS
+        elif coding in _KNOWN_CODINGS:
+            codings.add(coding)
+    return ",".join(sorted(codings))
+
+
+class RequestKey:
+    """The key material of one request: its URL parts and its headers, ready to hash."""
+
+    __slots__ = ("headers", "host", "path_and_query", "url_digest", "url_parts")
+
+    def __init__(self, scope: dict[str, Any], options: KeyOptions) -> None:
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        self.headers = headers
+        scheme = scope.get("scheme", "http")
+        host = headers.get("host", "").strip().lower()
+        host = host.removesuffix(_DEFAULT_PORTS.get(scheme, "\x00"))
+        self.host = host
+        path = scope["path"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        query_parts = _query_parts(query, options)
+        self.url_parts = [b"http1", scheme.encode(), host.encode(), path.encode(), *query_parts]
+        self.url_digest = canonical_digest(self.url_parts)
+        self.path_and_query = path + ("?" + query if query else "")
+
+    def hostname(self) -> str:
+        """The Host without its port (for ``allowed_hosts``)."""
+        host = self.host
+        if host.startswith("["):
+            return host.partition("]")[0] + "]"
+        return host.rpartition(":")[0] if ":" in host else host
+
+    def header_value(self, name: str) -> str:
+        """The value a varied header contributes to the key (normalized where it matters)."""
+        value = self.headers.get(name, "")
+        if name == "accept-encoding":
+            return _normalize_accept_encoding(value)
+        return value.strip()
+
+    def digest(self, vary: Iterable[str]) -> str:
+        """The digest of this request's variant for the varied header names ``vary``."""
+        names = sorted(set(vary))
+        parts = [*self.url_parts, b"vary", str(len(names)).encode()]
+        for name in names:
+            parts += (name.encode(), self.header_value(name).encode("latin-1"))
+        return canonical_digest(parts)
+
+
+def url_tag_for(path: str, query: str, options: KeyOptions) -> str:
+    """The implicit tag every variant of one URL depends on (path and normalized query).
+
+    Scheme and host are left out so ``cache.invalidate_url("/users/1")`` reaches every host;
+    invalidating a little more than needed is safe, less would not be.
+    """
+    return URL_TAG_PREFIX + canonical_digest([path.encode(), *_query_parts(query, options)])
+
+
+def url_tag(path_or_url: str, options: KeyOptions) -> str:
+    """:func:`url_tag_for` of a path (``/users/1?x=1``) or an absolute URL."""
+    parts = urlsplit(path_or_url)
+    return url_tag_for(unquote(parts.path) or "/", parts.query, options)
+
+
+class VaryMemory:
+    """Remembers, per URL, the header names its responses vary on (and runtime tags).
+
+    An in-process bounded map in front of the backend copy under ``cache.keys.vary(...)``, so
+    a steady-state hit costs one round trip. A stale memory can only cause a miss, never a
+    wrong hit: the names are part of the hashed key.
+    """
+
+    __slots__ = ("_local", "max_items")
+
+    def __init__(self, max_items: int = 10_000) -> None:
+        self.max_items = max_items
+        self._local: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    def get_local(self, url_digest: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """The remembered (vary names, tags) of a URL in this process, if any."""
+        return self._local.get(url_digest)
+
+    def put_local(self, url_digest: str, names: tuple[str, ...], tags: tuple[str, ...]) -> None:
+        """Remember a URL's vary names and runtime tags in this process."""
+        local = self._local
+        if url_digest not in local and len(local) >= self.max_items:
+            del local[next(iter(local))]
+        local[url_digest] = (names, tags)
+
+    @staticmethod
+    def encode(names: tuple[str, ...], tags: tuple[str, ...]) -> bytes:
+        """Bytes stored in the backend."""
+        return orjson.dumps([list(names), list(tags)])
+
+    @staticmethod
+    def decode(raw: bytes | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Inverse of :meth:`encode`; anything malformed is "nothing remembered"."""
+        if raw:
+            try:
+                names, tags = orjson.loads(raw)
+                if all(isinstance(n, str) for n in names) and all(isinstance(t, str) for t in tags):
+                    return tuple(names), tuple(tags)
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                pass
+        return (), ()

@@ -1,0 +1,323 @@
+"""``CacheMiddleware``: a pure ASGI middleware caching GET/HEAD responses (RFC 9111).
+
+Two modes:
+
+- opt-in (default): only routes decorated with ``@cache.response(...)`` are cached. The
+  middleware matches the request against the app's routes before anything else, so every
+  other request costs no backend round trip at all;
+- ``cache_all=True``: every GET/HEAD is a candidate, driven by the response's own
+  ``Cache-Control`` like a reverse proxy; works on any ASGI app (no router needed).
+
+Non-HTTP scopes pass straight through; lifespan events passing through start and stop the
+cache. Per-request state lives in :class:`~asgi_cache.http.exchange.Exchange`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from .._exceptions import BackendError, ConfigurationError
+from .exchange import Exchange
+from .keying import DEFAULT_IGNORED_QUERY_PARAMS, KeyOptions, RequestKey, VaryMemory
+from .policy import ResponsePolicy
+from .responses import StoredResponse
+from .routing import RouteResolver
+
+if TYPE_CHECKING:
+    from ..cache import Cache
+
+__all__ = ["CacheMiddleware", "MiddlewareOptions"]
+
+logger = logging.getLogger("asgi_cache.http")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MiddlewareOptions:
+    """The behaviour switches of one :class:`CacheMiddleware`."""
+
+    cache_all: bool
+    honor_request_cache_control: bool
+    invalidate_unsafe: bool
+    expose_cache_tags: bool
+    cache_status_name: str
+    x_cache: bool
+
+
+class CacheMiddleware:
+    """Cache GET/HEAD responses of an ASGI app in a :class:`~asgi_cache.Cache`.
+
+    Args:
+        app: The ASGI app to wrap.
+        cache: The cache to store responses in; started and stopped with the app's lifespan.
+        cache_all: Cache every GET/HEAD by its response's ``Cache-Control`` (reverse-proxy
+            mode) instead of only routes decorated with ``@cache.response(...)``.
+        statuses: Response statuses stored in ``cache_all`` mode (default ``{200}``; see
+            ``asgi_cache.http.HEURISTIC_STATUSES``).
+        allowed_hosts: Hosts whose requests may be cached (``"example.com"``,
+            ``"*.example.com"``); others bypass, so forged Host headers cannot fill the cache.
+        ignored_query_params: Query parameters left out of keys (glob patterns); tracking
+            parameters such as ``utm_*`` by default.
+        honor_request_cache_control: Honour request ``no-cache``, ``max-age`` and
+            ``Pragma: no-cache`` (``False`` protects the origin from clients forcing misses).
+        invalidate_unsafe: Invalidate the target URI of successful POST/PUT/PATCH/DELETE
+            requests and the tags of ``@cache.invalidates(...)`` (RFC 9111 section 4.4).
+        cache_tag_header: Response header a handler may set to tag a response at run time.
+        expose_cache_tags: Keep ``Cache-Tag`` in client responses (stripped by default).
+        cache_status_name: The cache's name in ``Cache-Status`` (RFC 9211).
+        x_cache: Also send ``X-Cache: HIT|MISS|STALE|BYPASS``.
+        max_body_bytes: Largest body stored; defaults to the cache's ``max_body_bytes``.
+
+    Raises:
+        ConfigurationError: An option has a value that is not allowed.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        cache: Cache,
+        cache_all: bool = False,
+        statuses: Sequence[int] | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        ignored_query_params: Sequence[str] = DEFAULT_IGNORED_QUERY_PARAMS,
+        honor_request_cache_control: bool = True,
+        invalidate_unsafe: bool = True,
+        cache_tag_header: str = "cache-tag",
+        expose_cache_tags: bool = False,
+        cache_status_name: str = "asgi-cache",
+        x_cache: bool = True,
+        max_body_bytes: int | None = None,
+    ) -> None:
+        from ..cache import Cache
+
+        if not isinstance(cache, Cache):
+            raise ConfigurationError(f"cache={cache!r} is not allowed: expected a Cache")
+        for name, flag in (
+            ("cache_all", cache_all),
+            ("honor_request_cache_control", honor_request_cache_control),
+            ("invalidate_unsafe", invalidate_unsafe),
+            ("expose_cache_tags", expose_cache_tags),
+            ("x_cache", x_cache),
+        ):
+            if not isinstance(flag, bool):
+                raise ConfigurationError(f"{name}={flag!r} is not allowed: expected a bool")
+        for name, text in (
+            ("cache_tag_header", cache_tag_header),
+            ("cache_status_name", cache_status_name),
+        ):
+            if not isinstance(text, str) or not text.strip() or not text.isascii():
+                raise ConfigurationError(f"{name}={text!r} is not allowed: expected ASCII text")
+        if max_body_bytes is not None and (
+            not isinstance(max_body_bytes, int)
+            or isinstance(max_body_bytes, bool)
+            or max_body_bytes <= 0
+        ):
+            raise ConfigurationError(
+                f"max_body_bytes={max_body_bytes!r} is not allowed: expected bytes > 0"
+            )
+        self.app = app
+        self.cache = cache
+        self.options = MiddlewareOptions(
+            cache_all=cache_all,
+            honor_request_cache_control=honor_request_cache_control,
+            invalidate_unsafe=invalidate_unsafe,
+            expose_cache_tags=expose_cache_tags,
+            cache_status_name=cache_status_name.strip(),
+            x_cache=x_cache,
+        )
+        self.keying = KeyOptions.build(allowed_hosts, ignored_query_params)
+        self.default_policy = ResponsePolicy.build(statuses=statuses)
+        self.max_body_bytes = max_body_bytes or cache.settings.max_body_bytes
+        self.cache_tag_header = cache_tag_header.strip().lower().encode()
+        self.resolver = RouteResolver()
+        self.vary_memory = VaryMemory()
+        self.inflight: dict[str, asyncio.Future[StoredResponse | None]] = {}
+        self.refreshing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._status_prefix = cache_status_name.strip() + "; "
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            method = scope["method"]
+            if method == "GET" or method == "HEAD":
+                await self._get(scope, receive, send)
+                return
+            if method in UNSAFE_METHODS and self.options.invalidate_unsafe:
+                await self._unsafe(scope, receive, send)
+                return
+        elif kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    # -- GET / HEAD ----------------------------------------------------------------------------
+
+    async def _get(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.cache.settings.enabled:
+            await self.app(scope, receive, send)
+            return
+        resolution = self.resolver.resolve(dict(scope), self.app)
+        policy = resolution.response
+        explicit_only = False
+        if policy is None:
+            if not self.options.cache_all:
+                await self.app(scope, receive, send)  # not a cacheable route: no Redis at all
+                return
+            policy = self.default_policy
+            explicit_only = True
+        exchange = Exchange(
+            self,
+            dict(scope),
+            receive,
+            send,
+            policy,
+            resolution.params,
+            explicit_only=explicit_only,
+        )
+        await exchange.run()
+
+    def status_headers(self, value: str, x_cache: str) -> list[tuple[bytes, bytes]]:
+        """The ``Cache-Status`` (RFC 9211) and ``X-Cache`` headers for an outcome."""
+        headers = [(b"cache-status", (self._status_prefix + value).encode())]
+        if self.options.x_cache:
+            headers.append((b"x-cache", x_cache.encode()))
+        return headers
+
+    def client_headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """Origin headers as sent to the client (``Cache-Tag`` hidden unless exposed)."""
+        if self.options.expose_cache_tags:
+            return headers
+        name = self.cache_tag_header
+        return [(n, v) for n, v in headers if n.lower() != name]
+
+    async def vary_of(self, key: RequestKey) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The Vary names and runtime tags remembered for the request's URL.
+
+        In-process first; the backend copy is read once per URL and process.
+        """
+        memory = self.vary_memory
+        local = memory.get_local(key.url_digest)
+        if local is not None:
+            return local
+        cache = self.cache
+        try:
+            raw = await cache.backend.get_raw(cache.keys.vary(key.url_digest))
+        except BackendError as exc:
+            cache.record_error("vary read", exc)
+            return (), ()
+        found = memory.decode(raw)
+        memory.put_local(key.url_digest, *found)
+        return found
+
+    async def remember(
+        self, key: RequestKey, vary: tuple[str, ...], tags: tuple[str, ...], ttl: float
+    ) -> None:
+        """Remember a URL's response Vary names and runtime tags (when they changed)."""
+        memory = self.vary_memory
+        if memory.get_local(key.url_digest) == (vary, tags):
+            return
+        memory.put_local(key.url_digest, vary, tags)
+        cache = self.cache
+        ttl = max(ttl, cache.settings.default_ttl)
+        try:
+            await cache.backend.set_raw(
+                cache.keys.vary(key.url_digest), memory.encode(vary, tags), ttl
+            )
+        except BackendError as exc:
+            cache.record_error("vary write", exc)
+
+    def schedule_refresh(self, exchange: Exchange, stored: StoredResponse) -> None:
+        """Start one background refresh of ``exchange``'s entry (stale-while-revalidate)."""
+        full_key = exchange.full_key
+        if full_key in self.refreshing:
+            return
+        self.refreshing.add(full_key)
+        refresh = Exchange(
+            self,
+            dict(exchange.scope),
+            _never,
+            None,
+            exchange.policy,
+            exchange.params,
+            explicit_only=exchange.explicit_only,
+        )
+        refresh.tags = exchange.tags
+        refresh.remembered_tags = exchange.remembered_tags
+        refresh.lookup_names = exchange.lookup_names
+        refresh.full_key = full_key
+        refresh.stale = stored
+        refresh.fwd = "stale"
+        task = asyncio.get_running_loop().create_task(self._refresh(refresh))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refresh(self, refresh: Exchange) -> None:
+        try:
+            await refresh.origin()
+        except Exception:
+            logger.warning("asgi-cache: background refresh failed", exc_info=True)
+        finally:
+            self.refreshing.discard(refresh.full_key)
+
+    # -- unsafe methods ------------------------------------------------------------------------
+
+    async def _unsafe(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    # -- lifespan ------------------------------------------------------------------------------
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cache = self.cache
+        started = False
+
+        async def wrapped_receive() -> Message:
+            nonlocal started
+            message = await receive()
+            if message["type"] == "lifespan.startup" and not started:
+                started = True
+                await cache.start()  # before the app's own startup, which may use it
+            return message
+
+        async def wrapped_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await self._stop_background()
+                if started:
+                    started = False
+                    await cache.stop()  # after the app's own shutdown, which may use it
+            await send(message)
+
+        try:
+            await self.app(scope, wrapped_receive, wrapped_send)
+        finally:
+            if started:
+                await cache.stop()
+
+    async def drain(self) -> None:
+        """Wait for the background refreshes running now (stale-while-revalidate)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _stop_background(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _never() -> Message:
+    return {"type": "http.disconnect"}  # pragma: no cover - background refreshes own receive

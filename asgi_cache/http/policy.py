@@ -1,0 +1,208 @@
+"""Route metadata: what ``@cache.response(...)`` and ``@cache.invalidates(...)`` attach.
+
+The decorators return the endpoint itself with an attribute set, so they go *below*
+``@app.get(...)`` and FastAPI or Starlette see the original function (``functools.wraps``
+copies the attribute too, so other decorators in between keep it).
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from .._exceptions import ConfigurationError
+from .cache_control import CACHEABLE_BY_DEFAULT
+
+__all__ = [
+    "INVALIDATES_ATTR",
+    "RESPONSE_ATTR",
+    "InvalidationPolicy",
+    "ResponsePolicy",
+    "fill_templates",
+    "invalidation_policy_of",
+    "response_policy_of",
+]
+
+RESPONSE_ATTR: Final = "__asgi_cache_response__"
+INVALIDATES_ATTR: Final = "__asgi_cache_invalidates__"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _template_fields(template: str, option: str) -> frozenset[str]:
+    if not isinstance(template, str) or not template:
+        raise ConfigurationError(f"{option}={template!r} is not allowed: expected non-empty str")
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{option}={template!r} is not allowed: bad template ({exc}); use 'users:{{user_id}}'"
+        ) from None
+    for f in fields:
+        if not f.isidentifier():
+            raise ConfigurationError(
+                f"{option}={template!r} is not allowed: {{{f}}} must name a path parameter"
+            )
+    return frozenset(fields)
+
+
+def fill_templates(templates: Iterable[str], params: Mapping[str, Any]) -> list[str] | None:
+    """Fill ``{name}`` placeholders from path parameters; ``None`` if one is missing."""
+    try:
+        return [t.format_map(params) if "{" in t else t for t in templates]
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
+def _duration(value: float | None, option: str, *, allow_zero: bool = True) -> float | None:
+    if value is None:
+        return None
+    ok = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= 0 if allow_zero else value > 0)
+    )
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigurationError(f"{option}={value!r} is not allowed: expected seconds {bound}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponsePolicy:
+    """How the middleware caches the responses of one route (built by ``cache.response``)."""
+
+    ttl: float | None = None
+    """Freshness lifetime; ``None`` uses the response's ``s-maxage``/``max-age``/``Expires``,
+    else the cache's default TTL."""
+    tags: tuple[str, ...] = ()
+    """Tag templates filled from path parameters (``"users:{user_id}"``)."""
+    stale_while_revalidate: float | None = None
+    """Seconds a stale entry may be served while one background refresh runs (RFC 5861)."""
+    stale_if_error: float | None = None
+    """Seconds a stale entry may be served when the origin fails (RFC 5861)."""
+    vary: tuple[str, ...] = ()
+    """Request headers (lowercased) whose hashed values are part of the key."""
+    public: bool = False
+    """Cache responses to requests with ``Cookie``/``Authorization`` too (shared by all)."""
+    statuses: frozenset[int] = CACHEABLE_BY_DEFAULT
+    """Response statuses that may be stored."""
+    max_age: float | None = None
+    """When set, ``Cache-Control: max-age=<n>`` is added for clients if the origin set none."""
+    lock: bool = False
+    """Coalesce misses across processes with a Redis lock (one round trip more per miss)."""
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] = (),
+        stale_while_revalidate: float | None = None,
+        stale_if_error: float | None = None,
+        vary: Iterable[str] = (),
+        public: bool = False,
+        statuses: Iterable[int] | None = None,
+        max_age: float | None = None,
+        lock: bool = False,
+    ) -> ResponsePolicy:
+        """Validate options and build a policy.
+
+        Raises:
+            ConfigurationError: An option has a value that is not allowed.
+        """
+        if isinstance(tags, str):
+            raise ConfigurationError(f"tags={tags!r} is not allowed: expected a list of str")
+        tag_list = tuple(tags)
+        for t in tag_list:
+            _template_fields(t, "tags")
+        if isinstance(vary, str):
+            raise ConfigurationError(f"vary={vary!r} is not allowed: expected a list of names")
+        vary_names = tuple(sorted({_header_name(v) for v in vary}))
+        status_set = CACHEABLE_BY_DEFAULT if statuses is None else frozenset(statuses)
+        if not status_set or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 200 <= s <= 599 for s in status_set
+        ):
+            raise ConfigurationError(
+                f"statuses={statuses!r} is not allowed: expected HTTP statuses 200-599"
+            )
+        for name, flag in (("public", public), ("lock", lock)):
+            if not isinstance(flag, bool):
+                raise ConfigurationError(f"{name}={flag!r} is not allowed: expected a bool")
+        return cls(
+            ttl=_duration(ttl, "ttl", allow_zero=False),
+            tags=tag_list,
+            stale_while_revalidate=_duration(stale_while_revalidate, "stale_while_revalidate"),
+            stale_if_error=_duration(stale_if_error, "stale_if_error"),
+            vary=vary_names,
+            public=public,
+            statuses=status_set,
+            max_age=_duration(max_age, "max_age"),
+            lock=lock,
+        )
+
+    def attach(self, endpoint: F) -> F:
+        """Attach this policy to ``endpoint`` and return it unchanged."""
+        _set_attr(endpoint, RESPONSE_ATTR, self)
+        return endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidationPolicy:
+    """The tags a mutating route invalidates when it succeeds (``cache.invalidates``)."""
+
+    tags: tuple[str, ...]
+    """Tag templates filled from path parameters."""
+
+    @classmethod
+    def build(cls, tags: Iterable[str]) -> InvalidationPolicy:
+        """Validate tag templates and build a policy.
+
+        Raises:
+            ConfigurationError: A template is not a non-empty str with named fields.
+        """
+        tag_list = tuple(tags)
+        for t in tag_list:
+            _template_fields(t, "invalidates")
+        return cls(tag_list)
+
+    def attach(self, endpoint: F) -> F:
+        """Attach this policy to ``endpoint`` and return it unchanged."""
+        _set_attr(endpoint, INVALIDATES_ATTR, self)
+        return endpoint
+
+
+def _header_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip() or not name.strip().isascii():
+        raise ConfigurationError(f"vary entry {name!r} is not allowed: expected a header name")
+    return name.strip().lower()
+
+
+def _set_attr(endpoint: Any, attr: str, value: object) -> None:
+    try:
+        setattr(endpoint, attr, value)
+    except (AttributeError, TypeError):
+        raise ConfigurationError(
+            f"cannot attach cache metadata to {endpoint!r}: decorate a function or class"
+        ) from None
+
+
+def response_policy_of(endpoint: object) -> ResponsePolicy | None:
+    """The response policy attached to an endpoint (function or ``HTTPEndpoint`` class)."""
+    policy = getattr(endpoint, RESPONSE_ATTR, None)
+    if policy is None and isinstance(endpoint, type):
+        policy = getattr(getattr(endpoint, "get", None), RESPONSE_ATTR, None)
+    return policy if isinstance(policy, ResponsePolicy) else None
+
+
+def invalidation_policy_of(endpoint: object, method: str) -> InvalidationPolicy | None:
+    """The invalidation policy attached to an endpoint (or its ``HTTPEndpoint`` method)."""
+    policy = getattr(endpoint, INVALIDATES_ATTR, None)
+    if policy is None and isinstance(endpoint, type):
+        handler = getattr(endpoint, method.lower(), None)
+        policy = getattr(handler, INVALIDATES_ATTR, None)
+    return policy if isinstance(policy, InvalidationPolicy) else None

@@ -1,0 +1,200 @@
+"""What a shared cache may store and serve: request bypass rules and response storability.
+
+Each function returns a short reason string (used in ``Cache-Status: ...; detail=<reason>``)
+or ``None`` when the request or response is fine. The rules and where they come from:
+
+- RFC 9111 section 3: only final responses with a status the policy allows, no ``no-store``,
+  no ``private`` (we are a shared cache), no ``Vary: *`` (section 4.1);
+- ``Set-Cookie`` responses are never stored: replaying one user's cookie to others is the
+  classic cache leak;
+- RFC 9111 section 3.5: a request with ``Authorization`` may only be answered from a shared
+  cache when the response says ``public``, ``s-maxage`` or ``must-revalidate``; this library
+  applies the same rule to ``Cookie`` (private by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from .cache_control import delta_seconds, explicit_freshness, parse_cache_control, parse_vary
+from .policy import ResponsePolicy
+from .responses import (
+    FLAG_MUST_REVALIDATE,
+    FLAG_NO_CACHE,
+    FLAG_SHAREABLE,
+)
+
+__all__ = ["METHOD_OVERRIDE_HEADERS", "ResponseFacts", "request_bypass_reason"]
+
+METHOD_OVERRIDE_HEADERS: Final = ("x-http-method-override", "x-http-method", "x-method-override")
+_CREDENTIALS: Final = ("authorization", "cookie")
+
+
+def request_bypass_reason(headers: dict[str, str]) -> str | None:
+    """Why a GET/HEAD request must not touch the cache at all, if it must not."""
+    length = headers.get("content-length", "0").strip()
+    if (length and length != "0") or "transfer-encoding" in headers:
+        return "request-body"  # a GET with a body: its meaning is undefined (RFC 9110 9.3.1)
+    if any(h in headers for h in METHOD_OVERRIDE_HEADERS):
+        return "method-override"
+    if "range" in headers:
+        return "range"
+    return None
+
+
+def credentials_reason(headers: dict[str, str], policy: ResponsePolicy) -> str | None:
+    """Which credential header makes this request private under ``policy``, if any."""
+    if policy.public:
+        return None
+    for name in _CREDENTIALS:
+        if name in headers and name not in policy.vary:
+            return name
+    return None
+
+
+@dataclass(slots=True)
+class ResponseFacts:
+    """What the response headers say, parsed once when the response starts."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    cc: dict[str, str | None]
+    vary: tuple[str, ...] | None
+    etag: bytes
+    last_modified: bytes
+    content_length: int | None
+    content_type: bytes
+    set_cookie: bool
+    expires: str | None
+    date: str | None
+    age: int
+
+    @classmethod
+    def parse(cls, status: int, headers: list[tuple[bytes, bytes]]) -> ResponseFacts:
+        """Parse the fields the rules need from an ASGI header list."""
+        cc_values: list[str] = []
+        vary_values: list[str] = []
+        etag = last_modified = content_type = b""
+        content_length: int | None = None
+        set_cookie = False
+        expires = date = None
+        age = 0
+        for raw_name, value in headers:
+            name = raw_name.lower()
+            if name == b"cache-control":
+                cc_values.append(value.decode("latin-1"))
+            elif name == b"vary":
+                vary_values.append(value.decode("latin-1"))
+            elif name == b"etag":
+                etag = value
+            elif name == b"last-modified":
+                last_modified = value
+            elif name == b"content-length":
+                content_length = int(value) if value.strip().isdigit() else None
+            elif name == b"content-type":
+                content_type = value.lower()
+            elif name == b"set-cookie":
+                set_cookie = True
+            elif name == b"expires":
+                expires = value.decode("latin-1")
+            elif name == b"date":
+                date = value.decode("latin-1")
+            elif name == b"age":
+                age = delta_seconds(value.decode("latin-1").strip()) or 0
+        return cls(
+            status=status,
+            headers=headers,
+            cc=parse_cache_control(", ".join(cc_values)),
+            vary=parse_vary(vary_values),
+            etag=etag,
+            last_modified=last_modified,
+            content_length=content_length,
+            content_type=content_type,
+            set_cookie=set_cookie,
+            expires=expires,
+            date=date,
+            age=age,
+        )
+
+    @property
+    def shareable(self) -> bool:
+        """Explicitly shareable for requests with credentials (RFC 9111 section 3.5)."""
+        cc = self.cc
+        return "public" in cc or "s-maxage" in cc or "must-revalidate" in cc
+
+    @property
+    def has_validator(self) -> bool:
+        """Whether the origin sent a validator it can answer conditional requests with."""
+        return bool(self.etag or self.last_modified)
+
+    def unstorable_reason(
+        self,
+        policy: ResponsePolicy,
+        *,
+        credentials: str | None,
+        explicit_only: bool,
+        max_body_bytes: int,
+    ) -> str | None:
+        """Why this response must not be stored, if it must not."""
+        cc = self.cc
+        if self.status not in policy.statuses:
+            return "status"
+        if "no-store" in cc:
+            return "no-store"
+        if "private" in cc:
+            return "private"
+        if self.set_cookie:
+            return "set-cookie"
+        if self.vary is None:
+            return "vary-star"
+        if credentials is not None and not self.shareable:
+            return credentials
+        if self.content_length is not None and self.content_length > max_body_bytes:
+            return "too-large"
+        if self.content_type.startswith(b"text/event-stream"):
+            return "event-stream"
+        if "no-cache" in cc and not self.has_validator:
+            return "no-cache"  # would be revalidated on every use, and cannot be
+        if explicit_only and policy.ttl is None and not self.has_validator:
+            has_freshness = explicit_freshness(cc, self.expires, self.date, 0.0) is not None
+            if not has_freshness:
+                return "no-freshness"
+        return None
+
+    def flags(self) -> int:
+        """Entry flags for the directives this response carries."""
+        cc = self.cc
+        flags = 0
+        if "no-cache" in cc:
+            flags |= FLAG_NO_CACHE
+        # s-maxage implies proxy-revalidate for shared caches (RFC 9111 section 5.2.2.10).
+        if "must-revalidate" in cc or "proxy-revalidate" in cc or "s-maxage" in cc:
+            flags |= FLAG_MUST_REVALIDATE
+        if self.shareable:
+            flags |= FLAG_SHAREABLE
+        return flags
+
+    def lifetime(
+        self, policy: ResponsePolicy, default_ttl: float, now: float, *, explicit_only: bool
+    ) -> float:
+        """Freshness lifetime: the policy's ttl, else s-maxage/max-age/Expires, else default.
+
+        A response that only has a validator (cache_all mode) gets 0: stored, revalidated.
+        """
+        if policy.ttl is not None:
+            return policy.ttl
+        explicit = explicit_freshness(self.cc, self.expires, self.date, now)
+        if explicit is not None:
+            return explicit
+        return 0.0 if explicit_only else default_ttl
+
+    def stale_windows(self, policy: ResponsePolicy) -> tuple[float, float]:
+        """(stale-while-revalidate, stale-if-error) seconds: the policy's, else RFC 5861's."""
+        swr = policy.stale_while_revalidate
+        if swr is None:
+            swr = float(delta_seconds(self.cc.get("stale-while-revalidate")) or 0)
+        sie = policy.stale_if_error
+        if sie is None:
+            sie = float(delta_seconds(self.cc.get("stale-if-error")) or 0)
+        return swr, sie

@@ -1,0 +1,76 @@
+"""Helpers for the HTTP middleware tests: a fake clock, caches, clients, command counting."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from asgi_cache import Cache, CacheMiddleware, CacheSettings
+from asgi_cache.backends import Backend, MemoryBackend, RedisBackend
+
+from .redis_server import RedisServer
+
+
+class Clock:
+    """Replaces the ``time`` module inside the middleware: real time plus an offset.
+
+    Advancing it makes entries stale without sleeping; the backend keeps its real expiry.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def make_cache(backend: Backend, **settings: Any) -> Cache:
+    """A cache on ``backend`` with no TTL jitter (so lifetimes are exact)."""
+    options: dict[str, Any] = {"namespace": "web", "ttl_jitter": 0.0}
+    options.update(settings)
+    return Cache(CacheSettings(**options), backend=backend)
+
+
+def backend_for(kind: str, redis_url: str | None = None) -> Backend:
+    """A fresh memory backend, or a Redis backend on the suite's server."""
+    if kind == "memory":
+        return MemoryBackend()
+    assert redis_url is not None
+    return RedisBackend(redis_url)
+
+
+@asynccontextmanager
+async def client_for(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to ``app`` through ASGI."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+def wrap(app: Any, cache: Cache, **options: Any) -> CacheMiddleware:
+    """``app`` behind a :class:`CacheMiddleware`."""
+    return CacheMiddleware(app, cache=cache, **options)
+
+
+def command_calls(server: RedisServer) -> dict[str, int]:
+    """Per-command call counts from ``INFO commandstats`` (info/config themselves excluded)."""
+    out: dict[str, int] = {}
+    for line in server.command("INFO", "commandstats").decode().splitlines():
+        if not line.startswith("cmdstat_"):
+            continue
+        name, _, rest = line.partition(":")
+        calls = int(rest.split(",")[0].split("=")[1])
+        cmd = name.removeprefix("cmdstat_")
+        if cmd.split("|")[0] not in ("info", "config"):
+            out[cmd] = calls
+    return out

@@ -1,0 +1,345 @@
+"""The middleware in real setups: FastAPI, mounts, lifespans, cache_all, Redis cost and faults."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+
+from asgi_cache import Cache, CacheMiddleware, CacheSettings, ConfigurationError
+from asgi_cache.backends import RedisBackend
+
+from .http_support import backend_for, client_for, command_calls, make_cache, wrap
+from .redis_server import RedisServer
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def web_cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    cache = make_cache(backend_for(request.param, url))
+    yield cache
+    await cache.backend.aclose()
+
+
+def fastapi_app(cache: Cache, calls: Counter[str]) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(CacheMiddleware, cache=cache)
+
+    @app.get("/users/{user_id}")
+    @cache.response(ttl=60, tags=["users:{user_id}"])
+    async def get_user(user_id: int) -> dict[str, Any]:
+        calls[f"user{user_id}"] += 1
+        return {"id": user_id, "calls": calls[f"user{user_id}"]}
+
+    @app.get("/plain")
+    async def plain() -> dict[str, int]:
+        calls["plain"] += 1
+        return {"calls": calls["plain"]}
+
+    return app
+
+
+async def test_fastapi_route_with_tags_from_path_params(web_cache: Cache) -> None:
+    calls: Counter[str] = Counter()
+    async with client_for(fastapi_app(web_cache, calls)) as client:
+        a = await client.get("/users/1")
+        b = await client.get("/users/1")
+        c = await client.get("/users/2")
+        head = await client.head("/users/1")
+        await web_cache.invalidate_tags("users:1")
+        d = await client.get("/users/1")
+        e = await client.get("/users/2")
+        p = await client.get("/plain")
+    assert a.json() == b.json() == {"id": 1, "calls": 1}
+    assert b.headers["x-cache"] == "HIT"
+    assert c.headers["x-cache"] == "MISS"
+    # FastAPI routes have no HEAD, yet HEAD is answered from the GET entry.
+    assert head.status_code == 200
+    assert head.headers["x-cache"] == "HIT"
+    assert d.json() == {"id": 1, "calls": 2}
+    assert d.headers["x-cache"] == "MISS"
+    assert e.headers["x-cache"] == "HIT"
+    assert "cache-status" not in p.headers
+
+
+async def test_route_inside_a_mount(web_cache: Cache) -> None:
+    calls: Counter[str] = Counter()
+
+    @web_cache.response(ttl=60)
+    async def inner(request: Request) -> Response:
+        calls["inner"] += 1
+        return PlainTextResponse(f"inner {request.path_params['name']} {calls['inner']}")
+
+    api = Starlette(routes=[Route("/things/{name}", inner)])
+    app = wrap(Starlette(routes=[Mount("/api", app=api)]), web_cache)
+    async with client_for(app) as client:
+        a = await client.get("/api/things/x")
+        b = await client.get("/api/things/x")
+        c = await client.get("/api/things/y")
+    assert a.text == b.text == "inner x 1"
+    assert b.headers["x-cache"] == "HIT"
+    assert c.text == "inner y 2"
+
+
+async def test_cache_all_on_a_bare_asgi_app(web_cache: Cache) -> None:
+    calls: Counter[str] = Counter()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope["path"]
+        calls[path] += 1
+        headers = {
+            "/fresh": [(b"cache-control", b"public, max-age=60")],
+            "/none": [],
+            "/validator": [(b"etag", b'"e1"')],
+        }[path]
+        status = 304 if dict(scope["headers"]).get(b"if-none-match") == b'"e1"' else 200
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if status == 304 else b"ok"})
+
+    mw = wrap(app, web_cache, cache_all=True)
+    async with client_for(mw) as client:
+        results = {p: [await client.get(p) for _ in range(2)] for p in ("/fresh", "/none")}
+        validator = [await client.get("/validator") for _ in range(2)]
+    assert results["/fresh"][1].headers["x-cache"] == "HIT"
+    assert calls["/fresh"] == 1
+    assert results["/none"][1].headers["cache-status"] == (
+        "asgi-cache; fwd=miss; detail=no-freshness"
+    )
+    # Only a validator: stored and revalidated on every use (no heuristic freshness).
+    assert validator[1].text == "ok"
+    assert calls["/validator"] == 2
+    assert validator[1].headers["cache-status"].startswith("asgi-cache; fwd=stale; fwd-status=304")
+
+
+async def test_non_http_scopes_pass_through(web_cache: Cache) -> None:
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    mw = wrap(app, web_cache, cache_all=True)
+
+    async def nothing() -> dict[str, Any]:
+        return {}
+
+    async def ignore(message: Any) -> None:
+        return None
+
+    await mw({"type": "websocket", "path": "/ws", "headers": []}, nothing, ignore)
+    assert seen == ["websocket"]
+
+
+async def test_lifespan_starts_and_stops_the_cache() -> None:
+    cache = Cache.from_url("memory://", namespace="life")
+    events: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            kind = message["type"].rsplit(".", 1)[1]
+            events.append(f"{kind}:{cache._started}")
+            await send({"type": f"{message['type']}.complete"})
+            if kind == "shutdown":
+                return
+
+    mw = wrap(app, cache)
+    inbox = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(inbox)
+
+    async def send(message: dict[str, Any]) -> None:
+        events.append(message["type"])
+
+    await mw({"type": "lifespan"}, receive, send)
+    assert events == [
+        "startup:True",
+        "lifespan.startup.complete",
+        "shutdown:True",  # the app's own shutdown may still use the cache
+        "lifespan.shutdown.complete",
+    ]
+    assert cache._started is False
+
+
+async def test_uncached_route_costs_no_redis_command(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    cache = make_cache(RedisBackend(redis_url))
+    calls: Counter[str] = Counter()
+    app = fastapi_app(cache, calls)
+    async with client_for(app) as client:
+        await client.get("/users/1")  # warm: connection, scripts, vary memory
+        redis_server.command("CONFIG", "RESETSTAT")
+        for _ in range(20):
+            await client.get("/plain")
+            await client.post("/plain")  # 405 from FastAPI: nothing to invalidate
+        idle = command_calls(redis_server)
+        hit = await client.get("/users/1")
+        hit_cost = command_calls(redis_server)
+    await cache.backend.aclose()
+    assert calls["plain"] == 20
+    assert idle == {}
+    assert hit.headers["x-cache"] == "HIT"
+    # A hit is one round trip: one script call, inside which Redis reads the entry and the
+    # versions of its three tags (namespace, users:1, the URL); nothing else is sent.
+    assert hit_cost == {"evalsha": 1, "get": 4}
+
+
+async def test_keys_never_hold_raw_header_values(redis_url: str) -> None:
+    cache = make_cache(RedisBackend(redis_url))
+
+    @cache.response(ttl=60, vary=["authorization", "accept-language"])
+    async def me(request: Request) -> Response:
+        return PlainTextResponse("hi", headers={"vary": "x-secret-token"})
+
+    app = wrap(Starlette(routes=[Route("/me", me)]), cache)
+    async with client_for(app) as client:
+        headers = {
+            "authorization": "Bearer sup3rsecret",
+            "accept-language": "tlh",
+            "x-secret-token": "hunter2",
+        }
+        await client.get("/me", headers=headers)
+        hit = await client.get("/me", headers=headers)
+    client_redis = aioredis.Redis.from_url(redis_url)
+    keys = [k.decode() async for k in client_redis.scan_iter("*")]
+    await client_redis.aclose()
+    await cache.backend.aclose()
+    assert hit.headers["x-cache"] == "HIT"
+    assert keys
+    assert all(k.startswith("web:") for k in keys)
+    for secret in ("sup3rsecret", "tlh", "hunter2", "/me"):
+        assert not any(secret in k for k in keys)
+
+
+async def test_redis_down_fails_open(own_redis: RedisServer) -> None:
+    cache = make_cache(RedisBackend(own_redis.url, op_timeout=0.2, connect_timeout=0.2))
+    calls: Counter[str] = Counter()
+    app = fastapi_app(cache, calls)
+    async with client_for(app) as client:
+        first = await client.get("/users/1")
+        own_redis.stop()
+        down = [await client.get("/users/1") for _ in range(3)]
+        other = await client.get("/users/7")
+    await cache.backend.aclose()
+    assert first.headers["x-cache"] == "MISS"
+    assert [r.status_code for r in down] == [200, 200, 200]
+    assert [r.json()["calls"] for r in down] == [2, 3, 4]
+    assert other.status_code == 200
+    assert other.json() == {"id": 7, "calls": 1}
+    assert cache.stats()["errors"] >= 4
+
+
+async def test_lock_coalesces_across_processes(redis_url: str) -> None:
+    calls: Counter[str] = Counter()
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+    caches = [make_cache(RedisBackend(redis_url)) for _ in range(2)]
+
+    def build(cache: Cache) -> Any:
+        @cache.response(ttl=60, lock=True)
+        async def expensive(request: Request) -> Response:
+            calls["n"] += 1
+            entered.set()
+            await gate.wait()
+            return PlainTextResponse(f"computed {calls['n']}")
+
+        return wrap(Starlette(routes=[Route("/x", expensive)]), cache)
+
+    apps = [build(c) for c in caches]
+    async with client_for(apps[0]) as one, client_for(apps[1]) as two:
+        first = asyncio.ensure_future(one.get("/x"))
+        await entered.wait()
+        second = asyncio.ensure_future(two.get("/x"))
+        for _ in range(10_000):
+            if caches[1].counters.lock_waits:
+                break
+            await asyncio.sleep(0.001)
+        gate.set()
+        a, b = await first, await second
+    for c in caches:
+        await c.backend.aclose()
+    assert calls["n"] == 1
+    assert a.text == b.text == "computed 1"
+    assert b.headers["cache-status"] == "asgi-cache; hit; detail=lock"
+
+
+async def test_disabled_cache_passes_through() -> None:
+    cache = Cache(CacheSettings(enabled=False))
+    calls: Counter[str] = Counter()
+    async with client_for(fastapi_app(cache, calls)) as client:
+        a = await client.get("/users/1")
+        b = await client.get("/users/1")
+    assert (a.json()["calls"], b.json()["calls"]) == (1, 2)
+    assert "cache-status" not in b.headers
+
+
+async def test_bad_tag_template_does_not_cache(web_cache: Cache) -> None:
+    @web_cache.response(ttl=60, tags=["users:{missing}"])
+    async def wrong(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    app = wrap(Starlette(routes=[Route("/w", wrong)]), web_cache)
+    async with client_for(app) as client:
+        r = await client.get("/w")
+    assert r.text == "ok"
+    assert r.headers["cache-status"] == "asgi-cache; fwd=bypass; detail=tag-template"
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"ttl": 0}, "ttl=0"),
+        ({"ttl": "5"}, "ttl='5'"),
+        ({"tags": "users"}, "tags='users'"),
+        ({"tags": ["users:{"]}, "users:{"),
+        ({"tags": ["users:{0}"]}, "path parameter"),
+        ({"vary": "accept"}, "vary='accept'"),
+        ({"vary": [""]}, "vary entry"),
+        ({"statuses": [99]}, "statuses=[99]"),
+        ({"statuses": []}, "statuses=[]"),
+        ({"public": "yes"}, "public='yes'"),
+        ({"stale_if_error": -1}, "stale_if_error=-1"),
+    ],
+)
+def test_policy_options_are_validated(options: dict[str, Any], needle: str) -> None:
+    cache = Cache()
+    with pytest.raises(ConfigurationError, match="not allowed") as info:
+        cache.response(**options)
+    assert needle in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"cache": object()}, "cache="),
+        ({"cache_all": 1}, "cache_all=1"),
+        ({"cache_tag_header": ""}, "cache_tag_header"),
+        ({"max_body_bytes": 0}, "max_body_bytes=0"),
+        ({"allowed_hosts": "example.com"}, "allowed_hosts"),
+        ({"statuses": [1000]}, "statuses"),
+    ],
+)
+def test_middleware_options_are_validated(options: dict[str, Any], needle: str) -> None:
+    kwargs: dict[str, Any] = {"cache": Cache(), **options}
+    with pytest.raises(ConfigurationError) as info:
+        CacheMiddleware(Starlette(), **kwargs)
+    assert needle in str(info.value)
+
+
+def test_decorator_returns_the_endpoint_itself() -> None:
+    cache = Cache()
+
+    async def endpoint() -> None:
+        return None
+
+    assert cache.response(ttl=5)(endpoint) is endpoint

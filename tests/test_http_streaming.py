@@ -1,0 +1,230 @@
+"""Bodies and concurrency: coalescing, large and failing streams, disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import tracemalloc
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from asgi_cache import Cache
+
+from .http_support import backend_for, client_for, make_cache, wrap
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def web_cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    cache = make_cache(backend_for(request.param, url))
+    yield cache
+    await cache.backend.aclose()
+
+
+async def wait_until(predicate: Any) -> None:
+    """Yield to the loop until ``predicate()`` holds (state polling, not timing)."""
+    for _ in range(10_000):
+        if predicate():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition never held")
+
+
+async def test_concurrent_misses_are_coalesced(web_cache: Cache) -> None:
+    calls = Counter[str]()
+    gate = asyncio.Event()
+
+    @web_cache.response(ttl=60)
+    async def slow(request: Request) -> Response:
+        calls["slow"] += 1
+        await gate.wait()
+        return PlainTextResponse(f"body{calls['slow']}")
+
+    app = wrap(Starlette(routes=[Route("/slow", slow)]), web_cache)
+    async with client_for(app) as client:
+        pending = asyncio.gather(*(client.get("/slow") for _ in range(50)))
+        await wait_until(lambda: web_cache.counters.misses == 50)
+        gate.set()
+        responses = await pending
+    assert calls["slow"] == 1
+    assert {r.text for r in responses} == {"body1"}
+    statuses = Counter(r.headers["cache-status"] for r in responses)
+    assert statuses == {
+        "asgi-cache; fwd=miss; stored": 1,
+        "asgi-cache; hit; detail=coalesced": 49,
+    }
+
+
+async def test_unstorable_leader_releases_waiters_to_the_origin(web_cache: Cache) -> None:
+    calls = Counter[str]()
+    gate = asyncio.Event()
+
+    @web_cache.response(ttl=60)
+    async def personal(request: Request) -> Response:
+        calls["n"] += 1
+        n = calls["n"]
+        if n == 1:
+            await gate.wait()
+        return PlainTextResponse(f"for caller {n}", headers={"set-cookie": f"id={n}"})
+
+    app = wrap(Starlette(routes=[Route("/p", personal)]), web_cache)
+    async with client_for(app) as client:
+        pending = asyncio.gather(*(client.get("/p") for _ in range(10)))
+        await wait_until(lambda: web_cache.counters.misses == 10)
+        gate.set()
+        responses = await pending
+    assert calls["n"] == 10
+    assert len({r.text for r in responses}) == 10  # nobody got someone else's response
+    assert {r.headers["x-cache"] for r in responses} == {"MISS"}
+
+
+async def test_stream_failing_midway_is_not_stored(web_cache: Cache) -> None:
+    calls = Counter[str]()
+
+    @web_cache.response(ttl=60)
+    async def flaky(request: Request) -> Response:
+        calls["n"] += 1
+        fail = calls["n"] == 1
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"partial "
+            if fail:
+                raise RuntimeError("database went away")
+            yield b"complete"
+
+        return StreamingResponse(body())
+
+    app = wrap(Starlette(routes=[Route("/s", flaky)]), web_cache)
+    async with client_for(app) as client:
+        with pytest.raises(RuntimeError):
+            await client.get("/s")
+        second = await client.get("/s")
+        third = await client.get("/s")
+    assert second.text == "partial complete"
+    assert second.headers["x-cache"] == "MISS"
+    assert third.headers["x-cache"] == "HIT"
+    assert third.headers["content-length"] == str(len(b"partial complete"))
+
+
+async def test_client_disconnect_during_a_miss_is_not_stored(web_cache: Cache) -> None:
+    calls = Counter[str]()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        calls["n"] += 1
+        await receive()  # the request body
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"cache-control", b"max-age=60")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"half", "more_body": True})
+        message = await receive()
+        rest = b" cut" if message["type"] == "http.disconnect" else b" whole"
+        await send({"type": "http.response.body", "body": rest})
+
+    mw = wrap(app, web_cache, cache_all=True)
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/d",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "scheme": "http",
+    }
+    messages = iter(
+        [{"type": "http.request", "body": b"", "more_body": False}, {"type": "http.disconnect"}]
+    )
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await mw(dict(scope), receive, send)
+    assert b"".join(m.get("body", b"") for m in sent) == b"half cut"
+    start = dict(sent[0]["headers"])
+    assert start[b"cache-status"] == b"asgi-cache; fwd=miss; detail=client-disconnected"
+    async with client_for(mw) as client:
+        again = await client.get("/d")
+    assert again.headers["x-cache"] == "MISS"
+    assert calls["n"] == 2
+
+
+async def test_large_body_streams_through_unbuffered(web_cache: Cache) -> None:
+    chunk_size, chunks = 64 * 1024, 80  # 5 MiB
+    events: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"cache-control", b"max-age=60")],
+            }
+        )
+        for i in range(chunks):
+            events.append(f"app{i}")
+            await send({"type": "http.response.body", "body": bytes(chunk_size), "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    mw = wrap(app, web_cache, cache_all=True, max_body_bytes=256 * 1024)
+    received = 0
+    status_headers: dict[bytes, bytes] = {}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal received
+        if message["type"] == "http.response.start":
+            status_headers.update(message["headers"])
+        else:
+            received += len(message.get("body", b""))
+            if received and not any(e.startswith("client") for e in events):
+                events.append("client-first")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/big",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+    }
+    tracemalloc.start()
+    try:
+        await mw(scope, receive, send)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert received == chunk_size * chunks
+    assert peak < 2 * 1024 * 1024  # never held the 5 MiB body
+    # The client had bytes long before the app produced its last chunk.
+    assert events.index("client-first") < events.index(f"app{chunks - 1}")
+    assert status_headers[b"cache-status"] == b"asgi-cache; fwd=miss; detail=too-large"
+    async with client_for(mw) as client:
+        again = await client.head("/big")
+    assert again.headers["x-cache"] == "MISS"
+
+
+async def test_declared_large_body_passes_at_once(web_cache: Cache) -> None:
+    @web_cache.response(ttl=60)
+    async def big(request: Request) -> Response:
+        return PlainTextResponse("x" * 5000)
+
+    app = wrap(Starlette(routes=[Route("/b", big)]), web_cache, max_body_bytes=1000)
+    async with client_for(app) as client:
+        first = await client.get("/b")
+        second = await client.get("/b")
+    assert len(first.text) == 5000
+    assert second.headers["cache-status"] == "asgi-cache; fwd=miss; detail=too-large"
