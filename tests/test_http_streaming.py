@@ -228,3 +228,34 @@ async def test_declared_large_body_passes_at_once(web_cache: Cache) -> None:
         second = await client.get("/b")
     assert len(first.text) == 5000
     assert second.headers["cache-status"] == "asgi-cache; fwd=miss; detail=too-large"
+
+
+async def test_coalesced_waiters_never_get_another_variant(web_cache: Cache) -> None:
+    calls = Counter[str]()
+    gate = asyncio.Event()
+
+    @web_cache.response(ttl=60)
+    async def greet(request: Request) -> Response:
+        calls["n"] += 1
+        await gate.wait()
+        lang = request.headers["accept-language"]
+        return PlainTextResponse(f"hello in {lang}", headers={"vary": "accept-language"})
+
+    app = wrap(Starlette(routes=[Route("/g", greet)]), web_cache)
+    langs = ["en", "fr", "en", "fr", "fr"]
+    async with client_for(app) as client:
+        leader = asyncio.ensure_future(client.get("/g", headers={"accept-language": "en"}))
+        await wait_until(lambda: calls["n"] == 1)
+        pending = asyncio.gather(
+            *(client.get("/g", headers={"accept-language": lang}) for lang in langs)
+        )
+        await wait_until(lambda: web_cache.counters.misses == len(langs) + 1)
+        gate.set()
+        first, responses = await leader, await pending
+    assert first.text == "hello in en"
+    assert [r.text for r in responses] == [f"hello in {lang}" for lang in langs]
+    assert calls["n"] == 4  # the leader (en) and each fr waiter on its own
+    coalesced = [
+        r.headers["cache-status"] == "asgi-cache; hit; detail=coalesced" for r in responses
+    ]
+    assert coalesced == [True, False, True, False, False]

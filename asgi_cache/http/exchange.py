@@ -20,7 +20,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from .._exceptions import BackendError, ConfigurationError
 from ..cache import TagSnapshot
@@ -42,7 +42,7 @@ from .rules import ResponseFacts, credentials_reason, request_bypass_reason
 if TYPE_CHECKING:
     from .middleware import CacheMiddleware
 
-__all__ = ["Exchange"]
+__all__ = ["Exchange", "Shared"]
 
 logger = logging.getLogger("asgi_cache.http")
 
@@ -70,6 +70,15 @@ _NOT_MODIFIED_KEEP: Final = frozenset(
         b"x-cache",
     }
 )
+
+
+class Shared(NamedTuple):
+    """What a coalesced leader hands its waiters: the response and the key it fits."""
+
+    stored: StoredResponse
+    names: tuple[str, ...]
+    """The header names the response varies on (policy and response ``Vary``)."""
+    full_key: str
 
 
 class Exchange:
@@ -143,8 +152,8 @@ class Exchange:
         self.client_started = False
         self.disconnected = False
         self.body_sent = False
-        self.waiters: asyncio.Future[StoredResponse | None] | None = None
-        self.done = asyncio.Event()
+        self.waiters: asyncio.Future[Shared | None] | None = None
+        self.done = asyncio.Event() if send is None else None
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -247,14 +256,16 @@ class Exchange:
         inflight = mw.inflight
         leader = inflight.get(self.full_key)
         if leader is not None:
-            result = await asyncio.shield(leader)
-            if result is not None:
+            shared = await asyncio.shield(leader)
+            # The leader's response fits us only if we send the same values of the headers it
+            # turned out to vary on (it may name some our lookup could not know about).
+            if shared is not None and self._key_for(shared.names) == shared.full_key:
                 mw.cache.counters.hits += 1
-                await self.serve(result, "hit; detail=coalesced", "HIT", with_age=True)
+                await self.serve(shared.stored, "hit; detail=coalesced", "HIT", with_age=True)
                 return
             await self.origin()  # the leader's response was not storable: ask on our own
             return
-        future: asyncio.Future[StoredResponse | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Shared | None] = asyncio.get_running_loop().create_future()
         inflight[self.full_key] = future
         self.waiters = future
         try:
@@ -282,7 +293,7 @@ class Exchange:
             cache.counters.lock_waits += 1
             found = await self._wait_for_entry()
             if found is not None:
-                self.release(found)
+                self.release(Shared(found, self.lookup_names, self.full_key))
                 await self.serve(found, "hit; detail=lock", "HIT", with_age=True)
                 return
             await self.origin()
@@ -308,7 +319,12 @@ class Exchange:
                 return found
         return None
 
-    def release(self, result: StoredResponse | None) -> None:
+    def _key_for(self, names: tuple[str, ...]) -> str:
+        if names == self.lookup_names:
+            return self.full_key
+        return self.mw.cache.keys.http(self.key.digest(names))
+
+    def release(self, result: Shared | None) -> None:
         """Wake the requests coalesced on this one (``None``: they go to the app themselves)."""
         waiters = self.waiters
         if waiters is not None and not waiters.done():
@@ -331,7 +347,8 @@ class Exchange:
                 return
             raise
         finally:
-            self.done.set()
+            if self.done is not None:
+                self.done.set()
         await self._finish()
 
     def _path_query(self) -> tuple[str, str]:
@@ -354,9 +371,9 @@ class Exchange:
         return scope
 
     async def _receive(self) -> Message:
-        if self.background:
+        if self.done is not None:  # a background refresh has no client to read from
             if not self.body_sent:
-                self.body_sent = True  # first call: the (empty) request body
+                self.body_sent = True
                 return {"type": "http.request", "body": b"", "more_body": False}
             await self.done.wait()
             return {"type": "http.disconnect"}
@@ -460,8 +477,8 @@ class Exchange:
             return
         self.chunks = []
         self.mode = PASS  # anything the app sends after its last chunk goes through
-        ok = await self.store(stored, facts)
-        self.release(stored)
+        ok, shared = await self.store(stored, facts)
+        self.release(shared)
         fwd = f"fwd={self.fwd}"
         if self.stale is not None:
             fwd += f"; fwd-status={facts.status}"
@@ -487,7 +504,8 @@ class Exchange:
         swr, sie = merged.stale_windows(self.policy)
         stale.flags = (stale.flags & FLAG_DERIVED_ETAG) | merged.flags()
         self._set_times(stale, now, merged.age, lifetime, swr, sie, keep=True)
-        ok = await self.store(stale, merged)
+        ok, shared = await self.store(stale, merged)
+        self.release(shared)
         cache.counters.hits += 1
         status = "fwd=stale; fwd-status=304" + ("; stored" if ok else "")
         await self.serve(stale, status, "HIT", with_age=True)
@@ -495,7 +513,7 @@ class Exchange:
     async def serve_stale_on_error(self, status: int | None) -> None:
         """Serve the stale entry because the origin failed (RFC 5861 stale-if-error)."""
         stale = self.stale
-        if stale is None:  # pragma: no cover - only called when _stale_if_error_ok()
+        if stale is None or self.background:
             return
         self.mw.cache.counters.stale += 1
         fwd_status = f"; fwd-status={status}" if status is not None else ""
@@ -585,15 +603,13 @@ class Exchange:
                     logger.warning("asgi-cache: ignoring bad Cache-Tag value %r", tag)
         return tuple(dict.fromkeys(tags))
 
-    async def store(self, stored: StoredResponse, facts: ResponseFacts) -> bool:
+    async def store(self, stored: StoredResponse, facts: ResponseFacts) -> tuple[bool, Shared]:
         """Write ``stored`` under the key of its own Vary; remember the URL's Vary names."""
         mw = self.mw
         cache = mw.cache
         vary = facts.vary or ()
         names = tuple(sorted({*self.policy.vary, *vary}))
-        full_key = self.full_key
-        if names != self.lookup_names:
-            full_key = cache.keys.http(self.key.digest(names))
+        full_key = self._key_for(names)
         snapshot = self.snapshot
         known = {k for k, _ in snapshot.deps}
         new_tags = [t for t in stored.tags if cache.keys.tag(t) not in known]
@@ -605,7 +621,7 @@ class Exchange:
             snapshot = TagSnapshot(snapshot.deps + added)
         ok = await cache.write_entry(full_key, stored.to_entry(), snapshot)
         await mw.remember(self.key, vary, stored.tags, stored.stale_until - time.time())
-        return ok
+        return ok, Shared(stored, names, full_key)
 
     def not_modified(self, stored: StoredResponse) -> bool:
         """Whether the client's conditional headers match ``stored`` (RFC 9110 13.2.2)."""

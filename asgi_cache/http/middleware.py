@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from .._exceptions import BackendError, ConfigurationError
-from .exchange import Exchange
+from .exchange import Exchange, Shared
 from .keying import DEFAULT_IGNORED_QUERY_PARAMS, KeyOptions, RequestKey, VaryMemory
 from .policy import ResponsePolicy
 from .responses import StoredResponse
@@ -143,7 +143,7 @@ class CacheMiddleware:
         self.cache_tag_header = cache_tag_header.strip().lower().encode()
         self.resolver = RouteResolver()
         self.vary_memory = VaryMemory()
-        self.inflight: dict[str, asyncio.Future[StoredResponse | None]] = {}
+        self.inflight: dict[str, asyncio.Future[Shared | None]] = {}
         self.refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._status_prefix = cache_status_name.strip() + "; "
@@ -169,7 +169,7 @@ class CacheMiddleware:
         if not self.cache.settings.enabled:
             await self.app(scope, receive, send)
             return
-        resolution = self.resolver.resolve(dict(scope), self.app)
+        resolution = self.resolver.resolve(scope, self.app)
         policy = resolution.response
         explicit_only = False
         if policy is None:

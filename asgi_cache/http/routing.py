@@ -8,7 +8,7 @@ lookup; routes that depend on more than the path (``Host``) are matched but neve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +45,7 @@ class RouteResolver:
         self.max_items = max_items
         self._memo: dict[tuple[str, str, str, int], Resolution] = {}
 
-    def resolve(self, scope: dict[str, Any], app: Any) -> Resolution:
+    def resolve(self, scope: MutableMapping[str, Any], app: Any) -> Resolution:
         """The resolution for ``scope``; ``method`` GET is used for HEAD (served from GET)."""
         routes = _routes_of(scope.get("app")) or _routes_of(app)
         if not routes:
