@@ -490,6 +490,31 @@ class Cache:
         )
         return policy.attach
 
+    def invalidates(self, *tags: str) -> Callable[[F], F]:
+        """Mark a mutating route: when it succeeds (2xx/3xx), invalidate ``tags``.
+
+        Goes *below* ``@app.put(...)``; the endpoint is returned unchanged. Templates such as
+        ``"users:{user_id}"`` are filled from path parameters. :class:`~asgi_cache.CacheMiddleware`
+        invalidates the tags, and the request's URI (RFC 9111 section 4.4), before the response
+        starts; a 4xx/5xx or an exception invalidates nothing.
+
+        Raises:
+            ConfigurationError: A template is not a non-empty str with named fields.
+        """
+        from .http.policy import InvalidationPolicy
+
+        return InvalidationPolicy.build(tags).attach
+
+    async def invalidate_url(self, path_or_url: str) -> int:
+        """Stop serving every cached response of a path: all Vary variants, queries and hosts.
+
+        ``path_or_url`` is a path (``/users/42``, a query is ignored) or an absolute URL.
+        Costs one command. Returns how many had live entries (0 or 1).
+        """
+        from .http.keying import url_tag
+
+        return await self.invalidate_tags(url_tag(path_or_url))
+
     # -- operations ----------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:

@@ -335,7 +335,7 @@ class Exchange:
         mw, stale = self.mw, self.stale
         self.revalidating = stale is not None and _has_origin_validator(stale)
         if not self.no_store:
-            tags = [*self.tags, url_tag_for(*self._path_query(), mw.keying), *self.remembered_tags]
+            tags = [*self.tags, url_tag_for(self.scope["path"]), *self.remembered_tags]
             self.snapshot = await mw.cache.snapshot(tags, ttl=self.policy.ttl)
         scope = self.origin_scope()
         try:
@@ -350,9 +350,6 @@ class Exchange:
             if self.done is not None:
                 self.done.set()
         await self._finish()
-
-    def _path_query(self) -> tuple[str, str]:
-        return self.scope["path"], self.scope.get("query_string", b"").decode("latin-1")
 
     def origin_scope(self) -> dict[str, Any]:
         """The scope the app sees: our validators instead of the client's conditionals."""

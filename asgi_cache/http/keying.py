@@ -170,19 +170,19 @@ class RequestKey:
         return canonical_digest(parts)
 
 
-def url_tag_for(path: str, query: str, options: KeyOptions) -> str:
-    """The implicit tag every variant of one URL depends on (path and normalized query).
+def url_tag_for(path: str) -> str:
+    """The implicit tag every cached variant of one path depends on.
 
-    Scheme and host are left out so ``cache.invalidate_url("/users/1")`` reaches every host;
-    invalidating a little more than needed is safe, less would not be.
+    Scheme, host and query are left out: invalidating ``/users/1`` (RFC 9111 section 4.4)
+    reaches every variant, every query and every host of that path. Invalidating a little
+    more than the exact target URI is safe; less would not be.
     """
-    return URL_TAG_PREFIX + canonical_digest([path.encode(), *_query_parts(query, options)])
+    return URL_TAG_PREFIX + canonical_digest([path.encode()])
 
 
-def url_tag(path_or_url: str, options: KeyOptions) -> str:
+def url_tag(path_or_url: str) -> str:
     """:func:`url_tag_for` of a path (``/users/1?x=1``) or an absolute URL."""
-    parts = urlsplit(path_or_url)
-    return url_tag_for(unquote(parts.path) or "/", parts.query, options)
+    return url_tag_for(unquote(urlsplit(path_or_url).path) or "/")
 
 
 class VaryMemory:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._exceptions import BackendError, ConfigurationError
 from .exchange import Exchange, Shared
+from .invalidation import UnsafeRequest
 from .keying import DEFAULT_IGNORED_QUERY_PARAMS, KeyOptions, RequestKey, VaryMemory
 from .policy import ResponsePolicy
 from .responses import StoredResponse
@@ -275,7 +276,17 @@ class CacheMiddleware:
     # -- unsafe methods ------------------------------------------------------------------------
 
     async def _unsafe(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        if not self.cache.settings.enabled:
+            await self.app(scope, receive, send)
+            return
+        await UnsafeRequest(self, scope, receive, send).run()
+
+    def path_cacheable(self, scope: Scope, path: str) -> bool:
+        """Whether GET responses of ``path`` on this app may be in the cache at all."""
+        if self.options.cache_all:
+            return True
+        get_scope = {**scope, "method": "GET", "path": path, "query_string": b""}
+        return self.resolver.resolve(get_scope, self.app).response is not None
 
     # -- lifespan ------------------------------------------------------------------------------
 

@@ -1,0 +1,111 @@
+"""Invalidation on unsafe requests (RFC 9111 section 4.4) and ``@cache.invalidates`` hooks.
+
+A POST/PUT/PATCH/DELETE answered 2xx or 3xx invalidates, before its response start reaches
+the client (so the client's next GET is fresh):
+
+1. every cached variant of the target URI (through the implicit per-path URL tag every
+   response entry depends on);
+2. same-origin ``Location`` and ``Content-Location`` URIs the same way;
+3. the tags of the route's ``@cache.invalidates("users:{user_id}", ...)``, filled from path
+   parameters.
+
+A 4xx/5xx response or an exception invalidates nothing. Only URIs that can have cached
+entries (a GET route with a policy, or any path in ``cache_all`` mode) are invalidated, so
+mutations of uncached resources cost no backend command.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urljoin, urlsplit
+
+from .keying import url_tag_for
+from .policy import fill_templates
+
+if TYPE_CHECKING:
+    from .middleware import CacheMiddleware
+
+__all__ = ["UnsafeRequest"]
+
+logger = logging.getLogger("asgi_cache.http")
+
+Message = MutableMapping[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+Receive = Callable[[], Awaitable[Message]]
+
+
+class UnsafeRequest:
+    """One mutating request passing through the middleware."""
+
+    __slots__ = ("mw", "params", "receive", "scope", "send", "tags")
+
+    def __init__(
+        self, mw: CacheMiddleware, scope: MutableMapping[str, Any], receive: Receive, send: Send
+    ) -> None:
+        self.mw = mw
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        resolution = mw.resolver.resolve(scope, mw.app)
+        self.params = resolution.params
+        self.tags: list[str] = []
+        if resolution.invalidates is not None:
+            filled = fill_templates(resolution.invalidates.tags, resolution.params)
+            if filled is None:
+                logger.error(
+                    "asgi-cache: invalidation templates %r need path parameters this route "
+                    "does not have (%s); invalidating the URI only",
+                    resolution.invalidates.tags,
+                    sorted(resolution.params),
+                )
+            else:
+                self.tags = filled
+
+    async def run(self) -> None:
+        """Call the app; invalidate before a successful response starts."""
+        await self.mw.app(self.scope, self.receive, self._send)
+
+    async def _send(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and 200 <= message["status"] < 400:
+            await self.invalidate(list(message.get("headers", [])))
+        await self.send(message)
+
+    async def invalidate(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Invalidate the target URI, same-origin Location/Content-Location, and the tags."""
+        paths = [self.scope["path"]]
+        host = _host(self.scope)
+        for name, value in headers:
+            if name.lower() in (b"location", b"content-location"):
+                path = _same_origin_path(value.decode("latin-1"), self.scope["path"], host)
+                if path is not None:
+                    paths.append(path)
+        tags = list(self.tags)
+        for path in dict.fromkeys(paths):
+            if self.mw.path_cacheable(self.scope, path):
+                tags.append(url_tag_for(path))
+        if tags:
+            await self.mw.cache.invalidate_tags(*tags)
+
+
+def _host(scope: MutableMapping[str, Any]) -> str:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"host":
+            return str(value.decode("latin-1").strip().lower())
+    return ""
+
+
+def _same_origin_path(reference: str, base_path: str, host: str) -> str | None:
+    """The decoded path of ``reference`` if it is on this origin (RFC 9111 section 4.4)."""
+    parts = urlsplit(reference.strip())
+    if parts.netloc and parts.netloc.lower() != host:
+        return None
+    if parts.scheme and parts.scheme not in ("http", "https"):
+        return None
+    path = parts.path
+    if not path:
+        return None
+    if not path.startswith("/"):
+        path = urlsplit(urljoin(base_path, path)).path
+    return unquote(path)
