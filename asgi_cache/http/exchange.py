@@ -111,6 +111,7 @@ class Exchange:
         "size",
         "snapshot",
         "stale",
+        "start",
         "tags",
         "waiters",
     )
@@ -147,6 +148,7 @@ class Exchange:
         self.snapshot = TagSnapshot(())
         self.mode = PENDING
         self.facts: ResponseFacts | None = None
+        self.start: Message = {}
         self.chunks: list[bytes] = []
         self.size = 0
         self.client_started = False
@@ -417,6 +419,7 @@ class Exchange:
         status = message["status"]
         facts = ResponseFacts.parse(status, list(message.get("headers", [])))
         self.facts = facts
+        self.start = message
         if self.revalidating and status == 304:
             self.mode = NOT_MODIFIED
             return
@@ -425,6 +428,8 @@ class Exchange:
             return
         if self.no_store:
             reason: str | None = "no-store"
+        elif message.get("trailers"):
+            reason = "trailers"  # trailers are not stored; the response must stream as sent
         else:
             reason = facts.unstorable_reason(
                 self.policy,
@@ -446,7 +451,8 @@ class Exchange:
         headers = self.mw.client_headers(facts.headers)
         headers += self.mw.status_headers(f"fwd={self.fwd}; detail={detail}", self._x_miss())
         self.client_started = True
-        await self.send({"type": "http.response.start", "status": facts.status, "headers": headers})
+        # Keep the app's other start keys (such as ``trailers``).
+        await self.send({**self.start, "headers": headers})
 
     def _x_miss(self) -> str:
         return "BYPASS" if self.fwd == "bypass" else "MISS"
@@ -457,7 +463,8 @@ class Exchange:
         await self._send_start(detail)
         body = b"".join(self.chunks)
         self.chunks = []
-        await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
+        if body or not more_body:  # no empty chunk before a pathsend message
+            await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
 
     async def _complete(self) -> None:
         facts = self.facts
