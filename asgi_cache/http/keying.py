@@ -1,10 +1,10 @@
 """Canonical request keys and the per-URL Vary memory.
 
-A response key is ``cache.keys.http(digest)`` where the digest hashes a length-prefixed
-sequence of parts (so ``?a=1&b=2`` and ``?a=1%26b%3D2`` or any delimiter trick cannot collide)::
+A response key is ``cache.keys.http(digest)``. The digest is two length-prefixed hashes (so
+``?a=1&b=2`` and ``?a=1%26b%3D2``, or any other delimiter trick, cannot collide)::
 
-    "http1", scheme, host, path, <n query pairs>, name, value, ..., "vary", <n names>,
-    name, value, ...
+    url digest = H("http1", scheme, host, path, <n query pairs>, name, value, ...)
+    key digest = H(url digest, "vary", <n names>, name, value, ...)
 
 The path is the decoded ASGI ``path`` the router matches on. The query is parsed, tracking
 parameters dropped, and sorted by name (the relative order of repeated names is kept because
@@ -14,8 +14,9 @@ apps may read it). Varied header values go into the hash, never into a key in cl
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -60,6 +61,7 @@ class KeyOptions:
 
     allowed_hosts: tuple[str, ...] | None
     ignored_query_params: tuple[str, ...]
+    _ignored_re: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -79,7 +81,10 @@ class KeyOptions:
                     f"{option}={value!r} is not allowed: expected a list of non-empty str"
                 )
         hosts = None if allowed_hosts is None else tuple(h.lower() for h in allowed_hosts)
-        return cls(hosts, tuple(ignored_query_params))
+        patterns = tuple(ignored_query_params)
+        # One compiled alternation instead of a glob match per pattern per parameter.
+        regex = re.compile("|".join(fnmatch.translate(p) for p in patterns)) if patterns else None
+        return cls(hosts, patterns, regex)
 
     def host_allowed(self, host: str) -> bool:
         """Whether ``host`` (lowercase, port stripped) may be keyed."""
@@ -92,10 +97,13 @@ class KeyOptions:
 
     def ignored(self, name: str) -> bool:
         """Whether the query parameter ``name`` is left out of keys."""
-        return any(fnmatch.fnmatchcase(name, p) for p in self.ignored_query_params)
+        regex = self._ignored_re
+        return regex is not None and regex.match(name) is not None
 
 
 def _query_parts(query: str, options: KeyOptions) -> list[bytes]:
+    if not query:
+        return [b"0"]
     pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if not options.ignored(k)]
     # Stable sort by name only: ?a=2&a=1 stays distinct from ?a=1&a=2 (apps read lists).
     pairs.sort(key=lambda kv: kv[0])
@@ -143,7 +151,13 @@ class RequestKey:
         path = scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
         query_parts = _query_parts(query, options)
-        self.url_parts = [b"http1", scheme.encode(), host.encode(), path.encode(), *query_parts]
+        self.url_parts = [
+            b"http1",
+            scheme.encode(),
+            host.encode(),
+            path.encode("utf-8", "surrogatepass"),
+            *query_parts,
+        ]
         self.url_digest = canonical_digest(self.url_parts)
         self.path_and_query = path + ("?" + query if query else "")
 
@@ -162,9 +176,13 @@ class RequestKey:
         return value.strip()
 
     def digest(self, vary: Iterable[str]) -> str:
-        """The digest of this request's variant for the varied header names ``vary``."""
+        """The digest of this request's variant for the varied header names ``vary``.
+
+        Built on the URL digest (itself a length-prefixed hash of the URL parts), so the
+        URL is hashed once per request however many variants are computed.
+        """
         names = sorted(set(vary))
-        parts = [*self.url_parts, b"vary", str(len(names)).encode()]
+        parts = [self.url_digest.encode(), b"vary", str(len(names)).encode()]
         for name in names:
             parts += (name.encode(), self.header_value(name).encode("latin-1"))
         return canonical_digest(parts)
