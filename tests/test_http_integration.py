@@ -343,3 +343,42 @@ def test_decorator_returns_the_endpoint_itself() -> None:
         return None
 
     assert cache.response(ttl=5)(endpoint) is endpoint
+
+
+async def test_redis_paused_fails_open(own_redis: RedisServer) -> None:
+    cache = make_cache(RedisBackend(own_redis.url, op_timeout=0.1, connect_timeout=0.2))
+    calls: Counter[str] = Counter()
+    app = fastapi_app(cache, calls)
+    async with client_for(app) as client:
+        await client.get("/users/1")
+        own_redis.pause()  # SIGSTOP: commands hang instead of failing
+        try:
+            frozen = await client.get("/users/1")
+            new = await client.get("/users/3")
+        finally:
+            own_redis.resume()
+    await cache.backend.aclose()
+    assert frozen.status_code == 200
+    assert frozen.json() == {"id": 1, "calls": 2}
+    assert frozen.headers["x-cache"] == "MISS"
+    assert new.json() == {"id": 3, "calls": 1}
+    assert cache.stats()["errors"] >= 2
+
+
+async def test_custom_ignored_query_params(web_cache: Cache) -> None:
+    calls: Counter[str] = Counter()
+
+    @web_cache.response(ttl=60)
+    async def page(request: Request) -> Response:
+        calls["n"] += 1
+        return PlainTextResponse(f"p{calls['n']}")
+
+    routes = [Route("/p", page)]
+    app = wrap(Starlette(routes=routes), web_cache, ignored_query_params=["session_*", "ts"])
+    async with client_for(app) as client:
+        a = await client.get("/p?x=1&session_id=9&ts=5")
+        b = await client.get("/p?x=1")
+        c = await client.get("/p?x=1&utm_source=mail")  # no longer ignored
+    assert b.headers["x-cache"] == "HIT"
+    assert a.text == b.text
+    assert c.headers["x-cache"] == "MISS"
