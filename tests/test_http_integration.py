@@ -382,3 +382,32 @@ async def test_custom_ignored_query_params(web_cache: Cache) -> None:
     assert b.headers["x-cache"] == "HIT"
     assert a.text == b.text
     assert c.headers["x-cache"] == "MISS"
+
+
+async def test_host_routes_are_resolved_per_request(web_cache: Cache) -> None:
+    from starlette.routing import Host, Router
+
+    calls: Counter[str] = Counter()
+
+    @web_cache.response(ttl=60)
+    async def api(request: Request) -> Response:
+        calls["api"] += 1
+        return PlainTextResponse(f"api{calls['api']}")
+
+    async def www(request: Request) -> Response:
+        calls["www"] += 1
+        return PlainTextResponse(f"www{calls['www']}")
+
+    routes = [
+        Host("api.example.com", app=Router(routes=[Route("/x", api)])),
+        Host("www.example.com", app=Router(routes=[Route("/x", www)])),
+    ]
+    app = wrap(Starlette(routes=routes), web_cache)
+    async with client_for(app) as client:
+        results = [
+            await client.get("/x", headers={"host": host})
+            for host in ("api.example.com", "www.example.com", "api.example.com", "www.example.com")
+        ]
+    assert [r.text for r in results] == ["api1", "www1", "api1", "www2"]
+    assert results[2].headers["x-cache"] == "HIT"
+    assert "x-cache" not in results[3].headers

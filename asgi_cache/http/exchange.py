@@ -27,7 +27,7 @@ from ..cache import TagSnapshot
 from ..keys import validate_tag
 from .cache_control import delta_seconds, parse_cache_control, parse_http_date, weak_match
 from .keying import RequestKey, url_tag_for
-from .policy import ResponsePolicy
+from .policy import ResponsePolicy, fill_templates
 from .responses import (
     FLAG_DERIVED_ETAG,
     FLAG_MUST_REVALIDATE,
@@ -181,8 +181,10 @@ class Exchange:
             only_if_cached = "only-if-cached" in cc
             if "max-age" in cc:
                 req_max_age = delta_seconds(cc["max-age"]) or 0
-            pragma = "cache-control" not in headers and "no-cache" in headers.get("pragma", "")
-            force = "no-cache" in cc or req_max_age == 0 or pragma
+            # RFC 9111 section 5.4: Pragma only counts when there is no Cache-Control.
+            pragma = headers.get("pragma", "").lower()
+            pragma_no_cache = "cache-control" not in headers and "no-cache" in pragma
+            force = "no-cache" in cc or req_max_age == 0 or pragma_no_cache
         names, self.remembered_tags = await mw.vary_of(key)
         self.lookup_names = tuple(sorted({*policy.vary, *names}))
         self.full_key = mw.cache.keys.http(key.digest(self.lookup_names))
@@ -225,8 +227,6 @@ class Exchange:
         await self.forward()
 
     def _fill_tags(self) -> str | None:
-        from .policy import fill_templates
-
         filled = fill_templates(self.policy.tags, self.params)
         if filled is None:
             logger.error(
@@ -508,8 +508,10 @@ class Exchange:
         swr, sie = merged.stale_windows(self.policy)
         stale.flags = (stale.flags & FLAG_DERIVED_ETAG) | merged.flags()
         self._set_times(stale, now, merged.age, lifetime, swr, sie, keep=True)
-        ok, shared = await self.store(stale, merged)
-        self.release(shared)
+        ok = False
+        if not self.no_store:
+            ok, shared = await self.store(stale, merged)
+            self.release(shared)
         cache.counters.hits += 1
         status = "fwd=stale; fwd-status=304" + ("; stored" if ok else "")
         await self.serve(stale, status, "HIT", with_age=True)
