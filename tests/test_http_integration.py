@@ -411,3 +411,22 @@ async def test_host_routes_are_resolved_per_request(web_cache: Cache) -> None:
     assert [r.text for r in results] == ["api1", "www1", "api1", "www2"]
     assert results[2].headers["x-cache"] == "HIT"
     assert "x-cache" not in results[3].headers
+
+
+async def test_cold_process_hit_is_one_round_trip(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    warm, cold = (make_cache(RedisBackend(redis_url)) for _ in range(2))
+    async with client_for(fastapi_app(warm, Counter())) as client:
+        await client.get("/users/1")
+    # Another process that has never seen this URL: its first hit must not read the Vary
+    # memory first.
+    async with client_for(fastapi_app(cold, Counter())) as client:
+        await cold.backend.ping()  # connect outside the measurement
+        redis_server.command("CONFIG", "RESETSTAT")
+        hit = await client.get("/users/1")
+        cost = command_calls(redis_server)
+    for c in (warm, cold):
+        await c.backend.aclose()
+    assert hit.headers["x-cache"] == "HIT"
+    assert cost == {"evalsha": 1, "get": 4}

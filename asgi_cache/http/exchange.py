@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from .._exceptions import BackendError, ConfigurationError
 from ..cache import TagSnapshot
 from ..keys import validate_tag
-from .cache_control import delta_seconds, parse_cache_control, parse_http_date, weak_match
+from .cache_control import (
+    delta_seconds,
+    parse_cache_control,
+    parse_http_date,
+    parse_vary,
+    weak_match,
+)
 from .keying import RequestKey, url_tag_for
 from .policy import ResponsePolicy, fill_templates
 from .responses import (
@@ -137,7 +143,7 @@ class Exchange:
         self.explicit_only = explicit_only
         self.key: RequestKey = RequestKey(scope, mw.keying)
         self.tags: list[str] = []
-        self.remembered_tags: tuple[str, ...] = ()
+        self.remembered_tags: tuple[str, ...] | None = None
         self.lookup_names: tuple[str, ...] = ()
         self.full_key = ""
         self.credentials: str | None = None
@@ -185,15 +191,26 @@ class Exchange:
             pragma = headers.get("pragma", "").lower()
             pragma_no_cache = "cache-control" not in headers and "no-cache" in pragma
             force = "no-cache" in cc or req_max_age == 0 or pragma_no_cache
-        names, self.remembered_tags = await mw.vary_of(key)
-        self.lookup_names = tuple(sorted({*policy.vary, *names}))
-        self.full_key = mw.cache.keys.http(key.digest(self.lookup_names))
+        # The URL's Vary names, as this process remembers them. A process that does not know
+        # the URL yet looks up the policy's variant first (one round trip when it hits) and
+        # reads the backend's Vary memory only on a miss.
+        local = mw.vary_memory.get_local(key.url_digest)
+        if local is not None:
+            self._set_lookup(local[0])
+            self.remembered_tags = local[1]
+        else:
+            self._set_lookup(())
         if force:
+            await self._learn_vary()
             self.fwd = "request"
             await self.forward()
             return
         entry = await mw.cache.read_entry(self.full_key)
+        if entry is None and local is None and await self._learn_vary():
+            entry = await mw.cache.read_entry(self.full_key)
         stored = StoredResponse.from_entry(entry) if entry is not None else None
+        if stored is not None and local is None and self.remembered_tags is None:
+            mw.vary_memory.put_local(key.url_digest, _vary_names(stored), None)
         if stored is not None and self.credentials and not stored.flags & FLAG_SHAREABLE:
             stored = None
         now = time.time()
@@ -225,6 +242,17 @@ class Exchange:
             return
         counters.misses += 1
         await self.forward()
+
+    def _set_lookup(self, names: tuple[str, ...]) -> None:
+        self.lookup_names = tuple(sorted({*self.policy.vary, *names}))
+        self.full_key = self.mw.cache.keys.http(self.key.digest(self.lookup_names))
+
+    async def _learn_vary(self) -> bool:
+        """Read the URL's remembered Vary names and tags; return whether the key changed."""
+        names, self.remembered_tags = await self.mw.vary_of(self.key)
+        before = self.full_key
+        self._set_lookup(names)
+        return self.full_key != before
 
     def _fill_tags(self) -> str | None:
         filled = fill_templates(self.policy.tags, self.params)
@@ -337,6 +365,8 @@ class Exchange:
         mw, stale = self.mw, self.stale
         self.revalidating = stale is not None and _has_origin_validator(stale)
         if not self.no_store:
+            if self.remembered_tags is None:
+                _, self.remembered_tags = await mw.vary_of(self.key)
             tags = [*self.tags, url_tag_for(self.scope["path"]), *self.remembered_tags]
             self.snapshot = await mw.cache.snapshot(tags, ttl=self.policy.ttl)
         scope = self.origin_scope()
@@ -685,6 +715,11 @@ class Exchange:
             await self.send(message)
 
         await mw.app(self.scope, self.receive, send)
+
+
+def _vary_names(stored: StoredResponse) -> tuple[str, ...]:
+    names = parse_vary([v.decode("latin-1") for n, v in stored.headers if n == b"vary"])
+    return names or ()
 
 
 def _has_origin_validator(stored: StoredResponse) -> bool:

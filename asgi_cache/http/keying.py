@@ -215,14 +215,19 @@ class VaryMemory:
 
     def __init__(self, max_items: int = 10_000) -> None:
         self.max_items = max_items
-        self._local: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._local: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {}
 
-    def get_local(self, url_digest: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-        """The remembered (vary names, tags) of a URL in this process, if any."""
+    def get_local(self, url_digest: str) -> tuple[tuple[str, ...], tuple[str, ...] | None] | None:
+        """The remembered (vary names, tags) of a URL in this process, if any.
+
+        Tags are ``None`` when only the names are known (learned from a hit).
+        """
         return self._local.get(url_digest)
 
-    def put_local(self, url_digest: str, names: tuple[str, ...], tags: tuple[str, ...]) -> None:
-        """Remember a URL's vary names and runtime tags in this process."""
+    def put_local(
+        self, url_digest: str, names: tuple[str, ...], tags: tuple[str, ...] | None
+    ) -> None:
+        """Remember a URL's vary names and runtime tags (``None``: unknown) in this process."""
         local = self._local
         if url_digest not in local and len(local) >= self.max_items:
             del local[next(iter(local))]

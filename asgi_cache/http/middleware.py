@@ -207,12 +207,13 @@ class CacheMiddleware:
     async def vary_of(self, key: RequestKey) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The Vary names and runtime tags remembered for the request's URL.
 
-        In-process first; the backend copy is read once per URL and process.
+        In-process first; the backend copy is read when this process does not know the
+        URL's tags yet (once per URL and process).
         """
         memory = self.vary_memory
         local = memory.get_local(key.url_digest)
-        if local is not None:
-            return local
+        if local is not None and local[1] is not None:
+            return local[0], local[1]
         cache = self.cache
         try:
             raw = await cache.backend.get_raw(cache.keys.vary(key.url_digest))
