@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 from ._exceptions import BackendError
@@ -28,7 +28,12 @@ from .codec import CorruptEntry, Entry, EntryKind, Serializer, decode_entry, enc
 from .keys import KeySpace, validate_key, validate_tag
 from .settings import CacheSettings
 
+if TYPE_CHECKING:
+    from .loading import Loading
+
 __all__ = ["Cache", "TagSnapshot"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("asgi_cache")
 
@@ -79,6 +84,7 @@ class Cache:
             delete=lambda *keys: self.backend.delete(*keys),
             all_tag=self.keys.all_tag,
         )
+        self._loading_engine: Loading | None = None
 
     # -- construction --------------------------------------------------------------------------
 
@@ -514,6 +520,144 @@ class Cache:
         from .http.keying import url_tag
 
         return await self.invalidate_tags(url_tag(path_or_url))
+
+    # -- cache-aside (asgi_cache.loading, asgi_cache.aside) ------------------------------------
+
+    @property
+    def _loading(self) -> Loading:
+        if self._loading_engine is None:
+            from .loading import Loading
+
+            self._loading_engine = Loading(self)
+        return self._loading_engine
+
+    async def get_or_load(
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[T]],
+        *,
+        ttl: float | None = None,
+        tags: Sequence[str] = (),
+        lock: bool = True,
+        lock_timeout: float | None = None,
+        stale_ttl: float | None = None,
+        negative_ttl: float | None = None,
+        early_refresh: bool | float = False,
+        returns: Any = None,
+    ) -> T:
+        """Return the value cached under ``key``; on a miss, run ``loader`` once and cache it.
+
+        Concurrent misses share one load in this process and, with ``lock``, across processes
+        (a Redis lock; waiters are woken when the value lands). A loader returning ``None``
+        is cached as a negative entry for ``negative_ttl``. Never raises because of Redis: when
+        it is down the loader runs directly. See ``docs/cache-aside.md``.
+
+        Args:
+            key: The caller's key, ``<entity>:<id>:<attribute>`` (``users:42:profile``).
+            loader: Async callable with no arguments that reads the source of truth.
+            ttl: Freshness lifetime in seconds (jittered); ``None`` means the default TTL.
+            tags: Tags the value derives from, for :meth:`invalidate_tags`.
+            lock: Take the distributed lock on a miss (one loader across processes).
+            lock_timeout: Longest wait for another process's load; then serve stale, else
+                load. ``None`` means ``settings.lock_timeout``.
+            stale_ttl: Seconds after expiry during which the stale value is returned at once
+                while one background refresh runs (stale-while-revalidate).
+            negative_ttl: Lifetime of a cached ``None``; ``None`` means the setting.
+            early_refresh: XFetch: ``True`` (beta 1.0) or a beta > 0 refreshes hot keys
+                before they expire, with a probability scaled by the measured load time.
+            returns: Type to rebuild hits into (``User``, ``list[User]``, ``User | None``), so
+                a hit returns what the loader returns.
+
+        Returns:
+            The cached or freshly loaded value.
+
+        Raises:
+            ConfigurationError: An option has a value that is not allowed.
+            SerializationError: The loaded value cannot be encoded (names key and type).
+            Exception: Whatever the loader raised (nothing is cached then).
+        """
+        from .loading import resolve_options
+
+        opts = resolve_options(
+            self,
+            ttl=ttl,
+            tags=tags,
+            lock=lock,
+            lock_timeout=lock_timeout,
+            stale_ttl=stale_ttl,
+            negative_ttl=negative_ttl,
+            early_refresh=early_refresh,
+            rebuild=None if returns is None else self._loading.rebuilder(returns),
+        )
+        value: T = await self._loading.get_or_load(key, loader, opts)
+        return value
+
+    def aside(
+        self,
+        loader: Callable[..., Awaitable[T]],
+        *,
+        key: str,
+        ttl: float | None = None,
+        tags: Sequence[str] = (),
+        lock: bool = True,
+        lock_timeout: float | None = None,
+        stale_ttl: float | None = None,
+        negative_ttl: float | None = None,
+        early_refresh: bool | float = False,
+        returns: Any = None,
+    ) -> Callable[..., Awaitable[T]]:
+        """Wrap ``loader`` as a cache-aside FastAPI dependency (or a plain async helper).
+
+        The result has the loader's signature, so FastAPI resolves the loader's own path,
+        query and ``Depends`` parameters; ``key`` and ``tags`` are templates filled from
+        them (``"users:{user_id}:profile"``). Hits are rebuilt into the loader's return
+        annotation (or ``returns``). The options are those of :meth:`get_or_load`.
+
+        Raises:
+            ConfigurationError: A template names something that is not a loader parameter.
+        """
+        from .aside import build_aside
+
+        return build_aside(
+            self,
+            loader,
+            key=key,
+            tags=tags,
+            returns=returns,
+            options={
+                "ttl": ttl,
+                "lock": lock,
+                "lock_timeout": lock_timeout,
+                "stale_ttl": stale_ttl,
+                "negative_ttl": negative_ttl,
+                "early_refresh": early_refresh,
+            },
+        )
+
+    async def write_through(
+        self,
+        key: str,
+        value: Any,
+        *,
+        write: Callable[[], Awaitable[Any]],
+        ttl: float | None = None,
+        tags: Sequence[str] = (),
+    ) -> bool:
+        """Save to the database with ``write``, then cache ``value`` under ``key``.
+
+        ``write`` (an async callable with no arguments) is awaited before the cache is
+        touched; if it raises, the cache is left as it was and the exception propagates. If
+        caching then fails, the key is deleted (retried in the background while Redis is
+        unreachable), so the old value is not served. Loads in flight that read the old row
+        cannot store it afterwards (their lock is dropped; ``tags`` are invalidated).
+
+        Returns:
+            Whether the new value was cached.
+
+        Raises:
+            SerializationError: ``value`` cannot be encoded (raised before ``write`` runs).
+        """
+        return await self._loading.write_through(key, value, write=write, ttl=ttl, tags=tags)
 
     # -- operations ----------------------------------------------------------------------------
 

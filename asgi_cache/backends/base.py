@@ -17,12 +17,18 @@ Guarantees every backend gives (and the contract tests check on memory, fakeredi
   least the entry's, so tag versions outlive the entries that need them and no longer.
 - :meth:`Backend.versions` returns each tag's current version, creating a fresh random one
   for a tag that has none; a version is never reused.
+- :meth:`Backend.set_if_locked` is :meth:`Backend.set` fenced by a lock: it stores nothing
+  unless the lock key still holds the caller's token, so a loader whose lock expired while it
+  worked cannot overwrite the value written by the next holder.
+- :meth:`Backend.publish` wakes every :meth:`Backend.subscribe` callback whose prefix matches
+  the channel, in every process sharing the store (memory: this process only). Delivery is
+  best effort: callers must bound their waits.
 - Every failure is raised as :class:`~asgi_cache.BackendError` (the cache fails open on it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["Backend", "Dependency"]
@@ -85,6 +91,30 @@ class Backend(Protocol):
 
     async def release_lock(self, key: str, token: str) -> bool:
         """Release the lock if ``token`` still holds it; return whether it did."""
+        ...
+
+    async def set_if_locked(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float,
+        deps: Sequence[Dependency],
+        lock_key: str,
+        token: str,
+    ) -> bool:
+        """:meth:`set`, but only while ``lock_key`` still holds ``token`` (a fenced write)."""
+        ...
+
+    async def publish(self, channel: str) -> None:
+        """Wake the subscribers of ``channel`` (no payload)."""
+        ...
+
+    async def subscribe(self, prefix: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(channel)`` for every later publish on a channel starting with ``prefix``.
+
+        Returns once the subscription is active, so a publish that follows is delivered.
+        One subscriber connection serves every subscription of the backend.
+        """
         ...
 
     async def ping(self) -> float:

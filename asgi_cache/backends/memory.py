@@ -50,6 +50,7 @@ class MemoryBackend(Backend):
         self._meta: dict[str, tuple[str | bytes, float]] = {}
         self._writes = 0
         self.evictions = 0
+        self._subscribers: list[tuple[str, Callable[[str], None]]] = []
 
     @property
     def used_bytes(self) -> int:
@@ -169,6 +170,27 @@ class MemoryBackend(Backend):
         del self._meta[key]
         return True
 
+    async def set_if_locked(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float,
+        deps: Sequence[Dependency],
+        lock_key: str,
+        token: str,
+    ) -> bool:
+        if self._meta_get(lock_key) != token:
+            return False
+        return await self.set(key, value, ttl, deps)
+
+    async def publish(self, channel: str) -> None:
+        for prefix, callback in list(self._subscribers):
+            if channel.startswith(prefix):
+                callback(channel)
+
+    async def subscribe(self, prefix: str, callback: Callable[[str], None]) -> None:
+        self._subscribers.append((prefix, callback))
+
     async def ping(self) -> float:
         return 0.0
 
@@ -187,6 +209,7 @@ class MemoryBackend(Backend):
     async def aclose(self) -> None:
         self._data.clear()
         self._meta.clear()
+        self._subscribers.clear()
         self._bytes = 0
 
     # -- internals ---------------------------------------------------------------------------

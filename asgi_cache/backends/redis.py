@@ -11,6 +11,8 @@ trip as the read)::
 
 Cost per operation on one Redis node: ``get`` one EVALSHA (reads the entry and its tag
 versions), ``set`` one EVALSHA, ``versions`` one EVALSHA, ``invalidate`` one DEL/UNLINK.
+``publish`` is one PUBLISH; every ``subscribe`` of a backend shares one pub/sub connection
+(one PSUBSCRIBE per prefix) read by one task, which reconnects and resubscribes after a fault.
 The scripts read tag keys named inside the entry, which a single Redis node allows; on Redis
 Cluster they would need the entry and its tags in one slot (not supported yet).
 """
@@ -18,10 +20,11 @@ Cluster they would need the entry and its tags in one slot (not supported yet).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -101,6 +104,22 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
+"""
+
+FENCED_SET_SCRIPT: Final = """
+-- SET_SCRIPT fenced by a lock: store only while the writer still holds the key's lock.
+-- KEYS[1]: entry key; KEYS[2]: lock key; KEYS[3..]: tag keys. ARGV[1]: value; ARGV[2]: ttl
+-- in ms; ARGV[3]: the writer's lock token; ARGV[4..]: the version recorded for each tag key.
+-- The token is the fencing version: a writer whose lease expired (the lock is gone, or holds
+-- the next holder's token) cannot overwrite what the next holder wrote.
+-- Returns 1 if stored, 0 if the lock or a tag moved on.
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+for i = 3, #KEYS do
+  if redis.call('GET', KEYS[i]) ~= ARGV[i + 1] then return 0 end
+end
+for i = 3, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[2], 'GT') end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 
 RELEASE_LOCK_SCRIPT: Final = """
@@ -197,6 +216,11 @@ class RedisBackend(Backend):
         self._versions = client.register_script(VERSIONS_SCRIPT)
         self._extend = client.register_script(EXTEND_LOCK_SCRIPT)
         self._release = client.register_script(RELEASE_LOCK_SCRIPT)
+        self._fenced_set = client.register_script(FENCED_SET_SCRIPT)
+        self._subscribers: list[tuple[str, Callable[[str], None]]] = []
+        self._pubsub: aioredis.client.PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._confirmed: dict[str, asyncio.Event] = {}
 
     async def _run(self, what: str, coro: Any) -> Any:
         try:
@@ -283,6 +307,73 @@ class RedisBackend(Backend):
     async def release_lock(self, key: str, token: str) -> bool:
         return bool(await self._run("unlock", self._release(keys=[key], args=[token])))
 
+    async def set_if_locked(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float,
+        deps: Sequence[Dependency],
+        lock_key: str,
+        token: str,
+    ) -> bool:
+        payload = encode_deps_header(deps) + value
+        keys = [key, lock_key, *(d[0] for d in deps)]
+        args: list[bytes | int | str] = [payload, _ms(ttl), token, *(d[1] for d in deps)]
+        return bool(await self._run("fenced SET", self._fenced_set(keys=keys, args=args)))
+
+    async def publish(self, channel: str) -> None:
+        await self._run("PUBLISH", self.client.publish(channel, b"1"))
+
+    async def subscribe(self, prefix: str, callback: Callable[[str], None]) -> None:
+        pattern = _glob_escape(prefix) + "*"
+        confirmed = self._confirmed.get(pattern)
+        if confirmed is None:
+            if self._pubsub is None:
+                self._pubsub = self.client.pubsub()
+            # Registered first: the reader may see the confirmation before psubscribe returns.
+            confirmed = self._confirmed[pattern] = asyncio.Event()
+            try:
+                await self._run("PSUBSCRIBE", self._pubsub.psubscribe(pattern))
+            except BackendError:
+                del self._confirmed[pattern]
+                raise
+            if self._reader is None:
+                self._reader = asyncio.create_task(self._read_messages(self._pubsub))
+        if (prefix, callback) not in self._subscribers:
+            self._subscribers.append((prefix, callback))
+        # Redis confirms a subscription on the subscriber connection; only after that is a
+        # PUBLISH from another connection guaranteed to reach it.
+        await self._run("PSUBSCRIBE", confirmed.wait())
+
+    async def _read_messages(self, pubsub: aioredis.client.PubSub) -> None:
+        failures = 0
+        while True:
+            try:
+                message = await pubsub.get_message(timeout=None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Connection lost: redis-py reconnects and resubscribes on the next read.
+                # Until Redis confirms again, publishes are missed; waiters bound their waits.
+                for event in self._confirmed.values():
+                    event.clear()
+                failures += 1
+                await asyncio.sleep(min(2.0, 0.05 * 2**failures))
+                continue
+            failures = 0
+            if message is None:  # pragma: no cover - only with health checks enabled
+                continue
+            kind = message["type"]
+            if kind == "psubscribe":
+                pending = self._confirmed.get(_text(message["channel"]))
+                if pending is not None:
+                    pending.set()
+            elif kind == "pmessage":
+                channel = _text(message["channel"])
+                for prefix, callback in list(self._subscribers):
+                    if channel.startswith(prefix):
+                        callback(channel)
+
     async def ping(self) -> float:
         start = time.perf_counter()
         await self._run("PING", self.client.ping())
@@ -300,8 +391,23 @@ class RedisBackend(Backend):
         }
 
     async def aclose(self) -> None:
+        reader, pubsub = self._reader, self._pubsub
+        self._reader = self._pubsub = None
+        self._subscribers.clear()
+        self._confirmed.clear()
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
         if self._owns_client:
             await self.client.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _glob_escape(text: str) -> str:

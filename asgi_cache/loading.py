@@ -1,0 +1,501 @@
+"""``get_or_load``: cache-aside with stampede protection, stale-while-revalidate and XFetch.
+
+One call does the whole read path of cache-aside::
+
+    fresh entry  -> return it (and maybe refresh early, XFetch)
+    stale entry  -> return it at once, refresh in the background (RFC 5861 semantics for data)
+    miss         -> single-flight in this process; then the distributed lock:
+                    holder: snapshot tags, run the loader, store (fenced by the lock), release,
+                            publish on the notify channel
+                    waiter: sleep until the holder publishes (bounded by lock_timeout), then
+                            read the value, or take the lock and load, or serve stale
+
+A loader returning ``None`` is cached as a short negative entry. Tag versions are read
+*before* the loader runs and the value is stored only if they are still current, so a load
+that overlaps an invalidation never leaves a stale entry behind.
+
+Everything fails open: when Redis does not answer, the loader runs directly (single-flight
+still coalesces callers in this process) and no lock, wait or store is attempted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._exceptions import BackendError, ConfigurationError
+from .aside import rebuilder
+from .codec import CorruptEntry, Entry, EntryKind, decode_entry, encode_entry
+from .keys import validate_key
+from .locking import DistributedLock, Notifier, SingleFlight
+
+if TYPE_CHECKING:
+    from .cache import Cache, TagSnapshot
+
+__all__ = ["LoadOptions", "Loading"]
+
+logger = logging.getLogger("asgi_cache")
+
+Loader = Callable[[], Awaitable[Any] | Any]
+Rebuild = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """The resolved options of one ``get_or_load`` call (see :meth:`Cache.get_or_load`)."""
+
+    ttl: float | None
+    tags: tuple[str, ...]
+    lock: bool
+    lock_timeout: float
+    stale_ttl: float
+    negative_ttl: float
+    early_refresh: float
+    """XFetch beta; 0 disables early refresh."""
+    rebuild: Rebuild | None = None
+
+
+def _seconds(name: str, value: float | None, default: float, *, zero_ok: bool = False) -> float:
+    if value is None:
+        return default
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not zero_ok)
+    ):
+        allowed = "seconds >= 0" if zero_ok else "seconds > 0"
+        raise ConfigurationError(f"{name}={value!r} is not allowed: expected {allowed} or None")
+    return float(value)
+
+
+def resolve_options(
+    cache: Cache,
+    *,
+    ttl: float | None,
+    tags: Sequence[str],
+    lock: bool,
+    lock_timeout: float | None,
+    stale_ttl: float | None,
+    negative_ttl: float | None,
+    early_refresh: bool | float,
+    rebuild: Rebuild | None,
+) -> LoadOptions:
+    """Validate ``get_or_load`` keyword options and fill defaults from the settings.
+
+    Raises:
+        ConfigurationError: An option has a value that is not allowed (the message names it).
+    """
+    if ttl is not None:
+        cache.resolve_ttl(ttl)  # validates
+    if isinstance(tags, str):
+        raise ConfigurationError(f"tags={tags!r} is not allowed: expected a list of tag names")
+    if early_refresh is True:
+        beta = 1.0
+    elif early_refresh is False:
+        beta = 0.0
+    else:
+        beta = _seconds("early_refresh", early_refresh, 0.0, zero_ok=True)
+    s = cache.settings
+    return LoadOptions(
+        ttl=ttl,
+        tags=tuple(tags),
+        lock=bool(lock),
+        lock_timeout=_seconds("lock_timeout", lock_timeout, s.lock_timeout, zero_ok=True),
+        stale_ttl=_seconds("stale_ttl", stale_ttl, 0.0, zero_ok=True),
+        negative_ttl=_seconds("negative_ttl", negative_ttl, s.negative_ttl),
+        early_refresh=beta,
+        rebuild=rebuild,
+    )
+
+
+class _Wait(enum.Enum):
+    WOKEN = 1
+    TIMED_OUT = 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    value: Any
+    entry: Entry
+
+
+class Loading:
+    """The cache-aside engine of one :class:`~asgi_cache.Cache` (single-flight state, the
+    lock notifier and background refreshes)."""
+
+    def __init__(self, cache: Cache) -> None:
+        self.cache = cache
+        self.flights = SingleFlight()
+        self.notifier = Notifier(cache.keys.notify(""))
+        self._background: set[asyncio.Task[Any]] = set()
+        self._retries: set[asyncio.Task[None]] = set()
+        self._random = random.Random()
+        self._rebuilders: dict[Any, Rebuild | None] = {}
+
+    def rebuilder(self, annotation: Any) -> Rebuild | None:
+        """The (memoized) function rebuilding hits into ``annotation``."""
+        try:
+            return self._rebuilders[annotation]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable annotation: build it every time
+            return rebuilder(annotation)
+        built = self._rebuilders[annotation] = rebuilder(annotation)
+        return built
+
+    # -- the read path -------------------------------------------------------------------------
+
+    async def get_or_load(self, key: str, loader: Loader, opts: LoadOptions) -> Any:
+        """Return the cached value of ``key``, loading it with ``loader`` on a miss."""
+        cache = self.cache
+        full_key = cache.keys.data(validate_key(key))
+        stats = cache.counters
+        if not cache.settings.enabled:
+            stats.misses += 1
+            return await self.flights.run(full_key, lambda: self._run_loader(loader))
+        entry, reachable = await self._read(full_key)
+        if entry is not None:
+            found = self._decode(full_key, entry, opts)
+            now = time.time()
+            if found is not None and entry.is_fresh(now):
+                stats.hits += 1
+                if opts.early_refresh and self._xfetch_due(entry, now, opts.early_refresh):
+                    self._refresh_in_background(full_key, key, loader, opts, entry)
+                return found.value
+            if found is not None and now < entry.stale_until:
+                stats.stale += 1
+                self._refresh_in_background(full_key, key, loader, opts, entry)
+                return found.value
+        stats.misses += 1
+        return await self.flights.run(
+            full_key, lambda: self._load(full_key, key, loader, opts, reachable=reachable)
+        )
+
+    def _xfetch_due(self, entry: Entry, now: float, beta: float) -> bool:
+        # XFetch (Vattani, Chierichetti, Lowenstein, "Optimal Probabilistic Cache Stampede
+        # Prevention", VLDB 2015): refresh early with a probability that grows as expiry
+        # nears, scaled by how long the value took to load. 1 - random() is in (0, 1].
+        gap = -entry.load_time * beta * math.log(1.0 - self._random.random())
+        return now + gap >= entry.fresh_until
+
+    def _refresh_in_background(
+        self, full_key: str, key: str, loader: Loader, opts: LoadOptions, seen: Entry
+    ) -> None:
+        if self.flights.in_flight(full_key):
+            return
+        task = self.flights.start(
+            full_key,
+            lambda: self._load(
+                full_key, key, loader, opts, reachable=True, background=True, seen=seen
+            ),
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning(
+                "asgi-cache: background refresh failed; the stale value stays until it expires: %r",
+                task.exception(),
+            )
+
+    async def drain(self) -> None:
+        """Wait for the background refreshes running now (for shutdown and tests)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    # -- the load path -------------------------------------------------------------------------
+
+    async def _load(
+        self,
+        full_key: str,
+        key: str,
+        loader: Loader,
+        opts: LoadOptions,
+        *,
+        reachable: bool,
+        background: bool = False,
+        seen: Entry | None = None,
+    ) -> Any:
+        cache = self.cache
+        if not (opts.lock and reachable):
+            return await self._load_and_store(full_key, key, loader, opts, reachable=reachable)
+        deadline = time.monotonic() + opts.lock_timeout
+        while True:
+            lock = DistributedLock(
+                cache.backend,
+                cache.keys.lock(full_key),
+                lease=cache.settings.lock_lease,
+                on_error=cache.record_error,
+            )
+            try:
+                acquired = await lock.acquire()
+            except BackendError as exc:
+                cache.record_error("lock", exc)
+                return await self._load_and_store(full_key, key, loader, opts, reachable=True)
+            if acquired:
+                return await self._load_locked(full_key, key, loader, opts, lock, seen)
+            if background:
+                return None  # another process is refreshing it; the stale value was served
+            cache.counters.lock_waits += 1
+            outcome = await self._wait(full_key, opts, deadline)
+            if isinstance(outcome, _Found):
+                return outcome.value
+            if outcome is _Wait.TIMED_OUT:
+                break
+            # Woken without a value: the holder failed or lost its lease. Try to take over.
+        # The holder is taking longer than lock_timeout: serve stale if there is any, else
+        # load without the lock (the holder's value and ours are equally fresh).
+        entry, reachable = await self._read(full_key)
+        if entry is not None and time.time() < entry.stale_until:
+            found = self._decode(full_key, entry, opts)
+            if found is not None:
+                cache.counters.stale += not entry.is_fresh(time.time())
+                return found.value
+        return await self._load_and_store(full_key, key, loader, opts, reachable=reachable)
+
+    async def _wait(self, full_key: str, opts: LoadOptions, deadline: float) -> _Found | _Wait:
+        cache = self.cache
+        channel = cache.keys.notify(full_key)
+        await self.notifier.subscribe(cache.backend)
+        with self.notifier.waiter(channel) as woken:
+            # Registered before this read, so a value that lands after it wakes us.
+            found = await self._read_fresh(full_key, opts)
+            if found is not None:
+                return found
+            remaining = deadline - time.monotonic()
+            outcome = _Wait.TIMED_OUT
+            if remaining > 0:
+                try:
+                    async with asyncio.timeout(remaining):
+                        await woken
+                    outcome = _Wait.WOKEN
+                except TimeoutError:
+                    pass
+        found = await self._read_fresh(full_key, opts)
+        return outcome if found is None else found
+
+    async def _load_locked(
+        self,
+        full_key: str,
+        key: str,
+        loader: Loader,
+        opts: LoadOptions,
+        lock: DistributedLock,
+        seen: Entry | None,
+    ) -> Any:
+        cache = self.cache
+        try:
+            # The previous holder may have stored a value between our read and our lock.
+            found = await self._read_fresh(full_key, opts)
+            if found is not None and (seen is None or found.entry.created_at > seen.created_at):
+                return found.value
+            lock.start_watchdog()
+            return await self._load_and_store(full_key, key, loader, opts, fence=lock)
+        finally:
+            await lock.release()
+            # Wake the waiters whether the load worked or not: on success they read the
+            # value, on failure one of them takes the lock instead of waiting it out.
+            try:
+                await cache.backend.publish(cache.keys.notify(full_key))
+            except BackendError as exc:
+                cache.record_error("notify", exc)
+
+    async def _load_and_store(
+        self,
+        full_key: str,
+        key: str,
+        loader: Loader,
+        opts: LoadOptions,
+        *,
+        reachable: bool = True,
+        fence: DistributedLock | None = None,
+    ) -> Any:
+        cache = self.cache
+        ttl = cache.jittered(cache.resolve_ttl(opts.ttl))
+        snapshot = None
+        if reachable:
+            snapshot = await cache.snapshot(opts.tags, ttl=ttl + opts.stale_ttl)
+        started = time.perf_counter()
+        value = await self._run_loader(loader)
+        load_time = time.perf_counter() - started
+        if value is None:
+            entry = cache.make_value_entry(
+                key, None, ttl=opts.negative_ttl, load_time=load_time, negative=True
+            )
+        else:
+            # Raises SerializationError naming the key and type: a value that cannot be
+            # cached is a programming error, reported at the first store.
+            entry = cache.make_value_entry(
+                key, value, ttl=ttl, stale_ttl=opts.stale_ttl, load_time=load_time
+            )
+        if snapshot is not None:
+            await self.store(full_key, entry, snapshot, fence=fence)
+        return value
+
+    async def _run_loader(self, loader: Loader) -> Any:
+        self.cache.counters.loads += 1
+        result = loader()
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    # -- write-through -------------------------------------------------------------------------
+
+    async def write_through(
+        self,
+        key: str,
+        value: Any,
+        *,
+        write: Callable[[], Awaitable[Any]],
+        ttl: float | None,
+        tags: Sequence[str],
+    ) -> bool:
+        """Await ``write`` (the database), then cache ``value``; see :meth:`Cache.write_through`."""
+        cache = self.cache
+        full_key = cache.keys.data(validate_key(key))
+        if isinstance(tags, str):
+            raise ConfigurationError(f"tags={tags!r} is not allowed: expected a list of tag names")
+        fresh = cache.jittered(cache.resolve_ttl(ttl))
+        # Encode before the database write: a value that cannot be cached is a programming
+        # error better raised before the row changes than after.
+        if value is None:
+            entry = cache.make_value_entry(
+                key, None, ttl=cache.settings.negative_ttl, negative=True
+            )
+        else:
+            entry = cache.make_value_entry(key, value, ttl=fresh)
+        await write()  # the database first; if it raises, the cache is untouched
+        if not cache.settings.enabled:
+            return False
+        # Loads that read the old row must not land after us. A locked load is fenced by its
+        # lock token, so dropping the lock makes its store refuse; any load that depends on
+        # ``tags`` is stopped by retiring their versions (the old entries die with them).
+        try:
+            await cache.backend.delete(cache.keys.lock(full_key))
+        except BackendError as exc:
+            cache.record_error("write-through", exc)
+            await self._forget(full_key)
+            return False
+        if tags:
+            await cache.invalidate_tags(*tags)
+        snapshot = await cache.snapshot(tags, ttl=fresh)
+        if await self.store(full_key, entry, snapshot):
+            return True
+        # Not stored: the old value must not stay behind the new row.
+        await self._forget(full_key)
+        return False
+
+    async def _forget(self, full_key: str) -> None:
+        """Delete ``full_key`` now, or keep retrying in the background until it is gone."""
+        try:
+            await self.cache.backend.delete(full_key)
+        except BackendError as exc:
+            self.cache.record_error("write-through delete", exc)
+            task = asyncio.ensure_future(self._delete_until_done(full_key))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+
+    async def _delete_until_done(self, full_key: str) -> None:
+        delay = 0.05
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.cache.backend.delete(full_key)
+            except BackendError as exc:
+                self.cache.record_error("write-through delete", exc)
+                delay = min(delay * 2, 2.0)
+                continue
+            return
+
+    # -- storage -------------------------------------------------------------------------------
+
+    async def store(
+        self,
+        full_key: str,
+        entry: Entry,
+        snapshot: TagSnapshot,
+        *,
+        fence: DistributedLock | None = None,
+    ) -> bool | None:
+        """Store ``entry``; ``True`` if stored, ``False`` if refused, ``None`` on a failure.
+
+        Refused means a tag moved on since ``snapshot`` or, with ``fence``, the lock no longer
+        holds its token. A failure (including an empty snapshot, which means the tag read
+        failed) is counted and logged.
+        """
+        cache = self.cache
+        if not snapshot.deps:
+            return None
+        lifetime = entry.stale_until - time.time()
+        if lifetime <= 0:
+            return False
+        payload = encode_entry(entry, full_key)
+        backend = cache.backend
+        try:
+            if fence is None:
+                stored = await backend.set(full_key, payload, lifetime, snapshot.deps)
+            else:
+                stored = await backend.set_if_locked(
+                    full_key, payload, lifetime, snapshot.deps, fence.key, fence.token
+                )
+        except BackendError as exc:
+            cache.record_error("write", exc)
+            return None
+        if stored:
+            cache.counters.sets += 1
+        return stored
+
+    async def _read(self, full_key: str) -> tuple[Entry | None, bool]:
+        """The entry under ``full_key`` (or ``None``) and whether the backend answered."""
+        cache = self.cache
+        try:
+            raw = await cache.backend.get(full_key)
+        except BackendError as exc:
+            cache.record_error("read", exc)
+            return None, False
+        if raw is None:
+            return None, True
+        try:
+            return decode_entry(raw, full_key), True
+        except CorruptEntry:
+            cache.counters.corrupt += 1
+            return None, True
+
+    async def _read_fresh(self, full_key: str, opts: LoadOptions) -> _Found | None:
+        entry, _ = await self._read(full_key)
+        if entry is None or not entry.is_fresh(time.time()):
+            return None
+        return self._decode(full_key, entry, opts)
+
+    def _decode(self, full_key: str, entry: Entry, opts: LoadOptions) -> _Found | None:
+        """The value an entry holds, rebuilt to the loader's type; ``None`` if unusable."""
+        if entry.kind is EntryKind.NEGATIVE:
+            return _Found(None, entry)
+        if entry.kind is EntryKind.RESPONSE:
+            self.cache.counters.corrupt += 1
+            return None
+        ok, value = self.cache.decode_value(full_key, entry)
+        if not ok:
+            return None
+        if opts.rebuild is not None:
+            try:
+                value = opts.rebuild(value)
+            except Exception as exc:
+                # The stored shape no longer fits the type (a deploy changed the model):
+                # a miss, and the reload overwrites it.
+                self.cache.counters.corrupt += 1
+                logger.debug("asgi-cache: cannot rebuild %r: %s", full_key, exc)
+                return None
+        return _Found(value, entry)
