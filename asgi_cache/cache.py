@@ -151,6 +151,8 @@ class Cache:
         """Release the backend's connections now. The cache may be used again afterwards."""
         self._started = False
         self._users = 0
+        if self._loading_engine is not None:
+            await self._loading_engine.aclose()
         await self._pending.aclose()
         backend = self._backend
         if backend is not None and self._owns_backend:

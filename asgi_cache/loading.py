@@ -215,6 +215,22 @@ class Loading:
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
+    async def aclose(self) -> None:
+        """Cancel background work (refreshes, write-through delete retries) at shutdown.
+
+        A pending delete retry is logged: the value it guards expires with its TTL.
+        """
+        if self._retries:
+            logger.warning(
+                "asgi-cache: closing with %d write-through deletes not yet done; those keys "
+                "keep their old values until they expire",
+                len(self._retries),
+            )
+        tasks = [*self._background, *self._retries]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     # -- the load path -------------------------------------------------------------------------
 
     async def _load(

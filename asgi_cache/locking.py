@@ -170,10 +170,12 @@ class Notifier:
 
     Args:
         prefix: The channel prefix of one namespace (``cache.keys.notify("")``).
+        retry_after: Seconds between subscription attempts while the backend refuses.
     """
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, *, retry_after: float = _RESUBSCRIBE_AFTER) -> None:
         self.prefix = prefix
+        self.retry_after = retry_after
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._backend: Backend | None = None
         self._retry_at = 0.0
@@ -182,8 +184,8 @@ class Notifier:
     async def subscribe(self, backend: Backend) -> bool:
         """Make sure ``backend`` delivers this namespace's notifications; say if it does.
 
-        A failed subscription is retried at most once a second, so an unreachable Redis does
-        not cost every waiter a timeout.
+        A failed subscription is retried at most once per ``retry_after`` seconds, so an
+        unreachable Redis does not cost every waiter a timeout.
         """
         if self._backend is backend:
             return True
@@ -195,7 +197,7 @@ class Notifier:
             try:
                 await backend.subscribe(self.prefix, self._deliver)
             except BackendError as exc:
-                self._retry_at = time.monotonic() + _RESUBSCRIBE_AFTER
+                self._retry_at = time.monotonic() + self.retry_after
                 logger.debug("asgi-cache: lock notifications unavailable: %s", exc)
                 return False
             self._backend = backend
