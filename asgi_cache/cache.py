@@ -649,9 +649,10 @@ class Cache:
 
         ``write`` (an async callable with no arguments) is awaited before the cache is
         touched; if it raises, the cache is left as it was and the exception propagates. If
-        caching then fails, the key is deleted (retried in the background while Redis is
-        unreachable), so the old value is not served. Loads in flight that read the old row
-        cannot store it afterwards (their lock is dropped; ``tags`` are invalidated).
+        caching then fails, the key is deleted (queued and retried while Redis is
+        unreachable, like every invalidation), so the old value is not served. Loads in
+        flight that read the old row cannot store it afterwards (their lock is dropped;
+        ``tags`` are invalidated).
 
         Returns:
             Whether the new value was cached.

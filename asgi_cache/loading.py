@@ -138,7 +138,6 @@ class Loading:
         self.flights = SingleFlight()
         self.notifier = Notifier(cache.keys.notify(""))
         self._background: set[asyncio.Task[Any]] = set()
-        self._retries: set[asyncio.Task[None]] = set()
         self._random = random.Random()
         self._rebuilders: dict[Any, Rebuild | None] = {}
 
@@ -216,17 +215,8 @@ class Loading:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     async def aclose(self) -> None:
-        """Cancel background work (refreshes, write-through delete retries) at shutdown.
-
-        A pending delete retry is logged: the value it guards expires with its TTL.
-        """
-        if self._retries:
-            logger.warning(
-                "asgi-cache: closing with %d write-through deletes not yet done; those keys "
-                "keep their old values until they expire",
-                len(self._retries),
-            )
-        tasks = [*self._background, *self._retries]
+        """Cancel the background refreshes still running (at shutdown)."""
+        tasks = list(self._background)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -402,38 +392,17 @@ class Loading:
             await cache.backend.delete(cache.keys.lock(full_key))
         except BackendError as exc:
             cache.record_error("write-through", exc)
-            await self._forget(full_key)
+            await cache.delete(key)  # queued for retry if it fails too: never dropped
             return False
         if tags:
             await cache.invalidate_tags(*tags)
         snapshot = await cache.snapshot(tags, ttl=fresh)
         if await self.store(full_key, entry, snapshot):
             return True
-        # Not stored: the old value must not stay behind the new row.
-        await self._forget(full_key)
+        # Not stored: the old value must not stay behind the new row. A failed delete is
+        # queued and retried by the cache until it lands.
+        await cache.delete(key)
         return False
-
-    async def _forget(self, full_key: str) -> None:
-        """Delete ``full_key`` now, or keep retrying in the background until it is gone."""
-        try:
-            await self.cache.backend.delete(full_key)
-        except BackendError as exc:
-            self.cache.record_error("write-through delete", exc)
-            task = asyncio.ensure_future(self._delete_until_done(full_key))
-            self._retries.add(task)
-            task.add_done_callback(self._retries.discard)
-
-    async def _delete_until_done(self, full_key: str) -> None:
-        delay = 0.05
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self.cache.backend.delete(full_key)
-            except BackendError as exc:
-                self.cache.record_error("write-through delete", exc)
-                delay = min(delay * 2, 2.0)
-                continue
-            return
 
     # -- storage -------------------------------------------------------------------------------
 
