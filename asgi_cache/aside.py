@@ -132,16 +132,13 @@ def build_aside(
 # -- type fidelity -----------------------------------------------------------------------------
 
 
-def _needs_rebuild(annotation: Any, seen: frozenset[int] = frozenset()) -> bool:
+def _needs_rebuild(annotation: Any) -> bool:
     """Whether values of ``annotation`` contain a model or dataclass somewhere."""
-    if id(annotation) in seen:
-        return False
-    seen = seen | {id(annotation)}
     if isinstance(annotation, type):
         if dataclasses.is_dataclass(annotation):
             return True
         return callable(getattr(annotation, "model_validate", None))
-    return any(_needs_rebuild(arg, seen) for arg in typing.get_args(annotation))
+    return any(_needs_rebuild(arg) for arg in typing.get_args(annotation))
 
 
 def rebuilder(annotation: Any, *, use_pydantic: bool = True) -> Callable[[Any], Any] | None:
@@ -171,9 +168,8 @@ def _walk(tp: Any, value: Any) -> Any:
     if origin is typing.Annotated:
         return _walk(args[0], value)
     if origin is typing.Union or origin is types.UnionType:
-        for arg in args:
-            if arg is type(None):
-                continue
+        # Members that need rebuilding first: ``int | Account`` must not stop at ``int``.
+        for arg in sorted(args, key=lambda a: not _needs_rebuild(a)):
             try:
                 return _walk(arg, value)
             except (TypeError, ValueError, KeyError):

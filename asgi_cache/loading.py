@@ -190,10 +190,13 @@ class Loading:
     def _refresh_in_background(
         self, full_key: str, key: str, loader: Loader, opts: LoadOptions, seen: Entry
     ) -> None:
-        if self.flights.in_flight(full_key):
+        # Refreshes have their own flight: a refresh may end without a value (another process
+        # is refreshing), which must not become the result of a miss that joined it.
+        refresh_key = "refresh\0" + full_key
+        if self.flights.in_flight(refresh_key) or self.flights.in_flight(full_key):
             return
         task = self.flights.start(
-            full_key,
+            refresh_key,
             lambda: self._load(
                 full_key, key, loader, opts, reachable=True, background=True, seen=seen
             ),

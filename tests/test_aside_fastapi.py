@@ -285,6 +285,21 @@ def test_walker_handles_models_and_plain_values() -> None:
     assert account_walk(already) is already
 
 
+def test_walker_unions_and_annotated() -> None:
+    account = Account(id=1, owner=Address("s", "c"), tags=("t",))
+    stored = _as_stored(account)
+    for annotation in (Address | Account, None | Account, int | Account):
+        walk = rebuilder(annotation, use_pydantic=False)
+        assert walk is not None
+        assert walk(stored) == account
+    walk = rebuilder(Annotated[list[Account], "meta"], use_pydantic=False)
+    assert walk is not None
+    assert walk([stored]) == [account]
+    walk = rebuilder(Address | None, use_pydantic=False)
+    assert walk is not None
+    assert walk(["not", "an", "address"]) == ["not", "an", "address"]  # left as it is
+
+
 def _as_stored(value: Any) -> Any:
     """What the JSON codec hands back for ``value`` (dataclasses become dicts)."""
     from asgi_cache.codec import Entry, EntryKind, Serializer

@@ -283,3 +283,19 @@ async def test_response_entry_under_a_data_key_is_a_miss(cache: Cache) -> None:
     entry = dataclasses.replace(cache.make_value_entry(key, "x", ttl=60), kind=EntryKind.RESPONSE)
     await cache.write_entry(cache.keys.data(key), entry, await cache.snapshot())
     assert await cache.get_or_load(key, Counter("loaded")) == "loaded"
+
+
+async def test_a_miss_during_a_refresh_gets_the_refreshed_value(cache: Cache) -> None:
+    await _store_stale(cache, "users:1:profile", "old")
+    gate = asyncio.Event()
+    refresh = Counter("new", gate=gate)
+    assert await cache.get_or_load("users:1:profile", refresh, stale_ttl=30) == "old"
+    await refresh.started.wait()  # the refresh holds the lock now
+    await cache.delete("users:1:profile")  # the stale entry is gone (evicted, say)
+    second = Counter("second load")
+    miss = asyncio.ensure_future(cache.get_or_load("users:1:profile", second, lock_timeout=30))
+    await until(lambda: cache.counters.lock_waits == 1)  # it waits for the refresh's lock
+    gate.set()
+    async with asyncio.timeout(10):
+        assert await miss == "new"
+    assert second.calls == 0
