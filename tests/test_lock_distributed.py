@@ -311,3 +311,37 @@ async def _commands(client: aioredis.Redis) -> int:
     return sum(
         int(v["calls"]) for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_ping")
     )
+
+
+class CountingBackend(RedisBackend):
+    """Counts round trips to Redis by operation."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.calls: dict[str, int] = {}
+
+    async def _run(self, what: str, coro: Any) -> Any:
+        self.calls[what] = self.calls.get(what, 0) + 1
+        return await super()._run(what, coro)
+
+
+@pytest.mark.redis
+async def test_round_trips_of_a_hit_and_a_locked_miss(redis_url: str) -> None:
+    backend = CountingBackend(redis_url)
+    async with Cache(_settings(), backend=backend) as cache:
+        backend.calls = {}  # not the startup checks
+        await cache.get_or_load(KEY, Counter("v"), tags=["users:42"])
+        miss, backend.calls = backend.calls, {}
+        await cache.get_or_load(KEY, Counter("v"), tags=["users:42"])
+        hit = backend.calls
+    await backend.aclose()
+    # read, SET NX, re-read under the lock, tag versions, fenced store, unlock, PUBLISH.
+    assert miss == {
+        "GET": 2,
+        "lock": 1,
+        "versions": 1,
+        "fenced SET": 1,
+        "unlock": 1,
+        "PUBLISH": 1,
+    }
+    assert hit == {"GET": 1}
