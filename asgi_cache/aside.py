@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import logging
 import re
 import string
 import types
@@ -26,6 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._exceptions import ConfigurationError
+from .keys import validate_key, validate_tag
 
 if TYPE_CHECKING:
     from .cache import Cache
@@ -35,6 +37,25 @@ __all__ = ["build_aside", "rebuilder", "template_fields"]
 T = TypeVar("T")
 
 _FIELD_ROOT = re.compile(r"[.\[]")
+
+logger = logging.getLogger("asgi_cache")
+
+
+class _KeyFormatter(string.Formatter):
+    """``str.format`` that percent-escapes the filled values.
+
+    Arguments often come from requests. Escaping ``%`` and ``:`` keeps keys unambiguous
+    (``users:{a}:{b}`` with ``a="1:2", b="3"`` and ``a="1", b="2:3"`` stay two keys), and
+    escaping CR, LF and NUL keeps every filled key valid. Plain ids are left readable.
+    """
+
+    _ESCAPES = str.maketrans({"%": "%25", ":": "%3A", "\r": "%0D", "\n": "%0A", "\0": "%00"})
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        return str(super().format_field(value, format_spec)).translate(self._ESCAPES)
+
+
+_FORMATTER = _KeyFormatter()
 
 
 def template_fields(template: str) -> set[str]:
@@ -106,17 +127,28 @@ def build_aside(
             )
     annotation = sig.return_annotation if returns is None else returns
     tag_templates = tuple(tags)
+    loader_name = getattr(loader, "__qualname__", repr(loader))
 
     async def dependency(*args: Any, **kwargs: Any) -> T:
         bound = sig.bind(*args, **kwargs)
         bound.apply_defaults()
         arguments = bound.arguments
+
+        def load() -> Awaitable[T]:
+            return loader(*bound.args, **bound.kwargs)
+
+        try:
+            filled_key = validate_key(_FORMATTER.vformat(key, (), arguments))
+            filled_tags = [
+                validate_tag(_FORMATTER.vformat(t, (), arguments)) for t in tag_templates
+            ]
+        except ConfigurationError as exc:
+            # Arguments come from requests: one that makes no valid key (an oversized string)
+            # bypasses the cache rather than failing the request.
+            logger.debug("asgi-cache: bypassing the cache for %s: %s", loader_name, exc)
+            return await load()
         value: T = await cache.get_or_load(
-            key.format_map(arguments),
-            lambda: loader(*bound.args, **bound.kwargs),
-            tags=[t.format_map(arguments) for t in tag_templates],
-            returns=annotation,
-            **options,
+            filled_key, load, tags=filled_tags, returns=annotation, **options
         )
         return value
 

@@ -356,3 +356,44 @@ async def test_settings_defaults_apply_to_aside() -> None:
         entry = await cache.read_entry(cache.keys.data("users:True"))
         assert entry is not None
         assert entry.fresh_until - entry.created_at == pytest.approx(123)
+
+
+async def test_filled_keys_are_unambiguous_and_always_valid(cache: Cache) -> None:
+    async def load_pair(a: str, b: str) -> str:
+        return f"{a}|{b}"
+
+    pair = cache.aside(load_pair, key="pairs:{a}:{b}", tags=["pairs:{a}"])
+    assert await pair("1:2", "3") == "1:2|3"
+    assert await pair("1", "2:3") == "1|2:3"  # not the entry of ("1:2", "3")
+    assert await cache.get("pairs:1%3A2:3") == "1:2|3"
+    assert await pair("line\r\nbreak", "100%") == "line\r\nbreak|100%"
+    assert await cache.get("pairs:line%0D%0Abreak:100%25") == "line\r\nbreak|100%"
+    assert cache.counters.loads == 3
+
+
+async def test_request_values_that_make_no_valid_key_bypass_the_cache(cache: Cache) -> None:
+    app = FastAPI()
+    calls: list[str] = []
+
+    async def load_item(name: str) -> dict[str, str]:
+        calls.append(name)
+        return {"name": name}
+
+    dep = cache.aside(load_item, key="items:{name}", tags=["items:{name}"])
+
+    @app.get("/items/{name}")
+    async def item(value: dict[str, str] = Depends(dep)) -> dict[str, str]:  # noqa: B008
+        return value
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        newline = await c.get("/items/a%0Ab")
+        assert newline.status_code == 200
+        assert newline.json() == {"name": "a\nb"}
+        huge = "x" * 2000
+        for _ in range(2):
+            response = await c.get(f"/items/{huge}")
+            assert response.status_code == 200
+        star = await c.get("/items/*")  # the tag '*' is reserved: bypass, not a 500
+        assert star.status_code == 200
+    assert calls == ["a\nb", huge, huge, "*"]  # oversized keys are never cached
