@@ -118,6 +118,12 @@ def resolve_options(
     )
 
 
+class _Outcome(enum.Enum):
+    HIT = 1
+    STALE = 2
+    MISS = 3
+
+
 class _Wait(enum.Enum):
     WOKEN = 1
     TIMED_OUT = 2
@@ -155,30 +161,43 @@ class Loading:
     # -- the read path -------------------------------------------------------------------------
 
     async def get_or_load(self, key: str, loader: Loader, opts: LoadOptions) -> Any:
-        """Return the cached value of ``key``, loading it with ``loader`` on a miss."""
+        """Return the cached value of ``key``, loading it with ``loader`` on a miss.
+
+        Concurrent callers of one key share one lookup (the read, and the load if it is a
+        miss): a hot key costs one Redis read per burst of callers, not one per caller.
+        """
         cache = self.cache
         full_key = cache.keys.data(validate_key(key))
         stats = cache.counters
         if not cache.settings.enabled:
             stats.misses += 1
             return await self.flights.run(full_key, lambda: self._run_loader(loader))
+        outcome, value = await self.flights.run(
+            full_key, lambda: self._lookup(full_key, key, loader, opts)
+        )
+        if outcome is _Outcome.HIT:
+            stats.hits += 1
+        elif outcome is _Outcome.STALE:
+            stats.stale += 1
+        else:
+            stats.misses += 1
+        return value
+
+    async def _lookup(
+        self, full_key: str, key: str, loader: Loader, opts: LoadOptions
+    ) -> tuple[_Outcome, Any]:
         entry, reachable = await self._read(full_key)
         if entry is not None:
             found = self._decode(full_key, entry, opts)
             now = time.time()
             if found is not None and entry.is_fresh(now):
-                stats.hits += 1
                 if opts.early_refresh and self._xfetch_due(entry, now, opts.early_refresh):
                     self._refresh_in_background(full_key, key, loader, opts, entry)
-                return found.value
+                return _Outcome.HIT, found.value
             if found is not None and now < entry.stale_until:
-                stats.stale += 1
                 self._refresh_in_background(full_key, key, loader, opts, entry)
-                return found.value
-        stats.misses += 1
-        return await self.flights.run(
-            full_key, lambda: self._load(full_key, key, loader, opts, reachable=reachable)
-        )
+                return _Outcome.STALE, found.value
+        return _Outcome.MISS, await self._load(full_key, key, loader, opts, reachable=reachable)
 
     def _xfetch_due(self, entry: Entry, now: float, beta: float) -> bool:
         # XFetch (Vattani, Chierichetti, Lowenstein, "Optimal Probabilistic Cache Stampede
@@ -193,7 +212,7 @@ class Loading:
         # Refreshes have their own flight: a refresh may end without a value (another process
         # is refreshing), which must not become the result of a miss that joined it.
         refresh_key = "refresh\0" + full_key
-        if self.flights.in_flight(refresh_key) or self.flights.in_flight(full_key):
+        if self.flights.in_flight(refresh_key):
             return
         task = self.flights.start(
             refresh_key,

@@ -48,11 +48,11 @@ async def test_watchdog_extends_the_lease_and_notices_a_lost_lock(
 ) -> None:
     backend = MemoryBackend()
     errors: list[str] = []
-    lock = DistributedLock(backend, "ns:l:k", lease=0.06, on_error=lambda w, e: errors.append(w))
+    lock = DistributedLock(backend, "ns:l:k", lease=0.3, on_error=lambda w, e: errors.append(w))
     assert await lock.acquire()
     lock.start_watchdog()
     lock.start_watchdog()  # idempotent
-    await asyncio.sleep(0.2)  # several leases pass (time passing, not ordering)
+    await asyncio.sleep(1.0)  # more than three leases pass (time passing, not ordering)
     assert await backend.acquire_lock("ns:l:k", "other", 1) is False  # still held
     await backend.delete("ns:l:k")  # the lock is taken away (expired under a pause)
     with caplog.at_level(logging.WARNING, logger="asgi_cache"):
