@@ -14,6 +14,7 @@ from asgi_cache.backends import Backend, MemoryBackend, RedisBackend
 from .redis_server import INSTALL_HINT, RedisServer, redis_binary
 
 BACKENDS = ["memory", "fakeredis", "redis"]
+CONTRACT_OP_TIMEOUT = 2.0
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +59,9 @@ def make_backend(kind: str, request: pytest.FixtureRequest) -> Backend:
             client=fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer()), owns_client=True
         )
     url = request.getfixturevalue("redis_url")
-    return RedisBackend(url)
+    # Contract tests are about behaviour, not time budgets: a generous op timeout keeps a
+    # busy machine from turning a slow answer into a fail-open miss. Fault tests set their own.
+    return RedisBackend(url, op_timeout=CONTRACT_OP_TIMEOUT)
 
 
 @pytest.fixture(params=BACKENDS)
