@@ -16,6 +16,7 @@ from ._exceptions import (
     SerializationError,
 )
 from .cache import Cache
+from .health import HealthApp
 from .http import CacheMiddleware
 from .settings import CacheSettings
 
@@ -27,6 +28,7 @@ __all__ = [
     "CacheMiddleware",
     "CacheSettings",
     "ConfigurationError",
+    "HealthApp",
     "LockError",
     "SerializationError",
 ]

@@ -25,6 +25,7 @@ from .backends.base import Backend, Dependency
 from .backends.memory import MemoryBackend
 from .backends.redis import RedisBackend
 from .codec import CorruptEntry, Entry, EntryKind, Serializer, decode_entry, encode_entry
+from .health import HealthApp
 from .keys import KeySpace, validate_key, validate_tag
 from .settings import CacheSettings
 
@@ -429,6 +430,40 @@ class Cache:
         self._stats.invalidations += len(tag_keys)
         return count
 
+    async def invalidate_prefix(
+        self, prefix: str, *, batch: int = 500, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Delete every data entry whose key starts with ``prefix`` (``"users:"``).
+
+        This scans the keyspace (SCAN in batches of ``batch`` on Redis), so it is an operator
+        tool for rare bulk clean-ups; to invalidate related entries routinely, give them a tag
+        and use :meth:`invalidate_tags`, which costs O(tags). Only data entries (``get``/``set``
+        /``get_or_load`` keys) are reached; HTTP response entries are keyed by digests.
+
+        Args:
+            prefix: Start of the caller's keys, as passed to :meth:`set` (no namespace).
+            batch: Keys per SCAN round trip.
+            progress: Called with the running count of deleted keys after each batch.
+
+        Returns:
+            How many entries were deleted.
+
+        Raises:
+            ConfigurationError: ``prefix`` is not a valid key prefix or ``batch`` is not > 0.
+            BackendError: The backend failed; an operator asked for a count, so this is
+                reported rather than swallowed.
+        """
+        validate_key(prefix)
+        if not isinstance(batch, int) or isinstance(batch, bool) or batch <= 0:
+            from ._exceptions import ConfigurationError
+
+            raise ConfigurationError(f"batch={batch!r} is not allowed: expected a whole number > 0")
+        count = await self.backend.delete_prefix(
+            self.keys.data(prefix), batch=batch, progress=progress
+        )
+        self._stats.deletes += count
+        return count
+
     async def clear(self) -> None:
         """Invalidate every entry of this namespace at once (O(1): one tag version)."""
         if not self.settings.enabled:
@@ -674,6 +709,15 @@ class Cache:
         out["pending_invalidations"] = len(self._pending)
         out["invalidation_overflows"] = self._pending.overflows
         return out
+
+    def health_route(self) -> HealthApp:
+        """A small ASGI app serving :meth:`health` and :meth:`stats` as JSON.
+
+        Mount it with ``app.mount("/health/cache", cache.health_route())`` (or
+        ``app.add_route(...)``). It answers 200 when the cache is healthy or degraded and 503
+        when the backend is down; see :mod:`asgi_cache.health`.
+        """
+        return HealthApp(self)
 
     async def health(self) -> dict[str, Any]:
         """Probe the backend and describe it.

@@ -77,8 +77,13 @@ class Backend(Protocol):
         """Retire the current version of each tag key; return how many had one."""
         ...
 
-    async def delete_prefix(self, prefix: str, *, batch: int = 500) -> int:
-        """Delete every key starting with ``prefix`` (in batches); return how many."""
+    async def delete_prefix(
+        self, prefix: str, *, batch: int = 500, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Delete every key starting with ``prefix`` (in batches); return how many.
+
+        ``progress``, when given, is called with the running count after each batch.
+        """
         ...
 
     async def acquire_lock(self, key: str, token: str, ttl: float) -> bool:

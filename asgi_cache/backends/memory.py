@@ -138,7 +138,9 @@ class MemoryBackend(Backend):
             self._meta.pop(tag_key, None)
         return count
 
-    async def delete_prefix(self, prefix: str, *, batch: int = 500) -> int:
+    async def delete_prefix(
+        self, prefix: str, *, batch: int = 500, progress: Callable[[int], None] | None = None
+    ) -> int:
         now = self._clock()
         keys = [k for k in self._data if k.startswith(prefix)]
         count = sum(self._live(k, now) for k in keys)
@@ -148,6 +150,8 @@ class MemoryBackend(Backend):
         for key in meta:
             count += self._meta_get(key, now) is not None
             self._meta.pop(key, None)
+        if progress is not None:
+            progress(count)
         return count
 
     async def acquire_lock(self, key: str, token: str, ttl: float) -> bool:

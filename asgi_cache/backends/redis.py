@@ -283,7 +283,9 @@ class RedisBackend(Backend):
 
         return int(await self._run("invalidate", run()))
 
-    async def delete_prefix(self, prefix: str, *, batch: int = 500) -> int:
+    async def delete_prefix(
+        self, prefix: str, *, batch: int = 500, progress: Callable[[int], None] | None = None
+    ) -> int:
         pattern = _glob_escape(prefix) + "*"
         count = 0
         cursor: int = 0
@@ -293,6 +295,8 @@ class RedisBackend(Backend):
             )
             if keys:
                 count += await self.delete(*(k.decode() for k in keys))
+            if progress is not None:
+                progress(count)
             if int(cursor) == 0:
                 return count
 
@@ -403,7 +407,8 @@ class RedisBackend(Backend):
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
         if self._owns_client:
-            await self.client.aclose()
+            # A client built on an explicit pool leaves the pool open on a plain aclose().
+            await self.client.aclose(close_connection_pool=True)
 
 
 def _text(value: bytes | str) -> str:
