@@ -1,0 +1,261 @@
+"""The demo users service: FastAPI + SQLAlchemy async, cached with asgi-cache.
+
+::
+
+    GET    /users/{user_id}          cached response, tag users:{user_id}
+    GET    /users?limit=&offset=     cached response, tag users:list
+    PUT    /users/{user_id}          create or replace; invalidates users:{user_id}, users:list
+    DELETE /users/{user_id}          invalidates users:{user_id}, users:list
+    GET    /users/{user_id}/profile  cache-aside through Depends(cache.aside(...))
+    GET    /health/cache             the cache's health endpoint
+    GET    /demo/stats               database queries issued and the cache's counters
+
+Configuration comes from the environment: ``DATABASE_URL`` (SQLite in a temporary directory
+when unset), ``DEMO_DB_DELAY`` (seconds per read, default 0.1), ``DEMO_DB_POOL`` (connections,
+default 5), ``DEMO_USERS`` (rows seeded, default 200) and the usual ``ASGI_CACHE_*`` variables
+(the memory backend when ``ASGI_CACHE_URL`` is unset).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Response
+from pydantic import BaseModel
+from starlette.routing import Route
+
+from .._exceptions import ConfigurationError
+from ..cache import Cache
+from .db import UserStore
+
+__all__ = ["DemoConfig", "Profile", "User", "UserIn", "create_app", "demo_cache"]
+
+DEFAULT_NAMESPACE = "asgi-cache-demo"
+
+_Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+class UserIn(BaseModel):
+    """What a client sends to create or replace a user."""
+
+    name: str
+    email: str
+    bio: str = ""
+
+
+class User(UserIn):
+    """A stored user."""
+
+    id: int
+    updated_at: float
+
+
+class Profile(BaseModel):
+    """A user's public profile, assembled from the users table."""
+
+    id: int
+    name: str
+    bio: str
+    email_domain: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoConfig:
+    """Settings of the demo app (see :meth:`from_env`)."""
+
+    database_url: str | None = None
+    """``sqlite:///...`` or ``postgresql://...``; ``None`` means a SQLite file in a temp dir."""
+    db_delay: float = 0.1
+    """Seconds each database read takes."""
+    db_pool: int = 5
+    """Database connections (SQLAlchemy's default pool size)."""
+    users: int = 200
+    """Rows seeded into an empty table."""
+    seed: int = 7
+    """Seed of the generated rows."""
+    ttl: float = 300.0
+    """Freshness of cached users and profiles, in seconds."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> DemoConfig:
+        """Read ``DATABASE_URL``, ``DEMO_DB_DELAY``, ``DEMO_DB_POOL`` and ``DEMO_USERS``.
+
+        Raises:
+            ConfigurationError: A variable has a bad value (the message names it).
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {"database_url": env.get("DATABASE_URL") or None}
+        for var, field, parse, allowed in (
+            ("DEMO_DB_DELAY", "db_delay", float, "seconds >= 0, such as 0.1"),
+            ("DEMO_DB_POOL", "db_pool", int, "a whole number > 0"),
+            ("DEMO_USERS", "users", int, "a whole number > 0"),
+        ):
+            raw = env.get(var)
+            if raw is None:
+                continue
+            try:
+                value = parse(raw)
+            except ValueError:
+                value = -1
+            if value < 0 or (parse is int and value == 0):
+                raise ConfigurationError(f"{var}={raw!r} is not allowed: expected {allowed}")
+            values[field] = value
+        values.update(overrides)
+        return cls(**values)
+
+
+def demo_cache(environ: Mapping[str, str] | None = None, **options: Any) -> Cache:
+    """The demo's cache: ``ASGI_CACHE_*`` settings, memory backend unless a URL is set."""
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("ASGI_CACHE_NAMESPACE", DEFAULT_NAMESPACE)
+    return Cache.from_env(env, **options)
+
+
+def create_app(
+    config: DemoConfig | None = None,
+    *,
+    cache: Cache | None = None,
+    cached: bool = True,
+    reset: bool = False,
+) -> FastAPI:
+    """Build the demo users service.
+
+    Args:
+        config: Database and data settings; :meth:`DemoConfig.from_env` when omitted.
+        cache: The cache to use; :func:`demo_cache` when omitted.
+        cached: ``False`` builds the same app without the cache (no middleware, cache
+            disabled), for the comparison run.
+        reset: Drop and re-seed the users table, and clear the cache's namespace, at startup.
+    """
+    config = config or DemoConfig.from_env()
+    cache = cache or demo_cache()
+    if not cached:
+        cache = Cache(cache.settings.replace(enabled=False))
+    runtime = _Runtime(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.open(reset=reset)
+        try:
+            async with cache:
+                if reset:
+                    await cache.clear()
+                yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(title="asgi-cache demo: users", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.cache = cache
+    if cached:
+        app.add_middleware(_feature(cache, "CacheMiddleware"), cache=cache)
+    ttl = config.ttl
+    cache_response: Callable[..., _Decorator] = _feature(cache, "response")
+    cache_invalidates: Callable[..., _Decorator] = _feature(cache, "invalidates")
+    cache_aside: Callable[..., Any] = _feature(cache, "aside")
+
+    @app.get("/users/{user_id}", response_model=User)
+    @cache_response(ttl=ttl, tags=["users:{user_id}"], stale_while_revalidate=30)
+    async def get_user(user_id: int) -> dict[str, Any]:
+        user = await runtime.store.get(user_id)
+        if user is None:
+            raise HTTPException(404, f"user {user_id} not found")
+        return user
+
+    @app.get("/users", response_model=list[User])
+    @cache_response(ttl=ttl, tags=["users:list"])
+    async def list_users(
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[dict[str, Any]]:
+        return await runtime.store.list(limit=limit, offset=offset)
+
+    @app.put("/users/{user_id}", response_model=User)
+    @cache_invalidates("users:{user_id}", "users:list")
+    async def put_user(user_id: int, body: UserIn, response: Response) -> dict[str, Any]:
+        user, created = await runtime.store.upsert(user_id, body.model_dump())
+        response.status_code = 201 if created else 200
+        return user
+
+    @app.delete("/users/{user_id}", status_code=204)
+    @cache_invalidates("users:{user_id}", "users:list")
+    async def delete_user(user_id: int) -> Response:
+        if not await runtime.store.delete(user_id):
+            raise HTTPException(404, f"user {user_id} not found")
+        return Response(status_code=204)
+
+    async def load_profile(user_id: int) -> Profile | None:
+        user = await runtime.store.get(user_id)
+        if user is None:
+            return None
+        domain = user["email"].rpartition("@")[2]
+        return Profile(id=user_id, name=user["name"], bio=user["bio"], email_domain=domain)
+
+    profile_dependency = cache_aside(
+        load_profile, key="users:{user_id}:profile", ttl=ttl, tags=["users:{user_id}"]
+    )
+
+    @app.get("/users/{user_id}/profile", response_model=Profile)
+    async def get_profile(
+        profile: Annotated[Profile | None, Depends(profile_dependency)],
+    ) -> Profile:
+        if profile is None:
+            raise HTTPException(404, "user not found")
+        return profile
+
+    @app.get("/demo/stats")
+    async def demo_stats() -> dict[str, Any]:
+        return {"db_queries": runtime.store.queries, "cache": cache.stats()}
+
+    # A Route (not add_route) takes any ASGI app as its endpoint, typed as such.
+    app.router.routes.append(Route("/health/cache", cache.health_route()))
+    return app
+
+
+class _Runtime:
+    """The parts of the app that exist only while it runs (the database and its files)."""
+
+    def __init__(self, config: DemoConfig) -> None:
+        self.config = config
+        self._store: UserStore | None = None
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def store(self) -> UserStore:
+        if self._store is None:
+            raise RuntimeError("the demo app has not started (run it with its lifespan)")
+        return self._store
+
+    async def open(self, *, reset: bool) -> None:
+        config = self.config
+        url = config.database_url
+        if url is None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="asgi-cache-demo-")
+            url = f"sqlite:///{Path(self._tmpdir.name) / 'users.db'}"
+        self._store = UserStore(url, delay=config.db_delay, pool_size=config.db_pool)
+        await self._store.prepare(config.users, seed=config.seed, reset=reset)
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._store.aclose()
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+
+def _feature(cache: Cache, name: str) -> Any:
+    """A cache feature the demo needs, or a clear error naming the missing one."""
+    import asgi_cache
+
+    found = getattr(cache, name, None) or getattr(asgi_cache, name, None)
+    if found is None:
+        raise ConfigurationError(
+            f"the demo needs {name}, which this build of asgi-cache does not have yet"
+        )
+    return found

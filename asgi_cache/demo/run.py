@@ -1,0 +1,239 @@
+"""``asgi-cache demo``: serve the demo app, measure it without and with the cache, keep serving.
+
+Each run starts the app under uvicorn in a background thread on 127.0.0.1, drives the same
+seeded workload at it over real HTTP and reads the database query count and the cache's
+counters from ``/demo/stats``. The run with the cache is preceded by an unmeasured warm-up (a
+production cache is warm too; the table says how many requests warmed it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from ..cache import Cache
+from .app import DemoConfig, create_app, demo_cache
+from .report import RunReport, hit_rate, render_table, summarize
+from .workload import PlannedRequest, drive, plan
+
+__all__ = ["DemoServer", "run_demo"]
+
+
+class DemoServer:
+    """An ASGI app served by uvicorn in a background thread on 127.0.0.1.
+
+    Args:
+        app: The app to serve.
+        port: The port; 0 picks a free one.
+    """
+
+    def __init__(self, app: FastAPI, port: int = 0) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", port))
+        self.port: int = self.socket.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start serving; return once the app's startup has completed.
+
+        Raises:
+            RuntimeError: The app failed to start (its error was logged) or took too long.
+        """
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the demo app did not start (see the log above)")
+            time.sleep(0.02)  # the server thread gives no other signal than this flag
+
+    def stop(self) -> None:
+        """Shut down (running the app's shutdown) and wait for the thread."""
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(30)
+        self.socket.close()
+
+
+def run_demo(
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    stop: threading.Event | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> int:
+    """Run ``asgi-cache demo`` with parsed ``args``; return the exit code.
+
+    Args:
+        args: The ``demo`` subcommand's options.
+        out: Where to print (standard output by default).
+        stop: When not ``--once``: set it to stop serving (Ctrl-C does the same).
+        on_ready: Called with the base URL once the cached app serves for good.
+
+    Returns:
+        0, or 1 when a request failed (no response or a 5xx) or the app did not start.
+    """
+    out = out or sys.stdout
+    config = DemoConfig.from_env(users=args.users, seed=args.seed)
+    cache = demo_cache()
+    warmup = args.requests // 2 if args.warmup is None else args.warmup
+    options = {"users": config.users, "write_ratio": args.write_ratio}
+    measured = plan(args.requests, seed=args.seed, **options)
+    warm = plan(warmup, seed=args.seed + 1, **options)
+    _intro(out, args, config, cache, warmup)
+    try:
+        without = _measure_run(
+            "without cache",
+            create_app(config, cache=cache, cached=False, reset=True),
+            args,
+            [],
+            measured,
+            out,
+        )[0]
+        with_cache, server = _measure_run(
+            "with cache",
+            create_app(config, cache=cache, cached=True, reset=True),
+            args,
+            warm,
+            measured,
+            out,
+            keep=not args.once,
+        )
+    except RuntimeError as exc:
+        print(f"asgi-cache: {exc}", file=sys.stderr)
+        return 1
+    print(file=out)
+    print(render_table(without, with_cache), file=out)
+    print(file=out)
+    code = 1 if without.errors or with_cache.errors else 0
+    if server is None:
+        return code
+    _serve(server, out, stop or threading.Event(), on_ready)
+    return code
+
+
+def _intro(
+    out: TextIO, args: argparse.Namespace, config: DemoConfig, cache: Cache, warmup: int
+) -> None:
+    database = config.database_url or "SQLite in a temporary directory"
+    backend = cache.settings.url if cache.settings.backend_scheme == "memory" else "Redis"
+    print("asgi-cache demo: a users service (FastAPI + SQLAlchemy async)", file=out)
+    print(
+        f"  database: {database.split('@')[-1]}, {config.db_delay * 1000:.0f} ms per read, "
+        f"{config.db_pool} connections; cache: {backend}, namespace {cache.keys.namespace}",
+        file=out,
+    )
+    print(
+        f"  workload: {args.requests} requests, {args.concurrency} concurrent clients, "
+        f"{args.write_ratio:.0%} writes, Zipf-distributed ids over {config.users} users "
+        f"(seed {args.seed}); the cached run is warmed by {warmup} requests first",
+        file=out,
+    )
+
+
+def _measure_run(
+    label: str,
+    app: FastAPI,
+    args: argparse.Namespace,
+    warm: list[PlannedRequest],
+    measured: list[PlannedRequest],
+    out: TextIO,
+    *,
+    keep: bool = False,
+) -> tuple[RunReport, DemoServer | None]:
+    server = DemoServer(app, args.port)
+    server.start()
+    try:
+        print(f"  running {label} on {server.url} ...", file=out, flush=True)
+        report = asyncio.run(_drive_run(label, server.url, args, warm, measured))
+    except BaseException:
+        server.stop()
+        raise
+    if keep:
+        return report, server
+    server.stop()
+    return report, None
+
+
+async def _drive_run(
+    label: str,
+    base_url: str,
+    args: argparse.Namespace,
+    warm: list[PlannedRequest],
+    measured: list[PlannedRequest],
+) -> RunReport:
+    limits = {"concurrency": args.concurrency, "time_limit": args.time_limit}
+    if warm:
+        await drive(base_url, warm, **limits)
+    before = await _stats(base_url)
+    start = time.perf_counter()
+    outcomes = await drive(base_url, measured, **limits)
+    seconds = time.perf_counter() - start
+    after = await _stats(base_url)
+    cached = after["cache"].get("enabled", True)
+    return summarize(
+        label,
+        outcomes,
+        planned=len(measured),
+        db_queries=after["db_queries"] - before["db_queries"],
+        seconds=seconds,
+        hit_rate=hit_rate(before["cache"], after["cache"]) if cached else None,
+    )
+
+
+async def _stats(base_url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as client:
+        response = await client.get("/demo/stats")
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+
+def _serve(
+    server: DemoServer,
+    out: TextIO,
+    stop: threading.Event,
+    on_ready: Callable[[str], None] | None,
+) -> None:
+    url = server.url
+    print(f"Serving the cached demo at {url} (Ctrl-C to stop). Try:", file=out)
+    for line in (
+        f"curl -i {url}/users/1                # twice: X-Cache MISS, then HIT",
+        f"curl -i {url}/users/1/profile        # cache-aside through Depends(cache.aside)",
+        f"curl -i -X PUT {url}/users/1 -H 'content-type: application/json' "
+        '-d \'{"name": "Ada Lovelace", "email": "ada@example.com"}\'',
+        f"curl {url}/users?limit=5",
+        f"curl {url}/health/cache",
+        f"curl {url}/demo/stats",
+    ):
+        print(f"  {line}", file=out)
+    out.flush()
+    if on_ready is not None:
+        on_ready(url)
+    try:
+        while not stop.wait(0.2) and server.thread.is_alive():
+            pass
+    except KeyboardInterrupt:
+        print("stopping", file=out)
+    finally:
+        server.stop()
