@@ -174,16 +174,18 @@ def _add_demo_options(demo: argparse.ArgumentParser) -> None:
         "--warmup",
         type=_non_negative_int,
         default=None,
-        help="unmeasured requests that warm the cache first (default: requests / 2)",
+        help="unmeasured requests that warm the cache first (default: as many as --requests)",
     )
-    demo.add_argument("--users", type=_positive_int, default=200, help="rows in the user table")
+    demo.add_argument(
+        "--users", type=_positive_int, default=None, help="rows in the user table (default: 100)"
+    )
     demo.add_argument("--concurrency", type=_positive_int, default=20, help="parallel clients")
     demo.add_argument("--seed", type=int, default=7, help="seed of the workload and data")
     demo.add_argument(
         "--write-ratio",
         type=_fraction,
-        default=0.1,
-        help="share of requests that are writes (default: 0.1)",
+        default=0.05,
+        help="share of requests that are writes (default: 0.05)",
     )
     demo.add_argument(
         "--time-limit", type=_seconds, default=60.0, help="longest time per run, in seconds"

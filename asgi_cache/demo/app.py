@@ -12,12 +12,12 @@
 
 Configuration comes from the environment: ``DATABASE_URL`` (SQLite in a temporary directory
 when unset), ``DEMO_DB_DELAY`` (seconds per read, default 0.1), ``DEMO_DB_POOL`` (connections,
-default 5), ``DEMO_USERS`` (rows seeded, default 200) and the usual ``ASGI_CACHE_*`` variables
+default 5), ``DEMO_USERS`` (rows seeded, default 100) and the usual ``ASGI_CACHE_*`` variables
 (the memory backend when ``ASGI_CACHE_URL`` is unset).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI resolves the endpoints' annotations
+# at runtime, and the profile endpoint's Depends(...) names a local of create_app().
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -75,7 +75,7 @@ class DemoConfig:
     """Seconds each database read takes."""
     db_pool: int = 5
     """Database connections (SQLAlchemy's default pool size)."""
-    users: int = 200
+    users: int = 100
     """Rows seeded into an empty table."""
     seed: int = 7
     """Seed of the generated rows."""
@@ -83,7 +83,7 @@ class DemoConfig:
     """Freshness of cached users and profiles, in seconds."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> DemoConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "DemoConfig":
         """Read ``DATABASE_URL``, ``DEMO_DB_DELAY``, ``DEMO_DB_POOL`` and ``DEMO_USERS``.
 
         Raises:
@@ -129,8 +129,9 @@ def create_app(
     Args:
         config: Database and data settings; :meth:`DemoConfig.from_env` when omitted.
         cache: The cache to use; :func:`demo_cache` when omitted.
-        cached: ``False`` builds the same app without the cache (no middleware, cache
-            disabled), for the comparison run.
+        cached: ``False`` builds the same app as it would be written without asgi-cache (no
+            middleware; the decorators left out; the profile dependency is the loader itself),
+            for the comparison run. Its health endpoint reports a disabled cache.
         reset: Drop and re-seed the users table, and clear the cache's namespace, at startup.
     """
     config = config or DemoConfig.from_env()
@@ -153,12 +154,15 @@ def create_app(
     app = FastAPI(title="asgi-cache demo: users", lifespan=lifespan)
     app.state.runtime = runtime
     app.state.cache = cache
+    ttl = config.ttl
+    cache_response: Callable[..., _Decorator] = _unchanged
+    cache_invalidates: Callable[..., _Decorator] = _unchanged
+    cache_aside: Callable[..., Any] = _loader
     if cached:
         app.add_middleware(_feature(cache, "CacheMiddleware"), cache=cache)
-    ttl = config.ttl
-    cache_response: Callable[..., _Decorator] = _feature(cache, "response")
-    cache_invalidates: Callable[..., _Decorator] = _feature(cache, "invalidates")
-    cache_aside: Callable[..., Any] = _feature(cache, "aside")
+        cache_response = _feature(cache, "response")
+        cache_invalidates = _feature(cache, "invalidates")
+        cache_aside = _feature(cache, "aside")
 
     @app.get("/users/{user_id}", response_model=User)
     @cache_response(ttl=ttl, tags=["users:{user_id}"], stale_while_revalidate=30)
@@ -247,6 +251,16 @@ class _Runtime:
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
+
+
+def _unchanged(*args: Any, **kwargs: Any) -> _Decorator:
+    """Stands in for ``cache.response`` / ``cache.invalidates`` in the app without a cache."""
+    return lambda endpoint: endpoint
+
+
+def _loader(loader: Callable[..., Any], **options: Any) -> Callable[..., Any]:
+    """Stands in for ``cache.aside``: without a cache, the dependency is the loader itself."""
+    return loader
 
 
 def _feature(cache: Cache, name: str) -> Any:

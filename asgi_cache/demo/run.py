@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import socket
 import sys
 import threading
@@ -44,9 +45,12 @@ class DemoServer:
         self.port: int = self.socket.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
-        )
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        # uvicorn exits when the app's startup fails; start() reports that.
+        with contextlib.suppress(SystemExit):
+            self.server.run(sockets=[self.socket])
 
     @property
     def url(self) -> str:
@@ -94,9 +98,12 @@ def run_demo(
         0, or 1 when a request failed (no response or a 5xx) or the app did not start.
     """
     out = out or sys.stdout
-    config = DemoConfig.from_env(users=args.users, seed=args.seed)
+    overrides = (
+        {"seed": args.seed} if args.users is None else {"seed": args.seed, "users": args.users}
+    )
+    config = DemoConfig.from_env(**overrides)
     cache = demo_cache()
-    warmup = args.requests // 2 if args.warmup is None else args.warmup
+    warmup = args.requests if args.warmup is None else args.warmup
     options = {"users": config.users, "write_ratio": args.write_ratio}
     measured = plan(args.requests, seed=args.seed, **options)
     warm = plan(warmup, seed=args.seed + 1, **options)
