@@ -108,6 +108,20 @@ async def test_health_of_a_noeviction_redis_is_degraded_but_succeeds(
     assert fields(out)["warnings"] == "maxmemory_policy is noeviction"
 
 
+async def test_health_shows_the_breaker_when_the_cache_has_one(
+    redis_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = Cache.health
+
+    async def with_breaker(self: Cache) -> dict[str, Any]:
+        return {**(await real(self)), "breaker": "closed"}
+
+    monkeypatch.setattr(Cache, "health", with_breaker)
+    code, out, _ = await arun(capsys, "health", "--url", redis_url)
+    assert code == 0
+    assert fields(out)["breaker"] == "closed"
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 
@@ -141,6 +155,10 @@ def test_a_bad_url_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
         (["demo", "--write-ratio", "1.5"], "expected a fraction"),
         (["demo", "--port", "70000"], "expected a port"),
         (["demo", "--warmup", "x"], "expected a whole number >= 0"),
+        (["demo", "--requests", "many"], "expected a whole number > 0"),
+        (["demo", "--port", "http"], "expected a whole number >= 0"),
+        (["demo", "--time-limit", "soon"], "expected seconds > 0"),
+        (["demo", "--write-ratio", "half"], "expected a fraction"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -167,7 +185,10 @@ async def test_stats_counts_the_namespace_keys_by_kind(
 ) -> None:
     for n in range(3):
         await shop.set(f"users:{n}", {"n": n}, tags=[f"users:{n}"])
-    await redis_client.set("other-app:key", b"x")  # another namespace: not counted
+    async with redis_client.pipeline(transaction=False) as pipe:
+        for n in range(1500):  # more than one SCAN page
+            pipe.set(f"other-app:{n}", b"x", ex=60)  # another namespace: not counted
+        await pipe.execute()
     await redis_client.set(f"{NS}:zz", b"x", ex=60)  # ours but not a known key space
 
     code, out, _ = await arun(capsys, "stats", "--url", redis_url, "--namespace", NS, "--json")
