@@ -180,6 +180,12 @@ def _add_demo_options(demo: argparse.ArgumentParser) -> None:
         "--users", type=_positive_int, default=None, help="rows in the user table (default: 100)"
     )
     demo.add_argument("--concurrency", type=_positive_int, default=20, help="parallel clients")
+    demo.add_argument(
+        "--think",
+        type=_non_negative_seconds,
+        default=0.1,
+        help="mean pause of each client between requests, in seconds (default: 0.1)",
+    )
     demo.add_argument("--seed", type=int, default=7, help="seed of the workload and data")
     demo.add_argument(
         "--write-ratio",
@@ -229,6 +235,16 @@ def _seconds(raw: str) -> float:
         value = 0.0
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{raw!r} is not allowed: expected seconds > 0")
+    return value
+
+
+def _non_negative_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{raw!r} is not allowed: expected seconds >= 0")
     return value
 
 

@@ -158,6 +158,8 @@ def test_a_bad_url_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
         (["demo", "--requests", "many"], "expected a whole number > 0"),
         (["demo", "--port", "http"], "expected a whole number >= 0"),
         (["demo", "--time-limit", "soon"], "expected seconds > 0"),
+        (["demo", "--think", "-1"], "expected seconds >= 0"),
+        (["demo", "--think", "x"], "expected seconds >= 0"),
         (["demo", "--write-ratio", "half"], "expected a fraction"),
         (["frobnicate"], "invalid choice"),
     ],

@@ -208,6 +208,14 @@ async def test_drive_sends_every_planned_request(tiny_server: DemoServer) -> Non
     assert all(o.seconds > 0 for o in outcomes)
 
 
+async def test_drive_pauses_between_requests_and_still_sends_them_all(
+    tiny_server: DemoServer,
+) -> None:
+    requests = plan(30, users=5, seed=2, write_ratio=0.0)
+    outcomes = await drive(tiny_server.url, requests, concurrency=3, think=0.001)
+    assert sorted(o.kind for o in outcomes) == sorted(r.kind for r in requests)
+
+
 async def test_drive_stops_at_the_time_limit(tiny_server: DemoServer) -> None:
     requests = plan(100_000, users=20, seed=3)
     outcomes = await drive(tiny_server.url, requests, concurrency=2, time_limit=0.3)

@@ -1,9 +1,10 @@
 """``asgi-cache demo``: serve the demo app, measure it without and with the cache, keep serving.
 
 Each run starts the app under uvicorn in a background thread on 127.0.0.1, drives the same
-seeded workload at it over real HTTP and reads the database query count and the cache's
-counters from ``/demo/stats``. The run with the cache is preceded by an unmeasured warm-up (a
-production cache is warm too; the table says how many requests warmed it).
+seeded workload at it over real HTTP from a separate client process (so the clients do not
+compete with the server for this process's interpreter lock) and reads the database query
+count and the cache's counters from ``/demo/stats``. The run with the cache is preceded by an
+unmeasured warm-up (a production cache is warm too; the intro says how many requests).
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from functools import partial
 from typing import Any, TextIO
 
 import httpx
@@ -25,7 +29,7 @@ from fastapi import FastAPI
 from ..cache import Cache
 from .app import DemoConfig, create_app, demo_cache
 from .report import RunReport, hit_rate, render_table, summarize
-from .workload import PlannedRequest, drive, plan
+from .workload import Outcome, PlannedRequest, drive_blocking, plan
 
 __all__ = ["DemoServer", "run_demo"]
 
@@ -111,24 +115,28 @@ def run_demo(
     measured = plan(args.requests, seed=args.seed, **options)
     warm = plan(warmup, seed=args.seed + 1, **options)
     _intro(out, args, config, cache, warmup)
+    spawn = multiprocessing.get_context("spawn")
     try:
-        without = _measure_run(
-            "without cache",
-            create_app(config, cache=cache, cached=False, reset=True),
-            args,
-            [],
-            measured,
-            out,
-        )[0]
-        with_cache, server = _measure_run(
-            "with cache",
-            create_app(config, cache=cache, cached=True, reset=True),
-            args,
-            warm,
-            measured,
-            out,
-            keep=not args.once,
-        )
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as clients:
+            without = _measure_run(
+                "without cache",
+                create_app(config, cache=cache, cached=False, reset=True),
+                args,
+                [],
+                measured,
+                out,
+                clients,
+            )[0]
+            with_cache, server = _measure_run(
+                "with cache",
+                create_app(config, cache=cache, cached=True, reset=True),
+                args,
+                warm,
+                measured,
+                out,
+                clients,
+                keep=not args.once,
+            )
     except RuntimeError as exc:
         print(f"asgi-cache: {exc}", file=sys.stderr)
         return 1
@@ -154,7 +162,8 @@ def _intro(
         file=out,
     )
     print(
-        f"  workload: {args.requests} requests, {args.concurrency} concurrent clients, "
+        f"  workload: {args.requests} requests, {args.concurrency} clients "
+        f"({args.think * 1000:.0f} ms think time), "
         f"{args.write_ratio:.0%} writes, Zipf-distributed ids over {config.users} users "
         f"(seed {args.seed}); the cached run is warmed by {warmup} requests first",
         file=out,
@@ -168,6 +177,7 @@ def _measure_run(
     warm: list[PlannedRequest],
     measured: list[PlannedRequest],
     out: TextIO,
+    clients: Executor,
     *,
     keep: bool = False,
 ) -> tuple[RunReport, DemoServer | None]:
@@ -175,7 +185,7 @@ def _measure_run(
     server.start()
     try:
         print(f"  running {label} on {server.url} ...", file=out, flush=True)
-        report = asyncio.run(_drive_run(label, server.url, args, warm, measured))
+        report = asyncio.run(_drive_run(label, server.url, args, warm, measured, clients))
     except BaseException:
         server.stop()
         raise
@@ -191,13 +201,26 @@ async def _drive_run(
     args: argparse.Namespace,
     warm: list[PlannedRequest],
     measured: list[PlannedRequest],
+    clients: Executor,
 ) -> RunReport:
-    limits = {"concurrency": args.concurrency, "time_limit": args.time_limit}
+    loop = asyncio.get_running_loop()
+
+    def run(requests: list[PlannedRequest]) -> Awaitable[list[Outcome]]:
+        job = partial(
+            drive_blocking,
+            base_url,
+            requests,
+            concurrency=args.concurrency,
+            time_limit=args.time_limit,
+            think=args.think,
+        )
+        return loop.run_in_executor(clients, job)
+
     if warm:
-        await drive(base_url, warm, **limits)
+        await run(warm)
     before = await _stats(base_url)
     start = time.perf_counter()
-    outcomes = await drive(base_url, measured, **limits)
+    outcomes = await run(measured)
     seconds = time.perf_counter() - start
     after = await _stats(base_url)
     cached = after["cache"].get("enabled", True)

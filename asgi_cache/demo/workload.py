@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import itertools
 import math
 import random
@@ -24,7 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-__all__ = ["Outcome", "PlannedRequest", "Zipf", "drive", "percentile", "plan"]
+__all__ = ["Outcome", "PlannedRequest", "Zipf", "drive", "drive_blocking", "percentile", "plan"]
 
 READ_MIX = (("user", 0.70), ("profile", 0.27), ("list", 0.03))
 """Shares of the reads: one user, a user's profile, the first page of the user list."""
@@ -125,8 +126,14 @@ async def drive(
     *,
     concurrency: int = 20,
     time_limit: float = 60.0,
+    think: float = 0.0,
 ) -> list[Outcome]:
     """Send ``requests`` with ``concurrency`` clients until done or ``time_limit`` passes.
+
+    Each client sends one request at a time and, after each answer, pauses for a random
+    "think time" averaging ``think`` seconds (exponentially distributed, seeded), like a
+    person or a service between calls. Without it, a closed loop of fast cache hits would
+    push requests as fast as the server can answer and measure only its saturation.
 
     Returns:
         One :class:`Outcome` per request sent, in completion order (fewer than planned when
@@ -141,25 +148,52 @@ async def drive(
     deadline = time.monotonic() + time_limit
     pending = iter(requests)
     outcomes: list[Outcome] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:
 
-        async def worker() -> None:
-            for req in pending:
-                if time.monotonic() >= deadline:
-                    return
-                start = time.perf_counter()
-                try:
-                    response = await client.request(req.method, req.path, json=req.body)
-                except httpx.HTTPError:
-                    outcomes.append(Outcome(req.kind, 0, time.perf_counter() - start))
-                    continue
-                elapsed = time.perf_counter() - start
-                x_cache = response.headers.get("x-cache")
-                outcomes.append(Outcome(req.kind, response.status_code, elapsed, x_cache))
+    async def worker(n: int, client: httpx.AsyncClient) -> None:
+        pause = random.Random(n)
+        for req in pending:
+            if time.monotonic() >= deadline:
+                return
+            start = time.perf_counter()
+            try:
+                response = await client.request(req.method, req.path, json=req.body)
+            except httpx.HTTPError:
+                outcomes.append(Outcome(req.kind, 0, time.perf_counter() - start))
+                continue
+            elapsed = time.perf_counter() - start
+            x_cache = response.headers.get("x-cache")
+            outcomes.append(Outcome(req.kind, response.status_code, elapsed, x_cache))
+            if think > 0:
+                await asyncio.sleep(pause.expovariate(1.0 / think))
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    # One client with one keep-alive connection per worker, like separate real clients: one
+    # pool shared by many concurrent requests costs httpx more CPU than a cache hit costs the
+    # server. All are built before the first request (building one takes milliseconds of CPU,
+    # which would otherwise land in the first requests' latencies).
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0)
+            )
+            for _ in range(concurrency)
+        ]
+        await asyncio.gather(*(worker(n, c) for n, c in enumerate(clients)))
     return outcomes
+
+
+def drive_blocking(
+    base_url: str,
+    requests: Sequence[PlannedRequest],
+    *,
+    concurrency: int = 20,
+    time_limit: float = 60.0,
+    think: float = 0.0,
+) -> list[Outcome]:
+    """:func:`drive` in a fresh event loop, for a worker process."""
+    return asyncio.run(
+        drive(base_url, requests, concurrency=concurrency, time_limit=time_limit, think=think)
+    )
 
 
 def percentile(values: Sequence[float], q: float) -> float:
