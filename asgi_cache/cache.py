@@ -713,9 +713,9 @@ class Cache:
     def health_route(self) -> HealthApp:
         """A small ASGI app serving :meth:`health` and :meth:`stats` as JSON.
 
-        Mount it with ``app.mount("/health/cache", cache.health_route())`` (or
-        ``app.add_route(...)``). It answers 200 when the cache is healthy or degraded and 503
-        when the backend is down; see :mod:`asgi_cache.health`.
+        Serve it at an exact path, ``Route("/health/cache", cache.health_route())`` (or
+        ``app.mount(...)``, which answers below a prefix). It answers 200 when the cache is
+        healthy or degraded and 503 when the backend is down; see :mod:`asgi_cache.health`.
         """
         return HealthApp(self)
 

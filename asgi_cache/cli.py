@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="U",
-        help="a cached page's URL (every Vary variant)",
+        help="a cached page: a path (/users/42) or URL; every variant, query and host",
     )
     inv.add_argument(
         "--prefix",
@@ -442,13 +442,6 @@ async def _invalidate(args: argparse.Namespace, cache: Cache, out: TextIO, err: 
         raise ConfigurationError(
             "invalidate needs at least one of --tag T, --key K, --url U or --prefix P"
         )
-    invalidate_url = getattr(cache, "invalidate_url", None)
-    if args.target_urls and invalidate_url is None:
-        raise CommandFailed(
-            "invalidate --url is not available: this version of asgi-cache has no HTTP "
-            "response caching (Cache.invalidate_url); use --tag instead",
-            EXIT_USAGE,
-        )
     status = await cache.health()
     if status["status"] == "down":
         raise CommandFailed(f"cannot use Redis at {redact(cache.settings.url)}: {status['error']}")
@@ -468,10 +461,9 @@ async def _invalidate(args: argparse.Namespace, cache: Cache, out: TextIO, err: 
         check("key deletion")
         print(f"deleted {deleted} of {len(args.key)} key(s)", file=out)
     for url in args.target_urls:
-        assert invalidate_url is not None  # checked above; narrows for mypy
-        result = await invalidate_url(url)
+        live = await cache.invalidate_url(url)
         check(f"invalidation of {url}")
-        print(f"invalidated {url}: {result}", file=out)
+        print(f"invalidated {url} ({'had' if live else 'no'} live responses)", file=out)
     for prefix in args.prefix:
         progress = _Progress(err, f"deleting {prefix}*")
         try:

@@ -1,9 +1,9 @@
 """The health endpoint: a small pure ASGI app describing one :class:`~asgi_cache.Cache`.
 
-Mount it in any Starlette or FastAPI app::
+Serve it from any Starlette or FastAPI app, at an exact path::
 
-    app.mount("/health/cache", cache.health_route())
-    app.add_route("/health/cache", cache.health_route())   # exact path only
+    app.router.routes.append(Route("/health/cache", cache.health_route()))
+    app.mount("/health/cache", cache.health_route())   # answers at /health/cache/ and below
 
 ``GET`` (and ``HEAD``) answer JSON built from ``await cache.health()`` and ``cache.stats()``:
 ``status`` (``healthy``, ``degraded`` or ``down``), ping latency, memory use and limit, the

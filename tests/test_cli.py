@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
@@ -353,40 +354,39 @@ async def test_invalidate_prefix_fails_when_redis_dies_during_the_scan(
     assert f"cannot use Redis at {own_redis.url}" in err
 
 
-def test_invalidate_url_says_when_it_is_not_available(
-    redis_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+async def test_invalidate_url_stops_serving_a_cached_page(
+    redis_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delattr(Cache, "invalidate_url", raising=False)
-    code, _, err = run(
-        capsys, "invalidate", "--redis-url", redis_url, "--url", "http://shop.test/users/1"
-    )
-    assert code == 2
-    assert "invalidate --url is not available" in err
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
 
+    from asgi_cache import CacheMiddleware
 
-def test_invalidate_url_calls_the_cache(
-    redis_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[str] = []
+    cache = Cache.from_url(redis_url, namespace=NS)
 
-    async def invalidate_url(self: Cache, url: str) -> int:
-        calls.append(url)
-        return 2
+    @cache.response(ttl=300)
+    async def user(request: Any) -> JSONResponse:
+        return JSONResponse({"id": request.path_params["user_id"]})
 
-    monkeypatch.setattr(Cache, "invalidate_url", invalidate_url, raising=False)
-    code, out, _ = run(
-        capsys,
-        "invalidate",
-        "--redis-url",
-        redis_url,
-        "--url",
-        "http://shop.test/users/1",
-        "--url",
-        "http://shop.test/users",
-    )
-    assert code == 0
-    assert calls == ["http://shop.test/users/1", "http://shop.test/users"]
-    assert "invalidated http://shop.test/users/1: 2" in out
+    app = Starlette(routes=[Route("/users/{user_id}", user)])
+    app.add_middleware(CacheMiddleware, cache=cache)
+    transport = httpx.ASGITransport(app=app)
+    async with cache, httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+        await c.get("/users/1?lang=en")
+        assert (await c.get("/users/1?lang=en")).headers["x-cache"] == "HIT"
+        await c.get("/users/2")
+
+        code, out, _ = await arun(
+            capsys, "invalidate", "--redis-url", redis_url, "--namespace", NS,
+            "--url", "/users/1", "--url", "http://other.test/users/404",
+        )  # fmt: skip
+
+        assert code == 0
+        assert "invalidated /users/1 (had live responses)" in out
+        assert "invalidated http://other.test/users/404 (no live responses)" in out
+        assert (await c.get("/users/1?lang=en")).headers["x-cache"] == "MISS"
+        assert (await c.get("/users/2")).headers["x-cache"] == "HIT"
 
 
 # -- inspect --------------------------------------------------------------------------------

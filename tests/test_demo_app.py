@@ -111,8 +111,8 @@ async def test_crud_without_the_cache(config: DemoConfig, client: httpx.AsyncCli
 
 
 def test_a_missing_cache_feature_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(asgi_cache, "CacheMiddleware", raising=False)
-    with pytest.raises(ConfigurationError, match="the demo needs CacheMiddleware, which"):
+    monkeypatch.delattr(Cache, "aside", raising=False)
+    with pytest.raises(ConfigurationError, match="the demo needs aside, which"):
         create_app(DemoConfig(), cache=Cache(), cached=True)
 
 

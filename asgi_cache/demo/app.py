@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from .._exceptions import ConfigurationError
 from ..cache import Cache
+from ..http import CacheMiddleware
 from .db import UserStore
 
 __all__ = ["DemoConfig", "Profile", "User", "UserIn", "create_app", "demo_cache"]
@@ -159,9 +160,9 @@ def create_app(
     cache_invalidates: Callable[..., _Decorator] = _unchanged
     cache_aside: Callable[..., Any] = _loader
     if cached:
-        app.add_middleware(_feature(cache, "CacheMiddleware"), cache=cache)
-        cache_response = _feature(cache, "response")
-        cache_invalidates = _feature(cache, "invalidates")
+        app.add_middleware(CacheMiddleware, cache=cache)
+        cache_response = cache.response
+        cache_invalidates = cache.invalidates
         cache_aside = _feature(cache, "aside")
 
     @app.get("/users/{user_id}", response_model=User)
