@@ -190,8 +190,8 @@ def _add_demo_options(demo: argparse.ArgumentParser) -> None:
     demo.add_argument(
         "--write-ratio",
         type=_fraction,
-        default=0.05,
-        help="share of requests that are writes (default: 0.05)",
+        default=0.03,
+        help="share of requests that are writes (default: 0.03)",
     )
     demo.add_argument(
         "--time-limit", type=_seconds, default=60.0, help="longest time per run, in seconds"

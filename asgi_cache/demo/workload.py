@@ -72,7 +72,7 @@ def plan(
     *,
     users: int,
     seed: int,
-    write_ratio: float = 0.05,
+    write_ratio: float = 0.03,
     zipf_s: float = 1.1,
 ) -> list[PlannedRequest]:
     """A reproducible list of ``count`` requests against the demo's users service.
