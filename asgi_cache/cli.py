@@ -174,7 +174,7 @@ def _add_demo_options(demo: argparse.ArgumentParser) -> None:
         "--warmup",
         type=_non_negative_int,
         default=None,
-        help="unmeasured requests that warm the cache first (default: as many as --requests)",
+        help="unmeasured requests that warm the cache first (default: twice --requests)",
     )
     demo.add_argument(
         "--users", type=_positive_int, default=None, help="rows in the user table (default: 100)"

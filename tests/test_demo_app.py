@@ -199,7 +199,7 @@ def test_demo_once_meets_the_acceptance_criteria(
 ) -> None:
     for var in ("ASGI_CACHE_URL", "DATABASE_URL", "DEMO_DB_DELAY", "DEMO_USERS"):
         monkeypatch.delenv(var, raising=False)  # a fresh machine: memory cache, SQLite
-    code = main(["demo", "--once", "--requests", "400", "--warmup", "800"])
+    code = main(["demo", "--once", "--requests", "400"])
     out = capsys.readouterr().out
     assert code == 0, out
     without_hits, with_hits = table_row(out, "cache hit rate")

@@ -110,7 +110,7 @@ def run_demo(
     )
     config = DemoConfig.from_env(**overrides)
     cache = demo_cache()
-    warmup = args.requests if args.warmup is None else args.warmup
+    warmup = 2 * args.requests if args.warmup is None else args.warmup
     options = {"users": config.users, "write_ratio": args.write_ratio}
     measured = plan(args.requests, seed=args.seed, **options)
     warm = plan(warmup, seed=args.seed + 1, **options)
