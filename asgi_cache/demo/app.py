@@ -163,7 +163,7 @@ def create_app(
         app.add_middleware(CacheMiddleware, cache=cache)
         cache_response = cache.response
         cache_invalidates = cache.invalidates
-        cache_aside = _feature(cache, "aside")
+        cache_aside = cache.aside
 
     @app.get("/users/{user_id}", response_model=User)
     @cache_response(ttl=ttl, tags=["users:{user_id}"], stale_while_revalidate=30)
@@ -262,15 +262,3 @@ def _unchanged(*args: Any, **kwargs: Any) -> _Decorator:
 def _loader(loader: Callable[..., Any], **options: Any) -> Callable[..., Any]:
     """Stands in for ``cache.aside``: without a cache, the dependency is the loader itself."""
     return loader
-
-
-def _feature(cache: Cache, name: str) -> Any:
-    """A cache feature the demo needs, or a clear error naming the missing one."""
-    import asgi_cache
-
-    found = getattr(cache, name, None) or getattr(asgi_cache, name, None)
-    if found is None:
-        raise ConfigurationError(
-            f"the demo needs {name}, which this build of asgi-cache does not have yet"
-        )
-    return found
