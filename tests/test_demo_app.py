@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -226,17 +227,29 @@ def test_demo_reports_an_app_that_cannot_start(
     assert "did not start" in capsys.readouterr().err
 
 
-def test_the_console_script_runs_the_demo(tmp_path: Path) -> None:
+def test_the_console_script_serves_the_demo_until_sigterm(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "asgi-cache"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no Redis, no PostgreSQL
-    done = subprocess.run(
-        [str(script), "demo", "--once", "--requests", "20", "--warmup", "0", "--users", "10"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "cache: memory://" in done.stdout
-    assert "SQLite in a temporary directory" in done.stdout
-    assert table_row(done.stdout, "requests") == ["20", "20"]
+    argv = [str(script), "demo", "--requests", "20", "--warmup", "0", "--users", "10"]
+    with subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        lines, url = [], "(no 'Serving' line)"
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Serving the cached demo at "):
+                url = line.split()[5]
+            if "/demo/stats" in line:
+                break
+        first = httpx.get(f"{url}/users/3")
+        second = httpx.get(f"{url}/users/3")
+        proc.send_signal(signal.SIGTERM)
+        rest, errors = proc.communicate(timeout=60)
+    out = "".join(lines)
+    assert proc.returncode == 0, errors
+    assert "cache: memory://" in out
+    assert "SQLite in a temporary directory" in out
+    assert table_row(out, "requests") == ["20", "20"]
+    assert (first.status_code, second.headers["x-cache"]) == (200, "HIT")
+    assert rest.strip().endswith("stopped")

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing
+import signal
 import socket
 import sys
 import threading
@@ -248,25 +249,36 @@ def _serve(
     stop: threading.Event,
     on_ready: Callable[[str], None] | None,
 ) -> None:
-    url = server.url
+    previous: Any = None
+    if threading.current_thread() is threading.main_thread():
+        # A service manager stops with SIGTERM: shut down as cleanly as on Ctrl-C.
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        _print_examples(server.url, out)
+        if on_ready is not None:
+            on_ready(server.url)
+        while not stop.wait(0.2) and server.thread.is_alive():
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        print("stopped", file=out)
+
+
+def _print_examples(url: str, out: TextIO) -> None:
     print(f"Serving the cached demo at {url} (Ctrl-C to stop). Try:", file=out)
     for line in (
-        f"curl -i {url}/users/1                # twice: X-Cache MISS, then HIT",
-        f"curl -i {url}/users/1/profile        # cache-aside through Depends(cache.aside)",
+        f"curl -i {url}/users/1          # X-Cache: HIT (warmed by the workload)",
         f"curl -i -X PUT {url}/users/1 -H 'content-type: application/json' "
         '-d \'{"name": "Ada Lovelace", "email": "ada@example.com"}\'',
-        f"curl {url}/users?limit=5",
+        f"curl -i {url}/users/1          # X-Cache: MISS, then HIT: the PUT invalidated it",
+        f"curl {url}/users/1/profile     # cache-aside through Depends(cache.aside)",
+        f"curl '{url}/users?limit=5'",
         f"curl {url}/health/cache",
         f"curl {url}/demo/stats",
     ):
         print(f"  {line}", file=out)
     out.flush()
-    if on_ready is not None:
-        on_ready(url)
-    try:
-        while not stop.wait(0.2) and server.thread.is_alive():
-            pass
-    except KeyboardInterrupt:
-        print("stopping", file=out)
-    finally:
-        server.stop()
