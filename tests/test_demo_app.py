@@ -218,6 +218,18 @@ def test_demo_keeps_serving_until_stopped() -> None:
     assert ready[1] == "HIT"
 
 
+def test_demo_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        args = build_parser().parse_args(["demo", "--once", "--requests", "5", "--port", port])
+        assert run_demo(args) == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in capsys.readouterr().err
+
+
 def test_demo_reports_an_app_that_cannot_start(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

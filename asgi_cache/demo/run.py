@@ -41,6 +41,9 @@ class DemoServer:
     Args:
         app: The app to serve.
         port: The port; 0 picks a free one.
+
+    Raises:
+        RuntimeError: The port cannot be listened on (in use, or not allowed).
     """
 
     def __init__(self, app: FastAPI, port: int = 0) -> None:
@@ -49,7 +52,11 @@ class DemoServer:
         # Accepted connections inherit this. Without it, Nagle's algorithm holds back the
         # second write of each keep-alive response until the client's delayed ACK: +40 ms.
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.socket.bind(("127.0.0.1", port))
+        try:
+            self.socket.bind(("127.0.0.1", port))
+        except OSError as exc:
+            self.socket.close()
+            raise RuntimeError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
         self.port: int = self.socket.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
         self.server = uvicorn.Server(config)
