@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 from ._exceptions import BackendError, ConfigurationError
 from .cache import Cache
 from .entry_info import describe_entry, format_entry
+from .keys import validate_key
 from .settings import CacheSettings
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
@@ -501,8 +502,6 @@ async def _inspect(args: argparse.Namespace, cache: Cache, out: TextIO, err: Tex
     keys = cache.keys
     full_key = args.key
     if not full_key.startswith((keys.prefix + "d:", keys.prefix + "h:")):
-        from .keys import validate_key
-
         full_key = keys.data(validate_key(args.key))
     client = _raw_client(cache.settings)
     try:
