@@ -31,6 +31,7 @@ from .settings import CacheSettings
 
 if TYPE_CHECKING:
     from .loading import Loading
+    from .locking import Notifier
 
 __all__ = ["Cache", "TagSnapshot"]
 
@@ -559,6 +560,12 @@ class Cache:
         return await self.invalidate_tags(url_tag(path_or_url))
 
     # -- cache-aside (asgi_cache.loading, asgi_cache.aside) ------------------------------------
+
+    @property
+    def lock_notifier(self) -> Notifier:
+        """Wakes this process's waiters when a locked load or response lands (one pub/sub
+        subscription per backend, shared by cache-aside and the middleware)."""
+        return self._loading.notifier
 
     @property
     def _loading(self) -> Loading:

@@ -244,6 +244,15 @@ async def test_lock_coalesces_across_processes(redis_url: str) -> None:
     gate = asyncio.Event()
     entered = asyncio.Event()
     caches = [make_cache(RedisBackend(redis_url)) for _ in range(2)]
+    reads: Counter[str] = Counter()
+    waiter_backend = caches[1].backend
+    original_get = waiter_backend.get
+
+    async def counting_get(key: str) -> bytes | None:
+        reads["n"] += 1
+        return await original_get(key)
+
+    waiter_backend.get = counting_get  # type: ignore[method-assign]
 
     def build(cache: Cache) -> Any:
         @cache.response(ttl=60, lock=True)
@@ -264,6 +273,10 @@ async def test_lock_coalesces_across_processes(redis_url: str) -> None:
             if caches[1].counters.lock_waits:
                 break
             await asyncio.sleep(0.001)
+        reads_before = reads["n"]
+        # Hold the lock a while: a waiter that polled would read again and again meanwhile.
+        await asyncio.sleep(0.3)
+        reads_while_held = reads["n"] - reads_before
         gate.set()
         a, b = await first, await second
     for c in caches:
@@ -271,6 +284,8 @@ async def test_lock_coalesces_across_processes(redis_url: str) -> None:
     assert calls["n"] == 1
     assert a.text == b.text == "computed 1"
     assert b.headers["cache-status"] == "asgi-cache; hit; detail=lock"
+    # The waiter slept on the holder's notification instead of polling Redis.
+    assert reads_while_held <= 1
 
 
 async def test_disabled_cache_passes_through() -> None:

@@ -59,6 +59,9 @@ async def test_concurrent_misses_are_coalesced(web_cache: Cache) -> None:
         "asgi-cache; fwd=miss; stored": 1,
         "asgi-cache; hit; detail=coalesced": 49,
     }
+    # Counted as Cache-Status says: one miss, 49 hits (not 50 misses and 49 hits).
+    stats = web_cache.stats()
+    assert (stats["misses"], stats["hits"]) == (1, 49)
 
 
 async def test_unstorable_leader_releases_waiters_to_the_origin(web_cache: Cache) -> None:

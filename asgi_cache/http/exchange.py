@@ -16,8 +16,8 @@ path is a small state machine over the app's ``send`` messages:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from .._exceptions import BackendError, ConfigurationError
 from ..cache import TagSnapshot
 from ..keys import validate_tag
+from ..locking import DistributedLock
 from .cache_control import (
     delta_seconds,
     parse_cache_control,
@@ -290,7 +291,7 @@ class Exchange:
             # The leader's response fits us only if we send the same values of the headers it
             # turned out to vary on (it may name some our lookup could not know about).
             if shared is not None and self._key_for(shared.names) == shared.full_key:
-                mw.cache.counters.hits += 1
+                self._served_by_another()
                 await self.serve(shared.stored, "hit; detail=coalesced", "HIT", with_age=True)
                 return
             await self.origin()  # the leader's response was not storable: ask on our own
@@ -309,44 +310,80 @@ class Exchange:
             self.release(None)
 
     async def _origin_locked(self) -> None:
-        # Cross-process coalescing: one process holds the lock and calls its app; the others
-        # poll for the entry it stores (with backoff), up to lock_timeout, then go themselves.
+        # Cross-process coalescing: one process holds the lock (its lease extended by a
+        # watchdog while the app runs) and calls its app; the others sleep until the holder
+        # publishes on the entry's notify channel, bounded by lock_timeout, then go themselves.
         cache = self.mw.cache
-        lock_key = cache.keys.lock(self.full_key)
-        token = secrets.token_hex(16)
+        lock = DistributedLock(
+            cache.backend,
+            cache.keys.lock(self.full_key),
+            lease=cache.settings.lock_lease,
+            on_error=cache.record_error,
+        )
         try:
-            acquired = await cache.backend.acquire_lock(lock_key, token, cache.settings.lock_lease)
+            acquired = await lock.acquire()
         except BackendError as exc:
             cache.record_error("lock", exc)
-            acquired = True  # no lock service: behave as if alone
+            await self.origin()  # no lock service: behave as if alone
+            return
         if not acquired:
             cache.counters.lock_waits += 1
             found = await self._wait_for_entry()
             if found is not None:
                 self.release(Shared(found, self.lookup_names, self.full_key))
+                self._served_by_another()
                 await self.serve(found, "hit; detail=lock", "HIT", with_age=True)
                 return
             await self.origin()
             return
+        lock.start_watchdog()
         try:
             await self.origin()
         finally:
+            await lock.release()
+            # Wake the waiters whether a response was stored or not: they read it, or go to
+            # the app themselves at once instead of waiting out lock_timeout.
             try:
-                await cache.backend.release_lock(lock_key, token)
+                await cache.backend.publish(cache.keys.notify(self.full_key))
             except BackendError as exc:
-                cache.record_error("unlock", exc)
+                cache.record_error("notify", exc)
+
+    def _served_by_another(self) -> None:
+        # The lookup counted a miss; the response came from another request's origin call
+        # after all (coalesced in process, or stored by the lock holder), so it is a hit.
+        counters = self.mw.cache.counters
+        counters.misses -= 1
+        counters.hits += 1
 
     async def _wait_for_entry(self) -> StoredResponse | None:
         cache = self.mw.cache
         deadline = time.monotonic() + cache.settings.lock_timeout
+        notifier = cache.lock_notifier
+        if await notifier.subscribe(cache.backend):
+            with notifier.waiter(cache.keys.notify(self.full_key)) as woken:
+                # Registered before this read, so a response stored after it wakes us.
+                found = await self._read_fresh()
+                if found is not None:
+                    return found
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                        await woken
+            return await self._read_fresh()
+        # No notifications (pub/sub unavailable): poll with backoff, still bounded.
         delay = 0.01
         while time.monotonic() < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
-            entry = await cache.read_entry(self.full_key)
-            found = StoredResponse.from_entry(entry) if entry is not None else None
-            if found is not None and time.time() < found.fresh_until:
+            found = await self._read_fresh()
+            if found is not None:
                 return found
+        return None
+
+    async def _read_fresh(self) -> StoredResponse | None:
+        entry = await self.mw.cache.read_entry(self.full_key)
+        found = StoredResponse.from_entry(entry) if entry is not None else None
+        if found is not None and time.time() < found.fresh_until:
+            return found
         return None
 
     def _key_for(self, names: tuple[str, ...]) -> str:
