@@ -300,23 +300,55 @@ class Cache:
             return TagSnapshot(())
         return TagSnapshot(tuple(zip(tag_keys, versions, strict=True)))
 
-    async def write_entry(self, full_key: str, entry: Entry, snapshot: TagSnapshot) -> bool:
+    async def write_entry(
+        self,
+        full_key: str,
+        entry: Entry,
+        snapshot: TagSnapshot,
+        *,
+        fence: tuple[str, str] | None = None,
+    ) -> bool:
         """Store ``entry`` until its ``stale_until`` if ``snapshot``'s tags are still current.
 
-        Returns whether it was stored. Failures are counted and logged, never raised.
+        With ``fence`` (a lock key and token), store only while that token holds the lock, so
+        a holder whose lease ran out cannot overwrite what the next holder wrote. Returns
+        whether it was stored. Failures are counted and logged, never raised.
         """
-        if not self.settings.enabled or not snapshot.deps:
+        return bool(await self.try_write_entry(full_key, entry, snapshot, fence=fence))
+
+    async def try_write_entry(
+        self,
+        full_key: str,
+        entry: Entry,
+        snapshot: TagSnapshot,
+        *,
+        fence: tuple[str, str] | None = None,
+    ) -> bool | None:
+        """Like :meth:`write_entry`, telling a refusal from a failure.
+
+        Returns ``True`` if stored; ``False`` if refused (a tag moved on since ``snapshot``,
+        the fence's lock is held by someone else, the entry is already past its lifetime, or
+        the cache is disabled); ``None`` on a backend failure (counted and logged), including
+        an empty snapshot, which means the tag read before the load failed.
+        """
+        if not self.settings.enabled:
             return False
+        if not snapshot.deps:
+            return None
         lifetime = entry.stale_until - time.time()
         if lifetime <= 0:
             return False
+        payload = encode_entry(entry, full_key)
         try:
-            stored = await self.backend.set(
-                full_key, encode_entry(entry, full_key), lifetime, snapshot.deps
-            )
+            if fence is None:
+                stored = await self.backend.set(full_key, payload, lifetime, snapshot.deps)
+            else:
+                stored = await self.backend.set_if_locked(
+                    full_key, payload, lifetime, snapshot.deps, *fence
+                )
         except BackendError as exc:
             self.record_error("write", exc)
-            return False
+            return None
         if stored:
             self._stats.sets += 1
         return stored

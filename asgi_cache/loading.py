@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._exceptions import BackendError, ConfigurationError
 from .aside import rebuilder
-from .codec import CorruptEntry, Entry, EntryKind, decode_entry, encode_entry
+from .codec import CorruptEntry, Entry, EntryKind, decode_entry
 from .keys import validate_key
 from .locking import DistributedLock, Notifier, SingleFlight
 
@@ -442,27 +442,8 @@ class Loading:
         holds its token. A failure (including an empty snapshot, which means the tag read
         failed) is counted and logged.
         """
-        cache = self.cache
-        if not snapshot.deps:
-            return None
-        lifetime = entry.stale_until - time.time()
-        if lifetime <= 0:
-            return False
-        payload = encode_entry(entry, full_key)
-        backend = cache.backend
-        try:
-            if fence is None:
-                stored = await backend.set(full_key, payload, lifetime, snapshot.deps)
-            else:
-                stored = await backend.set_if_locked(
-                    full_key, payload, lifetime, snapshot.deps, fence.key, fence.token
-                )
-        except BackendError as exc:
-            cache.record_error("write", exc)
-            return None
-        if stored:
-            cache.counters.sets += 1
-        return stored
+        lock = None if fence is None else (fence.key, fence.token)
+        return await self.cache.try_write_entry(full_key, entry, snapshot, fence=lock)
 
     async def _read(self, full_key: str) -> tuple[Entry | None, bool]:
         """The entry under ``full_key`` (or ``None``) and whether the backend answered."""
