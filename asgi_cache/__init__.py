@@ -8,7 +8,9 @@ invalidate everything derived from changed data. See the README and ``docs/``.
 from __future__ import annotations
 
 from ._exceptions import (
+    BackendBusyError,
     BackendError,
+    BackendReplyError,
     BackendTimeoutError,
     CacheError,
     ConfigurationError,
@@ -21,7 +23,9 @@ from .http import CacheMiddleware
 from .settings import CacheSettings
 
 __all__ = [
+    "BackendBusyError",
     "BackendError",
+    "BackendReplyError",
     "BackendTimeoutError",
     "Cache",
     "CacheError",

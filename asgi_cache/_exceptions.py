@@ -7,7 +7,9 @@ boundary and never leak out under their own names::
     CacheError
     ├── ConfigurationError   (also a ValueError) bad settings or arguments
     ├── BackendError         the storage backend failed or timed out
-    │   └── BackendTimeoutError
+    │   ├── BackendTimeoutError
+    │   ├── BackendBusyError  no pooled connection came free in time
+    │   └── BackendReplyError the backend answered with an error (READONLY, OOM, ...)
     ├── SerializationError   (also a TypeError) a value cannot be encoded or decoded
     └── LockError            a distributed lock could not be used as asked
 
@@ -19,7 +21,9 @@ errors surface only from explicit operator calls that need an answer, such as ``
 from __future__ import annotations
 
 __all__ = [
+    "BackendBusyError",
     "BackendError",
+    "BackendReplyError",
     "BackendTimeoutError",
     "CacheError",
     "ConfigurationError",
@@ -46,6 +50,23 @@ class BackendError(CacheError):
 
 class BackendTimeoutError(BackendError):
     """A backend operation did not complete within its time budget."""
+
+
+class BackendBusyError(BackendError):
+    """No pooled connection came free within the pool wait (``pool_timeout``).
+
+    This process is saturated; it says nothing about the backend's own health, so the circuit
+    breaker does not count it as a failure.
+    """
+
+
+class BackendReplyError(BackendError):
+    """The backend answered, with an error about this command (``READONLY``, ``OOM``,
+    ``WRONGTYPE``, a script error, ...).
+
+    The backend is up and answering fast, so the circuit breaker does not count it as a
+    failure; the operation itself still fails open.
+    """
 
 
 class SerializationError(CacheError, TypeError):

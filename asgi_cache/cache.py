@@ -22,6 +22,7 @@ from ._exceptions import BackendError
 from ._retry import InvalidationQueue
 from ._stats import RateLimitedLog, Stats
 from .backends.base import Backend, Dependency
+from .backends.breaker import CircuitBreakerBackend
 from .backends.memory import MemoryBackend
 from .backends.redis import RedisBackend
 from .codec import CorruptEntry, Entry, EntryKind, Serializer, decode_entry, encode_entry
@@ -119,13 +120,28 @@ class Cache:
         s = self.settings
         if urlsplit(s.url).scheme == "memory":
             return MemoryBackend(max_entries=s.memory_max_entries, max_bytes=s.memory_max_bytes)
-        return RedisBackend(
+        redis = RedisBackend(
             s.url,
             op_timeout=s.op_timeout,
             connect_timeout=s.connect_timeout,
             max_connections=s.max_connections,
             pool_timeout=s.pool_timeout,
         )
+        if not s.breaker_threshold:
+            return redis
+        return CircuitBreakerBackend(
+            redis, threshold=s.breaker_threshold, cooldown=s.breaker_cooldown
+        )
+
+    @property
+    def breaker(self) -> CircuitBreakerBackend | None:
+        """The circuit breaker in front of the backend, if there is one.
+
+        Caches built from a Redis URL get one (unless ``breaker_threshold`` is 0); a backend
+        passed to the constructor is used as given (wrap it yourself to add one).
+        """
+        backend = self.backend
+        return backend if isinstance(backend, CircuitBreakerBackend) else None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -740,13 +756,17 @@ class Cache:
 
     def stats(self) -> dict[str, Any]:
         """Counters since creation: hits, misses, stale, errors, corrupt, sets, deletes, loads,
-        lock_waits, invalidations and hit_rate, plus the backend's name and the number of
-        invalidations waiting to be retried (``pending_invalidations``)."""
+        lock_waits, invalidations and hit_rate, plus the backend's name, the number of
+        invalidations waiting to be retried (``pending_invalidations``) and ``breaker``: the
+        circuit breaker's state (see :meth:`CircuitBreakerBackend.snapshot
+        <asgi_cache.backends.CircuitBreakerBackend.snapshot>`), or ``None`` without one."""
         out = self._stats.snapshot()
         out["backend"] = self.backend.name
         out["enabled"] = self.settings.enabled
         out["pending_invalidations"] = len(self._pending)
         out["invalidation_overflows"] = self._pending.overflows
+        breaker = self.breaker
+        out["breaker"] = None if breaker is None else breaker.snapshot()
         return out
 
     def health_route(self) -> HealthApp:
@@ -763,8 +783,9 @@ class Cache:
 
         Returns a dict with ``status`` (``healthy``, ``degraded`` when Redis answers but is
         misconfigured for a cache, ``down`` when it does not answer), ``latency_ms``,
-        ``used_memory``, ``maxmemory``, ``maxmemory_policy``, ``version``, ``hit_rate`` and
-        ``warnings``.
+        ``used_memory``, ``maxmemory``, ``maxmemory_policy``, ``version``, ``hit_rate``,
+        ``warnings`` and ``breaker`` (the circuit breaker's state, ``None`` without one).
+        While the breaker is open the probe is skipped and the status is ``down``.
         """
         out: dict[str, Any] = {"backend": self.backend.name, "namespace": self.keys.namespace}
         warnings: list[str] = []
@@ -784,4 +805,6 @@ class Cache:
             out["status"] = "degraded" if warnings else "healthy"
         out["warnings"] = warnings
         out["hit_rate"] = self._stats.snapshot()["hit_rate"]
+        breaker = self.breaker
+        out["breaker"] = None if breaker is None else breaker.state
         return out

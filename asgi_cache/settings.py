@@ -74,6 +74,11 @@ class CacheSettings:
     """Entry bound of the ``memory://`` backend (least recently used are evicted)."""
     memory_max_bytes: int = 64 * 1024 * 1024
     """Byte bound of the ``memory://`` backend (least recently used are evicted)."""
+    breaker_threshold: int = 5
+    """Consecutive Redis failures that open the circuit breaker (Redis is then skipped without
+    I/O until a probe answers); 0 turns the breaker off."""
+    breaker_cooldown: float = 2.0
+    """Seconds between the background probes (one ``PING`` each) while the breaker is open."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -191,6 +196,10 @@ def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+def _non_negative_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 _DURATION = "a duration in seconds > 0 (decimals allowed, e.g. 0.25)"
 _VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "url": (
@@ -219,6 +228,8 @@ _VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "negative_ttl": (_positive, _DURATION),
     "memory_max_entries": (_positive_int, "a whole number > 0"),
     "memory_max_bytes": (_positive_int, "a whole number of bytes > 0"),
+    "breaker_threshold": (_non_negative_int, "a whole number >= 0 (0 turns the breaker off)"),
+    "breaker_cooldown": (_positive, _DURATION),
 }
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -230,6 +241,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_connections": _integer,
     "memory_max_entries": _integer,
     "memory_max_bytes": _integer,
+    "breaker_threshold": _integer,
 }
 _ENV_PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
     name: (_PARSERS.get(name, _duration), allowed) for name, (_, allowed) in _VALIDATORS.items()

@@ -1,9 +1,20 @@
-"""Storage backends: :class:`MemoryBackend` (``memory://``) and :class:`RedisBackend`."""
+"""Storage backends: :class:`MemoryBackend` (``memory://``) and :class:`RedisBackend`.
+
+:class:`CircuitBreakerBackend` wraps either to skip a backend that is down.
+"""
 
 from __future__ import annotations
 
 from .base import Backend, Dependency
+from .breaker import BreakerState, CircuitBreakerBackend
 from .memory import MemoryBackend
 from .redis import RedisBackend
 
-__all__ = ["Backend", "Dependency", "MemoryBackend", "RedisBackend"]
+__all__ = [
+    "Backend",
+    "BreakerState",
+    "CircuitBreakerBackend",
+    "Dependency",
+    "MemoryBackend",
+    "RedisBackend",
+]

@@ -28,9 +28,17 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
 
-from .._exceptions import BackendError, BackendTimeoutError
+from .._exceptions import (
+    BackendBusyError,
+    BackendError,
+    BackendReplyError,
+    BackendTimeoutError,
+)
 from .base import Backend, Dependency
 
 __all__ = ["RedisBackend", "decode_deps_header", "encode_deps_header"]
@@ -71,11 +79,13 @@ SET_SCRIPT: Final = """
 -- KEYS[1]: entry key; KEYS[2..]: tag keys. ARGV[1]: value; ARGV[2]: ttl in ms;
 -- ARGV[3..]: the version recorded for each tag key. Extends each tag key to live at least as
 -- long as the entry (PEXPIRE GT: never shortens). Returns 1 if stored, 0 if a tag moved on.
+-- SET comes first: Redis checks maxmemory only at a script's first write, so a PEXPIRE
+-- before it would let the script grow memory past the limit under noeviction.
 for i = 2, #KEYS do
   if redis.call('GET', KEYS[i]) ~= ARGV[i + 1] then return 0 end
 end
-for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[2], 'GT') end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[2], 'GT') end
 return 1
 """
 
@@ -83,16 +93,18 @@ VERSIONS_SCRIPT: Final = """
 -- Return the current version of each tag key, creating missing ones.
 -- KEYS: tag keys. ARGV[1]: ttl in ms; ARGV[2..]: a fresh random version per key, used only
 -- when the key has none. Every key is left with an expiry of at least ARGV[1].
+-- The SETs come before the PEXPIREs: Redis checks maxmemory only at a script's first write.
 local out = {}
 for i = 1, #KEYS do
   local v = redis.call('GET', KEYS[i])
-  if v then
-    redis.call('PEXPIRE', KEYS[i], ARGV[1], 'GT')
-  else
+  if not v then
     v = ARGV[i + 1]
     redis.call('SET', KEYS[i], v, 'PX', ARGV[1])
   end
   out[i] = v
+end
+for i = 1, #KEYS do
+  if out[i] ~= ARGV[i + 1] then redis.call('PEXPIRE', KEYS[i], ARGV[1], 'GT') end
 end
 return out
 """
@@ -206,6 +218,11 @@ class RedisBackend(Backend):
                 timeout=pool_timeout,
                 socket_timeout=op_timeout,
                 socket_connect_timeout=connect_timeout,
+                # One immediate retry on a fresh connection when a pooled one turns out dead
+                # (Redis restarted, an idle timeout closed it): otherwise every stale pooled
+                # connection costs one failed operation, enough to open the breaker. Timeouts
+                # are not retried; the whole operation stays inside op_timeout.
+                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             )
             client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
             owns_client = True if owns_client is None else owns_client
@@ -231,8 +248,18 @@ class RedisBackend(Backend):
                 f"redis {what} timed out after {self.op_timeout * 1000:.0f} ms"
             ) from None
         except (RedisError, OSError) as exc:
+            if isinstance(exc.__cause__, TimeoutError) and "No connection available" in str(exc):
+                # redis-py's BlockingConnectionPool gave up waiting (pool_timeout): local
+                # saturation, not a Redis fault (the breaker does not count it).
+                raise BackendBusyError(
+                    f"redis {what}: no pooled connection free within the pool wait"
+                ) from None
             if "timeout" in type(exc).__name__.lower():
                 raise BackendTimeoutError(f"redis {what} timed out: {exc}") from None
+            if isinstance(exc, ResponseError):  # READONLY, OOM, WRONGTYPE, script errors...
+                raise BackendReplyError(
+                    f"redis {what} failed: {type(exc).__name__}: {exc}"
+                ) from None
             raise BackendError(f"redis {what} failed: {type(exc).__name__}: {exc}") from None
 
     async def get(self, key: str) -> bytes | None:

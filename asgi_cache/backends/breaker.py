@@ -1,0 +1,289 @@
+"""A circuit breaker around any backend: skip a backend that is down, probe it to recover.
+
+While a backend answers, calls pass straight through (``closed``). After ``threshold``
+consecutive failures the breaker opens: every call then fails at once with
+:class:`~asgi_cache.BackendError` without touching the network, so the cache's fail-open paths
+add no latency while Redis is down, slow or unreachable. One background task pings the backend
+once per ``cooldown`` (``half_open`` while the ping is in flight) and closes the breaker when it
+answers.
+
+Only :class:`~asgi_cache.BackendError` counts as a failure: the backend could not be reached
+or did not answer in time (refused or reset connections, timeouts, ``LOADING``, ``max number
+of clients reached``). Answers that merely say "no" (a lock held by someone else, an entry not
+stored because a tag moved on, a miss) are successes. Two kinds of ``BackendError`` are not
+counted either:
+
+- :class:`~asgi_cache.BackendReplyError`: the backend answered, fast, with an error about that
+  command (``READONLY`` on a replica, ``OOM`` under ``noeviction``, ``WRONGTYPE`` on a foreign
+  key). Skipping it would cost the reads that still work and gain no latency.
+- :class:`~asgi_cache.BackendBusyError`: no pooled connection came free in time. This process
+  is saturated; the operations holding the connections succeed or time out on their own, and
+  those count.
+
+Cancellation is neither success nor failure: a caller that gave up says nothing about the
+backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Sequence
+from typing import Any, Final, Literal, TypeVar
+
+from .._exceptions import (
+    BackendBusyError,
+    BackendError,
+    BackendReplyError,
+    ConfigurationError,
+)
+from .base import Backend, Dependency
+
+__all__ = ["BreakerState", "CircuitBreakerBackend"]
+
+logger = logging.getLogger("asgi_cache")
+
+BreakerState = Literal["closed", "open", "half_open"]
+T = TypeVar("T")
+
+# closed -> open is what an operator must notice; the probe's own back and forth is detail.
+_LEVELS: Final[dict[tuple[str, str], int]] = {
+    ("closed", "open"): logging.WARNING,
+    ("half_open", "closed"): logging.WARNING,
+    ("open", "half_open"): logging.DEBUG,
+    ("half_open", "open"): logging.DEBUG,
+}
+
+
+class CircuitBreakerBackend(Backend):
+    """Wraps ``backend`` so that a failing backend is skipped until it answers a probe.
+
+    Args:
+        backend: The backend to protect (usually a :class:`~asgi_cache.backends.RedisBackend`).
+        threshold: Consecutive failures that open the breaker.
+        cooldown: Seconds between background probes while the breaker is open.
+
+    Raises:
+        ConfigurationError: ``threshold`` is not a whole number > 0 or ``cooldown`` is not a
+            duration > 0.
+    """
+
+    def __init__(self, backend: Backend, *, threshold: int = 5, cooldown: float = 2.0) -> None:
+        if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold <= 0:
+            raise ConfigurationError(
+                f"threshold={threshold!r} is not allowed: expected a whole number > 0"
+            )
+        if (
+            not isinstance(cooldown, int | float)
+            or isinstance(cooldown, bool)
+            or not cooldown > 0
+            or cooldown == float("inf")
+        ):
+            raise ConfigurationError(
+                f"cooldown={cooldown!r} is not allowed: expected a duration in seconds > 0"
+            )
+        self.inner = backend
+        self.name = backend.name
+        self.threshold = threshold
+        self.cooldown = float(cooldown)
+        self._state: BreakerState = "closed"
+        self._failures = 0
+        self._transitions = 0
+        self._opened = 0
+        self._short_circuited = 0
+        self._last_error: str | None = None
+        self._changed_at = time.monotonic()
+        self._probe: asyncio.Task[None] | None = None
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> BreakerState:
+        """``closed`` (calls pass), ``open`` (calls fail fast) or ``half_open`` (probing)."""
+        return self._state
+
+    def snapshot(self) -> dict[str, Any]:
+        """The breaker's state for ``cache.stats()`` and health output.
+
+        Returns:
+            ``state``, ``consecutive_failures``, ``threshold``, ``cooldown``, ``transitions``
+            (every state change), ``opened`` (times it opened), ``short_circuited`` (calls
+            refused without I/O), ``last_error`` (text of the last counted failure, or
+            ``None``) and ``state_age`` (seconds in the current state).
+        """
+        return {
+            "state": self._state,
+            "consecutive_failures": self._failures,
+            "threshold": self.threshold,
+            "cooldown": self.cooldown,
+            "transitions": self._transitions,
+            "opened": self._opened,
+            "short_circuited": self._short_circuited,
+            "last_error": self._last_error,
+            "state_age": round(time.monotonic() - self._changed_at, 3),
+        }
+
+    def _move(self, new: BreakerState) -> None:
+        old = self._state
+        if old == new:
+            return
+        self._state = new
+        self._transitions += 1
+        self._changed_at = time.monotonic()
+        if new == "open" and old == "closed":
+            self._opened += 1
+            logger.warning(
+                "asgi-cache: circuit breaker closed -> open after %d consecutive %s failures "
+                "(last: %s); skipping it, probing every %.3g s",
+                self._failures,
+                self.name,
+                self._last_error,
+                self.cooldown,
+            )
+        elif new == "closed":
+            logger.log(
+                _LEVELS.get((old, new), logging.DEBUG),
+                "asgi-cache: circuit breaker %s -> closed: %s answered the probe",
+                old,
+                self.name,
+            )
+        else:
+            logger.log(
+                _LEVELS.get((old, new), logging.DEBUG),
+                "asgi-cache: circuit breaker %s -> %s (last error: %s)",
+                old,
+                new,
+                self._last_error,
+            )
+
+    def _admit(self, what: str) -> None:
+        """Refuse the call at once, without I/O, unless the breaker is closed."""
+        if self._state == "closed":
+            return
+        self._short_circuited += 1
+        self._ensure_probe()
+        raise BackendError(
+            f"{self.name} {what} skipped: circuit breaker {self._state} "
+            f"(last error: {self._last_error})"
+        )
+
+    async def _track(self, call: Awaitable[T]) -> T:
+        try:
+            result = await call
+        except (BackendBusyError, BackendReplyError):
+            raise
+        except BackendError as exc:
+            self._failure(exc)
+            raise
+        self._failures = 0
+        return result
+
+    def _failure(self, exc: BackendError) -> None:
+        self._failures += 1
+        self._last_error = str(exc)
+        if self._state == "closed" and self._failures >= self.threshold:
+            self._move("open")
+            self._ensure_probe()
+
+    # -- probing -------------------------------------------------------------------------------
+
+    def _ensure_probe(self) -> None:
+        """Make sure one probe task runs on the current event loop while the breaker is open."""
+        probe = self._probe
+        loop = asyncio.get_running_loop()
+        if probe is not None and not probe.done() and probe.get_loop() is loop:
+            return
+        # A probe left behind on another (closed) loop never finishes; replace it.
+        self._probe = loop.create_task(self._probe_loop(), name="asgi-cache breaker probe")
+
+    async def _probe_loop(self) -> None:
+        while self._state != "closed":
+            await asyncio.sleep(self.cooldown)
+            self._move("half_open")
+            try:
+                await self.inner.ping()
+            except BackendError as exc:
+                self._last_error = str(exc)
+                self._move("open")
+            else:
+                self._failures = 0
+                self._move("closed")
+
+    # -- the Backend protocol ------------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        """See :meth:`Backend.get`; fails fast while the breaker is open."""
+        self._admit("get")
+        return await self._track(self.inner.get(key))
+
+    async def set(
+        self, key: str, value: bytes, ttl: float, deps: Sequence[Dependency] = ()
+    ) -> bool:
+        """See :meth:`Backend.set`; "not stored" is an answer, not a failure."""
+        self._admit("set")
+        return await self._track(self.inner.set(key, value, ttl, deps))
+
+    async def delete(self, *keys: str) -> int:
+        """See :meth:`Backend.delete`; fails fast while the breaker is open."""
+        self._admit("delete")
+        return await self._track(self.inner.delete(*keys))
+
+    async def get_raw(self, key: str) -> bytes | None:
+        """See :meth:`Backend.get_raw`; fails fast while the breaker is open."""
+        self._admit("get_raw")
+        return await self._track(self.inner.get_raw(key))
+
+    async def set_raw(self, key: str, value: bytes, ttl: float) -> None:
+        """See :meth:`Backend.set_raw`; fails fast while the breaker is open."""
+        self._admit("set_raw")
+        await self._track(self.inner.set_raw(key, value, ttl))
+
+    async def versions(self, tag_keys: Sequence[str], ttl: float) -> list[str]:
+        """See :meth:`Backend.versions`; fails fast while the breaker is open."""
+        self._admit("versions")
+        return await self._track(self.inner.versions(tag_keys, ttl))
+
+    async def invalidate(self, tag_keys: Sequence[str]) -> int:
+        """See :meth:`Backend.invalidate`; fails fast while the breaker is open."""
+        self._admit("invalidate")
+        return await self._track(self.inner.invalidate(tag_keys))
+
+    async def delete_prefix(self, prefix: str, *, batch: int = 500) -> int:
+        """See :meth:`Backend.delete_prefix`; fails fast while the breaker is open."""
+        self._admit("delete_prefix")
+        return await self._track(self.inner.delete_prefix(prefix, batch=batch))
+
+    async def acquire_lock(self, key: str, token: str, ttl: float) -> bool:
+        """See :meth:`Backend.acquire_lock`; a lock held by another is not a failure."""
+        self._admit("lock")
+        return await self._track(self.inner.acquire_lock(key, token, ttl))
+
+    async def extend_lock(self, key: str, token: str, ttl: float) -> bool:
+        """See :meth:`Backend.extend_lock`; fails fast while the breaker is open."""
+        self._admit("lock extend")
+        return await self._track(self.inner.extend_lock(key, token, ttl))
+
+    async def release_lock(self, key: str, token: str) -> bool:
+        """See :meth:`Backend.release_lock`; fails fast while the breaker is open."""
+        self._admit("unlock")
+        return await self._track(self.inner.release_lock(key, token))
+
+    async def ping(self) -> float:
+        """See :meth:`Backend.ping`; fails fast while the breaker is open."""
+        self._admit("ping")
+        return await self._track(self.inner.ping())
+
+    async def info(self) -> dict[str, Any]:
+        """See :meth:`Backend.info`; fails fast while the breaker is open."""
+        self._admit("info")
+        return await self._track(self.inner.info())
+
+    async def aclose(self) -> None:
+        """Stop probing and close the wrapped backend."""
+        probe, self._probe = self._probe, None
+        if probe is not None and not probe.done():
+            probe.cancel()
+            if probe.get_loop() is asyncio.get_running_loop():
+                await asyncio.wait([probe])  # let it unwind; our own cancellation still raises
+        await self.inner.aclose()
