@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from asgi_cache import Cache, CacheSettings, ConfigurationError, SerializationError
-from asgi_cache.backends import MemoryBackend, RedisBackend
+from asgi_cache.backends import CircuitBreakerBackend, MemoryBackend, RedisBackend
 
 ROUND_TRIPS: list[Any] = [
     "text",
@@ -236,7 +236,7 @@ async def test_health_degraded_and_down(own_redis: Any, caplog: pytest.LogCaptur
 async def test_redis_killed_mid_run_fails_open(
     own_redis: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = CacheSettings(url=own_redis.url, op_timeout=0.2, ttl_jitter=0)
+    settings = CacheSettings(url=own_redis.url, op_timeout=0.2, ttl_jitter=0, breaker_cooldown=0.05)
     async with Cache(settings) as cache:
         await cache.set("users:1:profile", "cached")
         assert await cache.get("users:1:profile") == "cached"
@@ -254,6 +254,11 @@ async def test_redis_killed_mid_run_fails_open(
         # Rate-limited: one line per kind of failure, not one per request.
         assert len([r for r in caplog.records if "failing open" in r.message]) <= 6
         own_redis.start()
+        breaker = cache.breaker
+        assert breaker is not None
+        async with asyncio.timeout(5):  # the breaker opened; its probe closes it again
+            while breaker.state != "closed":  # noqa: ASYNC110 - no event for the probe
+                await asyncio.sleep(0.01)
         assert await cache.set("users:1:profile", "back") is True
         assert await cache.get("users:1:profile") == "back"
 
@@ -278,7 +283,8 @@ async def test_start_and_stop_nest_and_reopen(redis_url: str) -> None:
         backend = cache.backend
         assert await cache.get("n:1:x") == 1  # still open after the inner exit
     assert cache._backend is None  # the last exit released the connections
-    assert isinstance(backend, RedisBackend)
+    assert isinstance(backend, CircuitBreakerBackend)
+    assert isinstance(backend.inner, RedisBackend)
     async with cache:
         assert await cache.get("n:1:x") == 1  # reconnects lazily
 

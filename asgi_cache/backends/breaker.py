@@ -22,6 +22,14 @@ counted either:
 
 Cancellation is neither success nor failure: a caller that gave up says nothing about the
 backend.
+
+Operations that were in flight together and fail together count as *one* failure: a failure
+counts only if no other failure was counted since the operation started. Otherwise one stall of
+this process (a long GC pause, a CPU-starved container) that makes 64 concurrent operations
+time out at once would open the breaker, although Redis is fine. Under a real outage the
+count still climbs: each new operation started after the last counted failure fails too. So
+a hung Redis opens the breaker after about ``threshold x op_timeout`` of wall time, whatever
+the concurrency, and a refused connection after ``threshold`` quick failures.
 """
 
 from __future__ import annotations
@@ -89,6 +97,7 @@ class CircuitBreakerBackend(Backend):
         self.cooldown = float(cooldown)
         self._state: BreakerState = "closed"
         self._failures = 0
+        self._epoch = 0  # bumped on every counted failure
         self._transitions = 0
         self._opened = 0
         self._short_circuited = 0
@@ -169,19 +178,23 @@ class CircuitBreakerBackend(Backend):
         )
 
     async def _track(self, call: Awaitable[T]) -> T:
+        epoch = self._epoch
         try:
             result = await call
         except (BackendBusyError, BackendReplyError):
             raise
         except BackendError as exc:
-            self._failure(exc)
+            self._failure(exc, epoch)
             raise
         self._failures = 0
         return result
 
-    def _failure(self, exc: BackendError) -> None:
-        self._failures += 1
+    def _failure(self, exc: BackendError, epoch: int) -> None:
         self._last_error = str(exc)
+        if epoch != self._epoch:
+            return  # failed together with one already counted
+        self._epoch += 1
+        self._failures += 1
         if self._state == "closed" and self._failures >= self.threshold:
             self._move("open")
             self._ensure_probe()
