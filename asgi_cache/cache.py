@@ -81,6 +81,7 @@ class Cache:
         self._errors = RateLimitedLog(logger)
         self._users = 0
         self._started = False
+        self._checked = False  # startup checks warn once per cache, not once per start
         self._random = random.Random()
         self._pending = InvalidationQueue(
             invalidate=lambda tag_keys: self.backend.invalidate(tag_keys),
@@ -156,7 +157,7 @@ class Cache:
         if self._started:
             return
         self._started = True
-        if self.settings.enabled:
+        if self.settings.enabled and not self._checked:
             await self._startup_checks()
 
     async def stop(self) -> None:
@@ -225,6 +226,7 @@ class Cache:
                 exc,
             )
             return
+        self._checked = True
         if info.get("backend") != "redis":
             return
         if not info.get("maxmemory"):

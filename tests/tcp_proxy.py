@@ -4,8 +4,8 @@ It forwards bytes both ways and can, at any moment: delay replies (``latency``),
 traffic while keeping connections open (``blackhole``), cut every connection after it has
 carried ``cut_replies_after`` reply bytes, reset connections with a TCP RST (``reset``), or
 answer every command with a Redis error reply such as ``-LOADING`` (``error_reply``) without
-forwarding it. Counters (``bytes_up``, ``bytes_down``, ``connections``) let tests assert on
-what reached the server.
+forwarding it. Counters let tests assert on what reached the proxy (``commands``,
+``connections``) and what it let through (``bytes_up``, ``bytes_down``).
 """
 
 from __future__ import annotations
@@ -87,9 +87,12 @@ class TcpProxy:
         """Reset new connections as soon as they are accepted."""
         self.error_reply: bytes | None = None
         """Answer every command with this error reply instead of forwarding it."""
+        self.commands = 0
+        """Complete commands received from clients, whatever the fault."""
         self.bytes_up = 0
         self.bytes_down = 0
         self.connections = 0
+        """Connections accepted from clients."""
         self._links: set[_Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -159,11 +162,12 @@ class TcpProxy:
         pending = bytearray()
         try:
             while data := await reader.read(65536):
+                pending += data
+                n = count_commands(pending)
+                self.commands += n
                 if self.blackhole:
                     continue
                 if self.error_reply is not None:
-                    pending += data
-                    n = count_commands(pending)
                     link.client.write(self.error_reply * n)
                     continue
                 self.bytes_up += len(data)

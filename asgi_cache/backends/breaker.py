@@ -202,13 +202,11 @@ class CircuitBreakerBackend(Backend):
     # -- probing -------------------------------------------------------------------------------
 
     def _ensure_probe(self) -> None:
-        """Make sure one probe task runs on the current event loop while the breaker is open."""
-        probe = self._probe
-        loop = asyncio.get_running_loop()
-        if probe is not None and not probe.done() and probe.get_loop() is loop:
-            return
-        # A probe left behind on another (closed) loop never finishes; replace it.
-        self._probe = loop.create_task(self._probe_loop(), name="asgi-cache breaker probe")
+        """Make sure one probe task runs while the breaker is open."""
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().create_task(
+                self._probe_loop(), name="asgi-cache breaker probe"
+            )
 
     async def _probe_loop(self) -> None:
         while self._state != "closed":

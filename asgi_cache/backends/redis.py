@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import os
 import struct
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -216,7 +217,11 @@ class RedisBackend(Backend):
                 url,
                 max_connections=max_connections,
                 timeout=pool_timeout,
-                socket_timeout=op_timeout,
+                # Every call already runs under asyncio.timeout(op_timeout) in _run. redis-py
+                # turns socket_timeout into asyncio.wait_for around each send, which on Python
+                # 3.11 can swallow a cancellation (the caller's, or our own timeout) that lands
+                # as the send completes: the call then runs on, unbounded by the caller.
+                socket_timeout=op_timeout if sys.version_info >= (3, 12) else None,
                 socket_connect_timeout=connect_timeout,
                 # One immediate retry on a fresh connection when a pooled one turns out dead
                 # (Redis restarted, an idle timeout closed it): otherwise every stale pooled
