@@ -759,16 +759,17 @@ class Cache:
     def stats(self) -> dict[str, Any]:
         """Counters since creation: hits, misses, stale, errors, corrupt, sets, deletes, loads,
         lock_waits, invalidations and hit_rate, plus the backend's name, the number of
-        invalidations waiting to be retried (``pending_invalidations``) and ``breaker``: the
-        circuit breaker's state (see :meth:`CircuitBreakerBackend.snapshot
-        <asgi_cache.backends.CircuitBreakerBackend.snapshot>`), or ``None`` without one."""
+        invalidations waiting to be retried (``pending_invalidations``) and, when the backend
+        has a circuit breaker, ``breaker``: its state (see :meth:`CircuitBreakerBackend.snapshot
+        <asgi_cache.backends.CircuitBreakerBackend.snapshot>`)."""
         out = self._stats.snapshot()
         out["backend"] = self.backend.name
         out["enabled"] = self.settings.enabled
         out["pending_invalidations"] = len(self._pending)
         out["invalidation_overflows"] = self._pending.overflows
         breaker = self.breaker
-        out["breaker"] = None if breaker is None else breaker.snapshot()
+        if breaker is not None:
+            out["breaker"] = breaker.snapshot()
         return out
 
     def health_route(self) -> HealthApp:
@@ -786,7 +787,7 @@ class Cache:
         Returns a dict with ``status`` (``healthy``, ``degraded`` when Redis answers but is
         misconfigured for a cache, ``down`` when it does not answer), ``latency_ms``,
         ``used_memory``, ``maxmemory``, ``maxmemory_policy``, ``version``, ``hit_rate``,
-        ``warnings`` and ``breaker`` (the circuit breaker's state, ``None`` without one).
+        ``warnings`` and, when the backend has a circuit breaker, ``breaker`` (its state).
         While the breaker is open the probe is skipped and the status is ``down``.
         """
         out: dict[str, Any] = {"backend": self.backend.name, "namespace": self.keys.namespace}
@@ -808,5 +809,6 @@ class Cache:
         out["warnings"] = warnings
         out["hit_rate"] = self._stats.snapshot()["hit_rate"]
         breaker = self.breaker
-        out["breaker"] = None if breaker is None else breaker.state
+        if breaker is not None:
+            out["breaker"] = breaker.state
         return out

@@ -357,8 +357,8 @@ async def test_cache_wraps_redis_in_a_breaker_by_default() -> None:
     assert Cache.from_url(url, breaker_threshold=0).breaker is None
     memory = Cache.from_url("memory://")
     assert memory.breaker is None
-    assert memory.stats()["breaker"] is None
-    assert (await memory.health())["breaker"] is None
+    assert "breaker" not in memory.stats()
+    assert "breaker" not in await memory.health()
 
 
 async def test_cache_fails_open_through_an_open_breaker() -> None:
