@@ -67,6 +67,9 @@ class FaultEnv:
     proxy: TcpProxy
     state: dict[str, Any] = field(default_factory=dict)
     """Whatever the fault's inject step must hand to its heal step."""
+    victims: list[str] = field(default_factory=lambda: [VICTIM_FULL])
+    """Full keys the per-key faults (foreign value, corrupt header, WRONGTYPE) overwrite; a
+    driver that stores elsewhere (HTTP responses) points them at its own keys."""
     healed: bool = True
 
     @property
@@ -92,6 +95,11 @@ class FaultEnv:
     async def redis(self, *args: str) -> bytes:
         """Run one command on the server directly (not through the proxy)."""
         return await asyncio.to_thread(self.server.command, *args)
+
+    async def keys(self, pattern: str) -> list[str]:
+        """Keys matching ``pattern`` on the server (by SCAN)."""
+        out = await self.redis("--scan", "--pattern", pattern)
+        return out.decode().split()
 
     async def recovered(self, cache: Cache) -> None:
         """Wait until ``cache``'s breaker is closed again (the probe answered)."""
@@ -252,19 +260,21 @@ async def _script_flush(env: FaultEnv) -> None:
 
 
 async def _foreign_value(env: FaultEnv) -> None:
-    await env.redis("SET", VICTIM_FULL, "not an entry")
+    for key in env.victims:
+        await env.redis("SET", key, "not an entry")
 
 
 async def _corrupt_header(env: FaultEnv) -> None:
     # Starts like an entry with a dependency header, then stops short.
-    await env.redis(
-        "EVAL", "redis.call('SET', KEYS[1], '\\172D\\0\\9\\0'); return 1", "1", VICTIM_FULL
-    )
+    script = "redis.call('SET', KEYS[1], '\\172D\\0\\9\\0'); return 1"
+    for key in env.victims:
+        await env.redis("EVAL", script, "1", key)
 
 
 async def _wrong_type(env: FaultEnv) -> None:
-    await env.redis("DEL", VICTIM_FULL)
-    await env.redis("HSET", VICTIM_FULL, "field", "value")
+    for key in env.victims:
+        await env.redis("DEL", key)
+        await env.redis("HSET", key, "field", "value")
 
 
 async def _maxclients(env: FaultEnv) -> None:

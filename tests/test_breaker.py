@@ -133,6 +133,15 @@ async def trip(breaker: CircuitBreakerBackend, inner: Scripted) -> None:
     assert breaker.state == "open"
 
 
+def test_the_breaker_wraps_every_backend_method() -> None:
+    # A method added to Backend but not wrapped here would be inherited from the protocol as
+    # a stub returning None: every call would silently do nothing.
+    methods = {n for n, v in vars(Backend).items() if callable(v) and not n.startswith("_")}
+    missing = sorted(n for n in methods if n not in vars(CircuitBreakerBackend))
+    assert not missing, f"CircuitBreakerBackend must wrap {missing} (and OPS here test them)"
+    assert methods - {"aclose"} == set(OPS)
+
+
 @pytest.mark.parametrize("op", OPS, ids=list(OPS))
 async def test_every_operation_passes_through_closed_and_fails_fast_open(op: str) -> None:
     inner = Scripted()

@@ -64,6 +64,9 @@ async def test_middleware_answers_from_the_origin_under_every_fault(fault_env: F
         assert (await client.get("/users/1")).headers["x-cache"] == "MISS"
         assert (await client.get("/users/1")).headers["x-cache"] == "HIT"
         assert calls[1] == 1
+        # Per-key faults go to the stored response, wherever the middleware keeps it.
+        fault_env.victims = await fault_env.keys("faults:h:*")
+        assert fault_env.victims
 
         await fault_env.inject()
         for i in range(ROUNDS):
