@@ -118,8 +118,8 @@ class CircuitBreakerBackend(Backend):
         Returns:
             ``state``, ``consecutive_failures``, ``threshold``, ``cooldown``, ``transitions``
             (every state change), ``opened`` (times it opened), ``short_circuited`` (calls
-            refused without I/O), ``last_error`` (text of the last counted failure, or
-            ``None``) and ``state_age`` (seconds in the current state).
+            refused without I/O), ``last_error`` (text of the last failure seen, the probe's
+            included, or ``None``) and ``state_age`` (seconds in the current state).
         """
         return {
             "state": self._state,
