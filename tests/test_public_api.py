@@ -13,6 +13,7 @@ MODULES = [
     "asgi_cache",
     "asgi_cache.backends",
     "asgi_cache.backends.base",
+    "asgi_cache.backends.breaker",
     "asgi_cache.backends.memory",
     "asgi_cache.backends.redis",
     "asgi_cache.cache",
@@ -69,5 +70,7 @@ def test_exception_tree() -> None:
     assert issubclass(asgi_cache.ConfigurationError, ValueError)
     assert issubclass(asgi_cache.SerializationError, TypeError)
     assert issubclass(asgi_cache.BackendTimeoutError, asgi_cache.BackendError)
+    assert issubclass(asgi_cache.BackendBusyError, asgi_cache.BackendError)
+    assert issubclass(asgi_cache.BackendReplyError, asgi_cache.BackendError)
     for name in ("BackendError", "ConfigurationError", "LockError", "SerializationError"):
         assert issubclass(getattr(asgi_cache, name), asgi_cache.CacheError)
