@@ -4,10 +4,12 @@ A :class:`Fault` knows how to inject itself into a private ``redis-server`` (kil
 paused, full, read-only, ...) or into the :class:`~tests.tcp_proxy.TcpProxy` in front of it
 (latency, blackhole, cut replies, resets, error replies), how to heal, and what a cache should
 observe meanwhile. Tests take the parametrized ``fault_env`` fixture and drive the scenario
-through whatever layer they test (the data API today; the middleware and ``get_or_load`` reuse
-the same fixture)::
+through whatever layer they test (``test_faults_data_api.py``, ``test_faults_http.py``,
+``test_faults_get_or_load.py``)::
 
-    from .faults import fault_env  # noqa: F401  (the fixture)
+    from .faults import FaultEnv, fault_env
+
+    __all__ = ["fault_env"]  # re-exported: the fixture, used by the tests below
 
     async def test_x(fault_env: FaultEnv) -> None:
         cache = fault_env.make_cache()
