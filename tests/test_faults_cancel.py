@@ -34,7 +34,13 @@ async def slow_cache(own_redis: RedisServer) -> AsyncIterator[tuple[Cache, TcpPr
     await proxy.start()
     settings = CacheSettings(
         url=proxy.url,
-        **{**FAULT_SETTINGS, "op_timeout": 2.0, "pool_timeout": 2.0, "max_connections": POOL},
+        **{
+            **FAULT_SETTINGS,
+            "op_timeout": 2.0,
+            "pool_timeout": 2.0,
+            "connect_timeout": 2.0,
+            "max_connections": POOL,
+        },
     )
     cache = Cache(settings)
     async with cache:

@@ -77,7 +77,7 @@ async def test_saturated_pool_fails_open_without_opening_the_breaker(
 async def test_healthy_redis_serves_200_concurrent_callers_within_the_pool(
     own_redis: RedisServer,
 ) -> None:
-    cache = Cache(settings(own_redis.url, max_connections=16, pool_timeout=2.0))
+    cache = Cache(settings(own_redis.url, max_connections=16, pool_timeout=2.0, op_timeout=2.0))
     async with cache:
         await fill(cache, 50)
         async with asyncio.timeout(HANG_DETECTOR):

@@ -49,7 +49,7 @@ async def test_no_maxmemory_warns_exactly_once(
     own_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     own_redis.command("CONFIG", "SET", "maxmemory", "0")
-    cache = Cache.from_url(own_redis.url)
+    cache = Cache.from_url(own_redis.url, op_timeout=2.0)
     with caplog.at_level(logging.WARNING, logger="asgi_cache"):
         await start_stop_many_ways(cache)
     assert count(caplog, NO_MAXMEMORY) == 1
@@ -61,7 +61,7 @@ async def test_noeviction_warns_exactly_once(
     own_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     own_redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
-    cache = Cache.from_url(own_redis.url)
+    cache = Cache.from_url(own_redis.url, op_timeout=2.0)
     with caplog.at_level(logging.WARNING, logger="asgi_cache"):
         await start_stop_many_ways(cache)
     assert count(caplog, NOEVICTION) == 1
@@ -73,7 +73,7 @@ async def test_a_cache_ready_redis_gets_no_warning(
     own_redis: RedisServer, caplog: pytest.LogCaptureFixture, policy: str
 ) -> None:
     own_redis.command("CONFIG", "SET", "maxmemory-policy", policy)
-    cache = Cache.from_url(own_redis.url)
+    cache = Cache.from_url(own_redis.url, op_timeout=2.0)
     with caplog.at_level(logging.WARNING, logger="asgi_cache"):
         await start_stop_many_ways(cache)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
