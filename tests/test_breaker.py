@@ -94,6 +94,26 @@ class Scripted(Backend):
         await self._enter("release_lock")
         return await self.store.release_lock(key, token)
 
+    async def set_if_locked(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float,
+        deps: Sequence[Dependency],
+        lock_key: str,
+        token: str,
+    ) -> bool:
+        await self._enter("set_if_locked")
+        return await self.store.set_if_locked(key, value, ttl, deps, lock_key, token)
+
+    async def publish(self, channel: str) -> None:
+        await self._enter("publish")
+        await self.store.publish(channel)
+
+    async def subscribe(self, prefix: str, callback: Callable[[str], None]) -> None:
+        await self._enter("subscribe")
+        await self.store.subscribe(prefix, callback)
+
     async def ping(self) -> float:
         await self._enter("ping")
         return 0.0
@@ -119,6 +139,9 @@ OPS: dict[str, Op] = {
     "acquire_lock": lambda b: b.acquire_lock("l", "me", 10.0),
     "extend_lock": lambda b: b.extend_lock("l", "me", 10.0),
     "release_lock": lambda b: b.release_lock("l", "me"),
+    "set_if_locked": lambda b: b.set_if_locked("k", b"v", 10.0, [], "l", "me"),
+    "publish": lambda b: b.publish("c"),
+    "subscribe": lambda b: b.subscribe("c", lambda channel: None),
     "ping": lambda b: b.ping(),
     "info": lambda b: b.info(),
 }

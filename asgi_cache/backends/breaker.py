@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal, TypeVar
 
 from .._exceptions import (
@@ -279,6 +279,29 @@ class CircuitBreakerBackend(Backend):
         """See :meth:`Backend.release_lock`; fails fast while the breaker is open."""
         self._admit("unlock")
         return await self._track(self.inner.release_lock(key, token))
+
+    async def set_if_locked(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float,
+        deps: Sequence[Dependency],
+        lock_key: str,
+        token: str,
+    ) -> bool:
+        """See :meth:`Backend.set_if_locked`; "not stored" is an answer, not a failure."""
+        self._admit("fenced set")
+        return await self._track(self.inner.set_if_locked(key, value, ttl, deps, lock_key, token))
+
+    async def publish(self, channel: str) -> None:
+        """See :meth:`Backend.publish`; fails fast while the breaker is open."""
+        self._admit("publish")
+        await self._track(self.inner.publish(channel))
+
+    async def subscribe(self, prefix: str, callback: Callable[[str], None]) -> None:
+        """See :meth:`Backend.subscribe`; fails fast while the breaker is open."""
+        self._admit("subscribe")
+        await self._track(self.inner.subscribe(prefix, callback))
 
     async def ping(self) -> float:
         """See :meth:`Backend.ping`; fails fast while the breaker is open."""
