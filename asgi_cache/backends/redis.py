@@ -125,13 +125,14 @@ FENCED_SET_SCRIPT: Final = """
 -- in ms; ARGV[3]: the writer's lock token; ARGV[4..]: the version recorded for each tag key.
 -- The token is the fencing version: a writer whose lease expired (the lock is gone, or holds
 -- the next holder's token) cannot overwrite what the next holder wrote.
--- Returns 1 if stored, 0 if the lock or a tag moved on.
+-- Returns 1 if stored, 0 if the lock or a tag moved on. SET comes first, as in SET_SCRIPT
+-- (Redis checks maxmemory only at a script's first write).
 if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
 for i = 3, #KEYS do
   if redis.call('GET', KEYS[i]) ~= ARGV[i + 1] then return 0 end
 end
-for i = 3, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[2], 'GT') end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+for i = 3, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[2], 'GT') end
 return 1
 """
 
