@@ -54,7 +54,11 @@ async def test_saturated_pool_fails_open_without_opening_the_breaker(
 ) -> None:
     # Each reply takes 50 ms through the proxy and only 4 connections exist: most of the 200
     # callers cannot get a connection within the 10 ms pool wait and are served as misses.
-    cache = Cache(settings(proxied.url, max_connections=4, pool_timeout=0.01, op_timeout=1.0))
+    cache = Cache(
+        settings(
+            proxied.url, max_connections=4, pool_timeout=0.01, op_timeout=1.0, connect_timeout=1.0
+        )
+    )
     async with cache:
         await fill(cache, 10)
         proxied.latency = 0.05
@@ -77,7 +81,11 @@ async def test_saturated_pool_fails_open_without_opening_the_breaker(
 async def test_healthy_redis_serves_200_concurrent_callers_within_the_pool(
     own_redis: RedisServer,
 ) -> None:
-    cache = Cache(settings(own_redis.url, max_connections=16, pool_timeout=2.0, op_timeout=2.0))
+    cache = Cache(
+        settings(
+            own_redis.url, max_connections=16, pool_timeout=2.0, op_timeout=2.0, connect_timeout=2.0
+        )
+    )
     async with cache:
         await fill(cache, 50)
         async with asyncio.timeout(HANG_DETECTOR):
