@@ -78,9 +78,11 @@ class Scripted(Backend):
         await self._enter("invalidate")
         return await self.store.invalidate(tag_keys)
 
-    async def delete_prefix(self, prefix: str, *, batch: int = 500) -> int:
+    async def delete_prefix(
+        self, prefix: str, *, batch: int = 500, progress: Callable[[int], None] | None = None
+    ) -> int:
         await self._enter("delete_prefix")
-        return await self.store.delete_prefix(prefix, batch=batch)
+        return await self.store.delete_prefix(prefix, batch=batch, progress=progress)
 
     async def acquire_lock(self, key: str, token: str, ttl: float) -> bool:
         await self._enter("acquire_lock")
@@ -135,7 +137,7 @@ OPS: dict[str, Op] = {
     "set_raw": lambda b: b.set_raw("k", b"v", 10.0),
     "versions": lambda b: b.versions(["t"], 10.0),
     "invalidate": lambda b: b.invalidate(["t"]),
-    "delete_prefix": lambda b: b.delete_prefix("k"),
+    "delete_prefix": lambda b: b.delete_prefix("k", progress=lambda n: None),
     "acquire_lock": lambda b: b.acquire_lock("l", "me", 10.0),
     "extend_lock": lambda b: b.extend_lock("l", "me", 10.0),
     "release_lock": lambda b: b.release_lock("l", "me"),

@@ -260,10 +260,12 @@ class CircuitBreakerBackend(Backend):
         self._admit("invalidate")
         return await self._track(self.inner.invalidate(tag_keys))
 
-    async def delete_prefix(self, prefix: str, *, batch: int = 500) -> int:
+    async def delete_prefix(
+        self, prefix: str, *, batch: int = 500, progress: Callable[[int], None] | None = None
+    ) -> int:
         """See :meth:`Backend.delete_prefix`; fails fast while the breaker is open."""
         self._admit("delete_prefix")
-        return await self._track(self.inner.delete_prefix(prefix, batch=batch))
+        return await self._track(self.inner.delete_prefix(prefix, batch=batch, progress=progress))
 
     async def acquire_lock(self, key: str, token: str, ttl: float) -> bool:
         """See :meth:`Backend.acquire_lock`; a lock held by another is not a failure."""
