@@ -445,3 +445,36 @@ async def test_cold_process_hit_is_one_round_trip(
         await c.backend.aclose()
     assert hit.headers["x-cache"] == "HIT"
     assert cost == {"evalsha": 1, "get": 4}
+
+
+async def test_lock_holder_serves_what_the_previous_holder_stored(redis_url: str) -> None:
+    # A request misses, and before it takes the lock another process stores the response and
+    # releases: the new holder must serve that entry, not call its app again.
+    calls: Counter[str] = Counter()
+    caches = [make_cache(RedisBackend(redis_url)) for _ in range(2)]
+
+    def build(cache: Cache) -> Any:
+        @cache.response(ttl=60, lock=True)
+        async def expensive(request: Request) -> Response:
+            calls["n"] += 1
+            return PlainTextResponse(f"computed {calls['n']}")
+
+        return wrap(Starlette(routes=[Route("/x", expensive)]), cache)
+
+    apps = [build(c) for c in caches]
+    late = caches[0].backend
+    real_acquire = late.acquire_lock
+    async with client_for(apps[0]) as one, client_for(apps[1]) as two:
+
+        async def acquire_after_the_other_process(key: str, token: str, ttl: float) -> bool:
+            first = await two.get("/x")  # the other process misses, stores and releases
+            assert first.headers["x-cache"] == "MISS"
+            return await real_acquire(key, token, ttl)
+
+        late.acquire_lock = acquire_after_the_other_process  # type: ignore[method-assign]
+        response = await one.get("/x")
+    for c in caches:
+        await c.backend.aclose()
+    assert calls["n"] == 1
+    assert response.text == "computed 1"
+    assert response.headers["cache-status"] == "asgi-cache; hit; detail=lock"

@@ -336,8 +336,17 @@ class Exchange:
                 return
             await self.origin()
             return
-        lock.start_watchdog()
         try:
+            # The previous holder may have stored a response between our lookup and our lock:
+            # serve that instead of calling the app again.
+            found = await self._read_fresh()
+            stale = self.stale
+            if found is not None and (stale is None or found.created_at > stale.created_at):
+                self.release(Shared(found, self.lookup_names, self.full_key))
+                self._served_by_another()
+                await self.serve(found, "hit; detail=lock", "HIT", with_age=True)
+                return
+            lock.start_watchdog()
             await self.origin()
         finally:
             await lock.release()
