@@ -321,6 +321,14 @@ def _dump(data: Any) -> str:
     return orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2).decode()
 
 
+def _memory_text(used: Any, limit: Any) -> str:
+    """``1.2 MiB used of 256.0 MiB (0.5%)``, or ``... of no limit`` when maxmemory is 0."""
+    text = f"{_size(used)} used of {_size(limit) if limit else 'no limit'}"
+    if isinstance(used, int) and isinstance(limit, int) and limit:
+        text += f" ({used / limit:.1%})"
+    return text
+
+
 def _size(n: Any) -> str:
     if not isinstance(n, int):
         return "-"
@@ -359,10 +367,7 @@ async def _health(args: argparse.Namespace, cache: Cache, out: TextIO, err: Text
     if report["status"] == "down":
         rows.append(("error", report.get("error", "")))
     else:
-        used, limit = report.get("used_memory"), report.get("maxmemory")
-        memory = f"{_size(used)} used of {_size(limit) if limit else 'no limit'}"
-        if isinstance(used, int) and isinstance(limit, int) and limit:
-            memory += f" ({used / limit:.1%})"
+        memory = _memory_text(report.get("used_memory"), report.get("maxmemory"))
         rows += [
             ("latency", f"{report['latency_ms']:.2f} ms"),
             ("memory", memory),
@@ -423,7 +428,7 @@ async def _stats(args: argparse.Namespace, cache: Cache, out: TextIO, err: TextI
         [
             ("namespace", f"{report['namespace']} at {redact(cache.settings.url)}"),
             ("keys", ", ".join(f"{k} {v}" for k, v in report["keys"].items())),
-            ("memory", f"{_size(server['used_memory'])} of {_size(server['maxmemory'])}"),
+            ("memory", _memory_text(server["used_memory"], server["maxmemory"])),
             ("policy", server["maxmemory_policy"]),
             ("evicted", server["evicted_keys"]),
             ("expired", server["expired_keys"]),
