@@ -127,6 +127,7 @@ class Cache:
             connect_timeout=s.connect_timeout,
             max_connections=s.max_connections,
             pool_timeout=s.pool_timeout,
+            batch_reads=s.batch_reads,
         )
         if not s.breaker_threshold:
             return redis

@@ -68,6 +68,9 @@ class CacheSettings:
     """Size of the Redis connection pool."""
     pool_timeout: float = 0.05
     """Longest wait for a free pooled connection before the operation fails open."""
+    batch_reads: bool = True
+    """Send the Redis reads that concurrent requests of one process start together as one
+    pipeline (one round trip) instead of one command each."""
     negative_ttl: float = 10.0
     """Lifetime of the negative entry stored when a loader returns ``None``."""
     memory_max_entries: int = 10_000
@@ -225,6 +228,7 @@ _VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "connect_timeout": (_positive, _DURATION),
     "max_connections": (_positive_int, "a whole number > 0"),
     "pool_timeout": (_non_negative, "a duration in seconds >= 0 (decimals allowed)"),
+    "batch_reads": (lambda v: isinstance(v, bool), "a boolean: 1/0, true/false, yes/no, on/off"),
     "negative_ttl": (_positive, _DURATION),
     "memory_max_entries": (_positive_int, "a whole number > 0"),
     "memory_max_bytes": (_positive_int, "a whole number of bytes > 0"),
@@ -237,6 +241,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "namespace": str,
     "serializer": str.lower,
     "enabled": _boolean,
+    "batch_reads": _boolean,
     "max_body_bytes": _integer,
     "max_connections": _integer,
     "memory_max_entries": _integer,

@@ -10,7 +10,9 @@ trip as the read)::
     b"\\xacD" | u16 count | count x (u16 len, tag key, u16 len, version) | entry bytes
 
 Cost per operation on one Redis node: ``get`` one EVALSHA (reads the entry and its tag
-versions), ``set`` one EVALSHA, ``versions`` one EVALSHA, ``invalidate`` one DEL/UNLINK.
+versions; with ``batch_reads``, the gets of concurrent requests share one pipeline, see
+:mod:`asgi_cache.backends.batching`), ``set`` one EVALSHA, ``versions`` one EVALSHA,
+``invalidate`` one DEL/UNLINK.
 ``publish`` is one PUBLISH; every ``subscribe`` of a backend shares one pub/sub connection
 (one PSUBSCRIBE per prefix) read by one task, which reconnects and resubscribes after a fault.
 The scripts read tag keys named inside the entry, which a single Redis node allows; on Redis
@@ -32,7 +34,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from .._exceptions import (
     BackendBusyError,
@@ -41,6 +43,7 @@ from .._exceptions import (
     BackendTimeoutError,
 )
 from .base import Backend, Dependency
+from .batching import ReadBatcher
 
 __all__ = ["RedisBackend", "decode_deps_header", "encode_deps_header"]
 
@@ -196,6 +199,8 @@ class RedisBackend(Backend):
         connect_timeout: Budget in seconds for opening a connection.
         max_connections: Pool size.
         pool_timeout: Longest wait in seconds for a free connection.
+        batch_reads: Send concurrent :meth:`get` calls together as one pipeline, on a
+            connection kept for reads (see :mod:`asgi_cache.backends.batching`).
     """
 
     name = "redis"
@@ -210,6 +215,7 @@ class RedisBackend(Backend):
         connect_timeout: float = 0.5,
         max_connections: int = 64,
         pool_timeout: float = 0.05,
+        batch_reads: bool = True,
     ) -> None:
         self.url = url
         self.op_timeout = op_timeout
@@ -235,6 +241,15 @@ class RedisBackend(Backend):
         self.client = client
         self._owns_client = bool(owns_client)
         self._get = client.register_script(GET_SCRIPT)
+        # Reads skip redis-py's Script wrapper (it re-hashes and re-checks on every call):
+        # EVALSHA with the digest computed once, and a NOSCRIPT fallback.
+        self._get_sha: str = self._get.sha
+        self.read_batcher: ReadBatcher | None = None
+        """Batches concurrent :meth:`get` calls (``None`` when ``batch_reads`` is off); its
+        ``round_trips`` and ``batches`` count what it sent."""
+        self._reads_conn: Any = None
+        if batch_reads:
+            self.read_batcher = ReadBatcher(self._read_one, self._read_many, timeout=op_timeout)
         self._set = client.register_script(SET_SCRIPT)
         self._versions = client.register_script(VERSIONS_SCRIPT)
         self._extend = client.register_script(EXTEND_LOCK_SCRIPT)
@@ -268,8 +283,64 @@ class RedisBackend(Backend):
                 ) from None
             raise BackendError(f"redis {what} failed: {type(exc).__name__}: {exc}") from None
 
+    # -- reads ---------------------------------------------------------------------------------
+    # With batch_reads, a lone read goes over one connection this backend keeps for reads: a
+    # pool checkout and redis-py's per-command wrapper cost more than the command itself. The
+    # batcher never has two reads in flight, so the connection needs no lock. Reads that
+    # queue up meanwhile go out as one redis-py pipeline.
+
+    async def _read_one(self, key: str) -> Any:
+        conn = self._reads_conn
+        if conn is None:
+            pool: Any = self.client.connection_pool  # get_connection is untyped in redis-py
+            conn = self._reads_conn = await pool.get_connection()
+        was_connected = conn.is_connected
+        try:
+            return await self._evalsha_on(conn, key)
+        except RedisConnectionError:
+            if not was_connected:
+                raise
+            # The kept connection had gone stale (Redis restarted, an idle timeout): redis-py
+            # dropped it; one more try reconnects.
+            return await self._evalsha_on(conn, key)
+
+    async def _evalsha_on(self, conn: Any, key: str) -> Any:
+        await conn.send_command("EVALSHA", self._get_sha, 1, key)
+        try:
+            return await conn.read_response()
+        except NoScriptError:  # Redis restarted or flushed its scripts: EVAL loads it again
+            await conn.send_command("EVAL", GET_SCRIPT, 1, key)
+            return await conn.read_response()
+
+    async def _read_many(self, keys: Sequence[str]) -> list[Any]:
+        results = await self._pipeline_gets(keys)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            await self.client.script_load(GET_SCRIPT)
+            again = await self._pipeline_gets([keys[i] for i in missing])
+            for i, result in zip(missing, again, strict=True):
+                results[i] = result
+        return results
+
+    async def _pipeline_gets(self, keys: Sequence[str]) -> list[Any]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.execute_command("EVALSHA", self._get_sha, 1, key)
+            return list(await pipe.execute(raise_on_error=False))
+
+    async def _evalsha_get(self, key: str) -> Any:
+        run: Any = self.client.execute_command  # untyped in redis-py
+        try:
+            return await run("EVALSHA", self._get_sha, 1, key)
+        except NoScriptError:
+            return await run("EVAL", GET_SCRIPT, 1, key)
+
     async def get(self, key: str) -> bytes | None:
-        raw = await self._run("GET", self._get(keys=[key]))
+        batcher = self.read_batcher
+        if batcher is not None:
+            raw = await self._run("GET", batcher.read(key))
+        else:
+            raw = await self._run("GET", self._evalsha_get(key))
         # The script strips the dependency header; anything else (a foreign value) comes back
         # whole and fails to decode as an entry.
         return raw or None
@@ -439,6 +510,11 @@ class RedisBackend(Backend):
         if pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+        if self.read_batcher is not None:
+            await self.read_batcher.aclose()
+        conn, self._reads_conn = self._reads_conn, None
+        if conn is not None:  # back to the pool (closed with it below, if the pool is ours)
+            await self.client.connection_pool.release(conn)
         if self._owns_client:
             # A client built on an explicit pool leaves the pool open on a plain aclose().
             await self.client.aclose(close_connection_pool=True)

@@ -1,0 +1,138 @@
+"""Automatic batching of concurrent reads: one round trip for the reads of many requests.
+
+Under load a process has many requests looking up entries at once. Sending each lookup as
+its own command costs a pooled-connection checkout and a round trip per request; most of a
+Redis hit is that client overhead, not Redis. :class:`ReadBatcher` keeps at most one read in
+flight per process: a read that finds the way clear goes at once, alone (no added latency when
+there is no concurrency); reads that arrive while one is in flight queue up and go out
+together, as one pipeline, the moment it returns. The batch size follows the load by itself,
+without timers: the longer a round trip, the more reads share the next one.
+
+Each caller gets its own reply or its own error: a failing command fails only its caller, a
+failing round trip fails every caller in it, and a caller that gives up (its timeout, a
+cancellation) leaves the others unaffected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+__all__ = ["ReadBatcher"]
+
+ReadOne = Callable[[str], Awaitable[Any]]
+ReadMany = Callable[[Sequence[str]], Awaitable[Sequence[Any]]]
+"""Reads many keys in one round trip; an item that is an exception is that key's failure."""
+
+
+class ReadBatcher:
+    """Coalesces concurrent reads into one in-flight round trip at a time.
+
+    Args:
+        read_one: Reads one key (used when no other read is in flight).
+        read_many: Reads many keys in one round trip (a pipeline).
+        timeout: Budget in seconds of one batched round trip; every caller in a batch that
+            takes longer fails with :class:`TimeoutError`.
+    """
+
+    __slots__ = (
+        "_busy",
+        "_pending",
+        "_read_many",
+        "_read_one",
+        "_tasks",
+        "batches",
+        "round_trips",
+        "timeout",
+    )
+
+    def __init__(self, read_one: ReadOne, read_many: ReadMany, *, timeout: float) -> None:
+        self._read_one = read_one
+        self._read_many = read_many
+        self.timeout = timeout
+        self._busy = False
+        self._pending: list[tuple[str, asyncio.Future[Any]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.round_trips = 0
+        """How many round trips (single reads and batches) were sent."""
+        self.batches = 0
+        """How many of them were batches (pipelines of two or more reads)."""
+
+    async def read(self, key: str) -> Any:
+        """Read ``key`` alone if nothing is in flight, else with the next batch."""
+        if not self._busy:
+            self._busy = True
+            self.round_trips += 1
+            try:
+                return await self._read_one(key)
+            finally:
+                self._busy = False
+                self._next()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((key, future))
+        return await future
+
+    def _next(self) -> None:
+        pending = self._pending
+        if not pending or self._busy:
+            return
+        self._pending = []
+        self._busy = True
+        if len(pending) == 1:  # a lone waiter: the cheaper single read, on its own task
+            task = asyncio.get_running_loop().create_task(self._one(*pending[0]))
+        else:
+            task = asyncio.get_running_loop().create_task(self._many(pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _one(self, key: str, future: asyncio.Future[Any]) -> None:
+        try:
+            if not future.done():  # its caller may have given up meanwhile
+                self.round_trips += 1
+                async with asyncio.timeout(self.timeout):
+                    result = await self._read_one(key)
+                if not future.done():
+                    future.set_result(result)
+        except BaseException as exc:
+            if not future.done():
+                error = exc if isinstance(exc, Exception) else ConnectionError("read cancelled")
+                future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._busy = False
+            self._next()
+
+    async def _many(self, batch: list[tuple[str, asyncio.Future[Any]]]) -> None:
+        live = [(key, future) for key, future in batch if not future.done()]
+        try:
+            if live:
+                self.round_trips += 1
+                self.batches += 1
+                async with asyncio.timeout(self.timeout):
+                    results = await self._read_many([key for key, _ in live])
+                for (_, future), result in zip(live, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        except BaseException as exc:
+            # A cancelled batch (the backend closing) must not leave its callers waiting, nor
+            # pass them a cancellation that is not theirs: they get a connection error.
+            error = exc if isinstance(exc, Exception) else ConnectionError("read batch cancelled")
+            for _, future in live:
+                if not future.done():
+                    future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._busy = False
+            self._next()
+
+    async def aclose(self) -> None:
+        """Wait for the batches in flight (their callers are still waiting for them)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

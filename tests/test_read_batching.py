@@ -1,0 +1,263 @@
+"""Concurrent reads share round trips (``batch_reads``) and each caller gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import fakeredis
+import pytest
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from asgi_cache import BackendError, Cache, CacheMiddleware, CacheSettings
+from asgi_cache.backends import RedisBackend
+from asgi_cache.backends.batching import ReadBatcher
+
+from .http_support import client_for, command_calls
+from .redis_server import RedisServer
+
+N = 24
+
+
+def _connected_clients(server: RedisServer) -> int:
+    for line in server.command("INFO", "clients").decode().splitlines():
+        if line.startswith("connected_clients:"):
+            return int(line.split(":")[1])
+    raise AssertionError("no connected_clients in INFO")  # pragma: no cover
+
+
+async def _fill(backend: RedisBackend, keys: Sequence[str]) -> None:
+    deps = list(zip(["ns:t:all"], await backend.versions(["ns:t:all"], 30), strict=True))
+    for i, key in enumerate(keys):
+        assert await backend.set(key, f"value-{i}".encode(), 30, deps)
+
+
+async def test_concurrent_reads_share_round_trips(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    keys = [f"ns:d:{i}" for i in range(N)]
+    batched = RedisBackend(redis_url)
+    unbatched = RedisBackend(redis_url, batch_reads=False)
+    try:
+        await _fill(batched, keys)
+        base_clients = _connected_clients(redis_server)
+        before = command_calls(redis_server).get("evalsha", 0)
+
+        results = await asyncio.gather(*(batched.get(k) for k in keys))
+
+        assert results == [f"value-{i}".encode() for i in range(N)]
+        assert command_calls(redis_server)["evalsha"] - before == N  # one read per key...
+        batcher = batched.read_batcher
+        assert batcher is not None
+        assert batcher.round_trips <= 3  # ...in a few round trips: one alone, then batches
+        assert batcher.batches >= 1
+        # ...over at most two connections: the one kept for reads and one for the pipeline.
+        assert _connected_clients(redis_server) - base_clients <= 2
+
+        assert unbatched.read_batcher is None
+        base_clients = _connected_clients(redis_server)
+        results = await asyncio.gather(*(unbatched.get(k) for k in keys))
+        assert results == [f"value-{i}".encode() for i in range(N)]
+        # Without batching every concurrent read takes a pooled connection of its own.
+        assert _connected_clients(redis_server) - base_clients > 2
+    finally:
+        await batched.aclose()
+        await unbatched.aclose()
+
+
+async def test_one_failing_read_fails_only_its_caller(redis_url: str) -> None:
+    backend = RedisBackend(redis_url)
+    cache = Cache(CacheSettings(namespace="ns"), backend=backend)
+    keys = [f"ns:d:{i}" for i in range(N)]
+    plain = aioredis.Redis.from_url(redis_url)
+    try:
+        await _fill(backend, keys)
+        await plain.delete(keys[5])
+        await plain.rpush(keys[5], b"not a string")  # GET on it fails with WRONGTYPE
+
+        results = await asyncio.gather(*(backend.get(k) for k in keys), return_exceptions=True)
+
+        assert isinstance(results[5], BackendError)
+        assert "WRONGTYPE" in str(results[5])
+        assert [r for i, r in enumerate(results) if i != 5] == [
+            f"value-{i}".encode() for i in range(N) if i != 5
+        ]
+        assert backend.read_batcher is not None
+        assert backend.read_batcher.batches >= 1
+        # Through the cache the failure is a miss, counted as an error, never raised.
+        entries = await asyncio.gather(*(cache.read_entry(k) for k in keys))
+        assert entries[5] is None
+        assert cache.stats()["errors"] == 1
+    finally:
+        await plain.aclose()
+        await backend.aclose()
+
+
+async def test_reads_survive_a_script_flush(redis_url: str) -> None:
+    backend = RedisBackend(redis_url)
+    plain = aioredis.Redis.from_url(redis_url)
+    keys = [f"ns:d:{i}" for i in range(N)]
+    try:
+        await _fill(backend, keys)
+        await plain.script_flush()
+        assert await backend.get(keys[0]) == b"value-0"  # alone, on the kept connection
+        await plain.script_flush()
+        results = await asyncio.gather(*(backend.get(k) for k in keys))  # batched
+        assert results == [f"value-{i}".encode() for i in range(N)]
+        unbatched = RedisBackend(redis_url, batch_reads=False)
+        await plain.script_flush()
+        assert await unbatched.get(keys[1]) == b"value-1"
+        await unbatched.aclose()
+    finally:
+        await plain.aclose()
+        await backend.aclose()
+
+
+async def test_kept_connection_recovers_after_redis_restarts(own_redis: RedisServer) -> None:
+    backend = RedisBackend(own_redis.url)
+    try:
+        await _fill(backend, ["ns:d:0"])
+        assert await backend.get("ns:d:0") == b"value-0"
+        own_redis.stop()
+        with pytest.raises(BackendError):
+            await backend.get("ns:d:0")
+        own_redis.start()
+        await _fill(backend, ["ns:d:0"])
+        assert await backend.get("ns:d:0") == b"value-0"
+    finally:
+        await backend.aclose()
+
+
+async def test_batched_reads_on_fakeredis() -> None:
+    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    backend = RedisBackend(client=client, owns_client=True)
+    keys = [f"ns:d:{i}" for i in range(8)]
+    try:
+        await _fill(backend, keys)
+        results = await asyncio.gather(*(backend.get(k) for k in keys))
+        assert results == [f"value-{i}".encode() for i in range(8)]
+    finally:
+        await backend.aclose()
+
+
+async def test_concurrent_hits_through_the_middleware(redis_url: str) -> None:
+    cache = Cache(CacheSettings(url=redis_url, namespace="web", ttl_jitter=0.0))
+    calls: dict[int, int] = {}
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    @cache.response(ttl=60)
+    async def item(item_id: int) -> dict[str, int]:
+        calls[item_id] = calls.get(item_id, 0) + 1
+        return {"id": item_id}
+
+    wrapped = CacheMiddleware(app, cache=cache)
+    async with cache, client_for(wrapped) as client:
+        for i in range(N):
+            assert (await client.get(f"/items/{i}")).headers["x-cache"] == "MISS"
+        backend = cache.backend
+        assert isinstance(backend, RedisBackend)
+        assert backend.read_batcher is not None
+        trips = backend.read_batcher.round_trips
+        replies = await asyncio.gather(*(client.get(f"/items/{i}") for i in range(N)))
+        assert [r.json() for r in replies] == [{"id": i} for i in range(N)]
+        assert {r.headers["x-cache"] for r in replies} == {"HIT"}
+        assert backend.read_batcher.round_trips - trips < N
+        assert calls == dict.fromkeys(range(N), 1)
+
+
+# -- the batcher on its own: ordering, failures, cancellation ----------------------------------
+
+
+class _Store:
+    """Fake reads: one gate per round trip so a test decides when each returns."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.batches: list[list[str]] = []
+        self.fail_round_trip = False
+
+    async def one(self, key: str) -> Any:
+        self.batches.append([key])
+        await self.gate.wait()
+        if key == "bad":
+            raise ValueError("bad key")
+        return key.upper()
+
+    async def many(self, keys: Sequence[str]) -> list[Any]:
+        self.batches.append(list(keys))
+        await self.gate.wait()
+        if self.fail_round_trip:
+            raise ConnectionError("lost")
+        return [ValueError("bad key") if k == "bad" else k.upper() for k in keys]
+
+
+async def _started(batcher: ReadBatcher, keys: Sequence[str]) -> list[asyncio.Task[Any]]:
+    tasks = [asyncio.create_task(batcher.read(k)) for k in keys]
+    for _ in range(3):
+        await asyncio.sleep(0)  # let each task reach the batcher
+    return tasks
+
+
+async def test_batcher_queues_behind_the_read_in_flight() -> None:
+    store = _Store()
+    batcher = ReadBatcher(store.one, store.many, timeout=5)
+    tasks = await _started(batcher, ["a", "b", "bad", "c"])
+    assert store.batches == [["a"]]  # the first goes at once; the others wait for it
+    store.gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [results[0], results[1], results[3]] == ["A", "B", "C"]
+    assert isinstance(results[2], ValueError)
+    assert store.batches == [["a"], ["b", "bad", "c"]]
+    assert (batcher.round_trips, batcher.batches) == (2, 1)
+
+
+async def test_a_failed_round_trip_fails_every_caller_in_it() -> None:
+    store = _Store()
+    store.fail_round_trip = True
+    batcher = ReadBatcher(store.one, store.many, timeout=5)
+    tasks = await _started(batcher, ["a", "b", "c"])
+    store.gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results[0] == "A"
+    assert all(isinstance(r, ConnectionError) for r in results[1:])
+    # The batcher is free again afterwards.
+    store.fail_round_trip = False
+    assert await batcher.read("d") == "D"
+
+
+async def test_a_caller_giving_up_leaves_the_others_their_answers() -> None:
+    store = _Store()
+    batcher = ReadBatcher(store.one, store.many, timeout=5)
+    tasks = await _started(batcher, ["a", "b", "c", "d"])
+    tasks[2].cancel()
+    store.gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [results[0], results[1], results[3]] == ["A", "B", "D"]
+    assert isinstance(results[2], asyncio.CancelledError)
+    assert store.batches == [["a"], ["b", "d"]]
+
+
+async def test_a_lone_waiter_is_read_alone_and_a_stuck_batch_times_out() -> None:
+    store = _Store()
+    batcher = ReadBatcher(store.one, store.many, timeout=0.05)
+    tasks = await _started(batcher, ["a", "b"])
+    # "a" never returns (the gate stays shut): "b" waits behind it, then times out alone.
+    tasks[0].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert isinstance(results[1], TimeoutError)
+    assert store.batches == [["a"], ["b"]]
+    assert batcher.batches == 0
+
+
+async def test_closing_waits_for_batches_in_flight() -> None:
+    store = _Store()
+    batcher = ReadBatcher(store.one, store.many, timeout=5)
+    tasks = await _started(batcher, ["a", "b", "c"])
+    store.gate.set()
+    await tasks[0]
+    await batcher.aclose()
+    assert [t.result() for t in tasks] == ["A", "B", "C"]
