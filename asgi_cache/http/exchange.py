@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -33,10 +34,19 @@ from .cache_control import (
     parse_vary,
     weak_match,
 )
+from .encoding import (
+    accepts_gzip,
+    add_vary_accept_encoding,
+    compressible_type,
+    gunzip,
+    gzip_etag,
+    try_gzip,
+)
 from .keying import RequestKey, url_tag_for
 from .policy import ResponsePolicy, fill_templates
 from .responses import (
     FLAG_DERIVED_ETAG,
+    FLAG_GZIP,
     FLAG_MUST_REVALIDATE,
     FLAG_NO_CACHE,
     FLAG_SHAREABLE,
@@ -575,14 +585,14 @@ class Exchange:
 
     async def _freshen(self, stale: StoredResponse, facts: ResponseFacts) -> None:
         stale.freshen(facts.headers)
-        merged = ResponseFacts.parse(stale.status, stale.headers)
+        merged = ResponseFacts.parse(stale.status, stale.headers_with_etag())
         now = time.time()
         cache = self.mw.cache
         lifetime = merged.lifetime(
             self.policy, cache.settings.default_ttl, now, explicit_only=self.explicit_only
         )
         swr, sie = merged.stale_windows(self.policy)
-        stale.flags = (stale.flags & FLAG_DERIVED_ETAG) | merged.flags()
+        stale.flags = (stale.flags & (FLAG_DERIVED_ETAG | FLAG_GZIP)) | merged.flags()
         self._set_times(stale, now, merged.age, lifetime, swr, sie, keep=True)
         ok = False
         if not self.no_store:
@@ -636,16 +646,23 @@ class Exchange:
         mw = self.mw
         policy = self.policy
         drop = frozenset() if mw.options.expose_cache_tags else frozenset({mw.cache_tag_header})
-        headers = end_to_end_headers(facts.headers, drop)
-        headers = [(n, v) for n, v in headers if n != b"content-length"]
-        if facts.status not in (204, 304):
-            headers.append((b"content-length", str(len(body)).encode()))
+        # ETag and Content-Length depend on the representation served: added by serve().
+        headers = [
+            (n, v)
+            for n, v in end_to_end_headers(facts.headers, drop)
+            if n != b"content-length" and n != b"etag"
+        ]
         flags = facts.flags()
         etag = facts.etag
         if not etag and facts.status == 200:
             etag = derive_etag(body)
-            headers.append((b"etag", etag))
             flags |= FLAG_DERIVED_ETAG
+        plain: bytes | None = None
+        if self._compressible(facts, headers, body):
+            coded = try_gzip(body)
+            if coded is not None:
+                body, plain = coded, body
+                flags |= FLAG_GZIP
         if policy.max_age is not None and not facts.cc:
             headers.append((b"cache-control", b"max-age=%d" % int(policy.max_age)))
         missing_vary = [n for n in policy.vary if facts.vary is not None and n not in facts.vary]
@@ -662,6 +679,7 @@ class Exchange:
             etag=etag,
             last_modified=parse_http_date(facts.last_modified.decode("latin-1")),
             tags=self._runtime_tags(facts),
+            plain=plain,
         )
         lifetime = facts.lifetime(
             policy, mw.cache.settings.default_ttl, now, explicit_only=self.explicit_only
@@ -671,6 +689,19 @@ class Exchange:
         if stored.stale_until <= now + 0.001:
             return None
         return stored
+
+    def _compressible(
+        self, facts: ResponseFacts, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> bool:
+        minimum = self.mw.compress_min_bytes
+        return (
+            minimum is not None
+            and len(body) >= minimum
+            and facts.status == 200
+            and "no-transform" not in facts.cc  # RFC 9110 section 7.7
+            and compressible_type(facts.content_type)
+            and not any(n == b"content-encoding" for n, _ in headers)
+        )
 
     def _runtime_tags(self, facts: ResponseFacts) -> tuple[str, ...]:
         name = self.mw.cache_tag_header
@@ -705,14 +736,17 @@ class Exchange:
         await mw.remember(self.key, vary, stored.tags, stored.stale_until - time.time())
         return ok, Shared(stored, names, full_key)
 
-    def not_modified(self, stored: StoredResponse) -> bool:
-        """Whether the client's conditional headers match ``stored`` (RFC 9110 13.2.2)."""
+    def not_modified(self, stored: StoredResponse, etag: bytes) -> bool:
+        """Whether the client's conditional headers match ``stored`` (RFC 9110 13.2.2).
+
+        ``etag`` is the ETag of the representation about to be served.
+        """
         if stored.status != 200:
             return False
         headers = self.key.headers
         inm = headers.get("if-none-match")
         if inm is not None:
-            return bool(stored.etag) and weak_match(inm, stored.etag.decode("latin-1"))
+            return bool(etag) and weak_match(inm, etag.decode("latin-1"))
         ims = headers.get("if-modified-since")
         if ims is not None and stored.last_modified is not None:
             since = parse_http_date(ims)
@@ -725,14 +759,33 @@ class Exchange:
         """Answer the client from ``stored`` (304 when its validators match)."""
         if self.background:
             return
-        headers = list(stored.headers)
-        if with_age:
-            age = max(0, int(time.time() - stored.created_at))
-            headers.append((b"age", str(age).encode()))
-        headers += self.mw.status_headers(status_value, x_cache)
         status = stored.status
         body = stored.body
-        if self.not_modified(stored):
+        etag = stored.etag
+        headers = list(stored.headers)
+        if stored.flags & FLAG_GZIP:
+            add_vary_accept_encoding(headers)
+            if accepts_gzip(self.key.headers.get("accept-encoding", "")):
+                headers.append((b"content-encoding", b"gzip"))
+                etag = gzip_etag(etag)
+            elif stored.plain is not None:
+                body = stored.plain
+            else:
+                try:
+                    body = gunzip(body)
+                except zlib.error:  # a corrupt entry is a miss, never an error
+                    logger.warning("asgi-cache: ignoring a corrupt gzip body at %r", self.full_key)
+                    await self.passthrough("miss", "corrupt")
+                    return
+        if etag:
+            headers.append((b"etag", etag))
+        if status != 204 and status != 304:
+            headers.append((b"content-length", b"%d" % len(body)))
+        if with_age:
+            age = max(0, int(time.time() - stored.created_at))
+            headers.append((b"age", b"%d" % age))
+        headers += self.mw.status_headers(status_value, x_cache)
+        if self.not_modified(stored, etag):
             status = 304
             headers = [h for h in headers if h[0] in _NOT_MODIFIED_KEEP]
             body = b""

@@ -79,6 +79,9 @@ class CacheMiddleware:
         cache_status_name: The cache's name in ``Cache-Status`` (RFC 9211).
         x_cache: Also send ``X-Cache: HIT|MISS|STALE|BYPASS``.
         max_body_bytes: Largest body stored; defaults to the cache's ``max_body_bytes``.
+        compress_min_bytes: Store text-like bodies at least this long gzip-coded (when that
+            saves an eighth) and send them as they are to clients accepting gzip; ``None``
+            stores every body as sent. See :mod:`asgi_cache.http.encoding`.
 
     Raises:
         ConfigurationError: An option has a value that is not allowed.
@@ -100,6 +103,7 @@ class CacheMiddleware:
         cache_status_name: str = "asgi-cache",
         x_cache: bool = True,
         max_body_bytes: int | None = None,
+        compress_min_bytes: int | None = 500,
     ) -> None:
         from ..cache import Cache
 
@@ -128,6 +132,15 @@ class CacheMiddleware:
             raise ConfigurationError(
                 f"max_body_bytes={max_body_bytes!r} is not allowed: expected bytes > 0"
             )
+        if compress_min_bytes is not None and (
+            not isinstance(compress_min_bytes, int)
+            or isinstance(compress_min_bytes, bool)
+            or compress_min_bytes <= 0
+        ):
+            raise ConfigurationError(
+                f"compress_min_bytes={compress_min_bytes!r} is not allowed: expected bytes > 0 "
+                "or None"
+            )
         self.app = app
         self.cache = cache
         self.options = MiddlewareOptions(
@@ -141,6 +154,7 @@ class CacheMiddleware:
         self.keying = KeyOptions.build(allowed_hosts, ignored_query_params)
         self.default_policy = ResponsePolicy.build(statuses=statuses)
         self.max_body_bytes = max_body_bytes or cache.settings.max_body_bytes
+        self.compress_min_bytes = compress_min_bytes
         self.cache_tag_header = cache_tag_header.strip().lower().encode()
         self.resolver = RouteResolver()
         self.vary_memory = VaryMemory()

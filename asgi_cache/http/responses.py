@@ -1,17 +1,23 @@
 """The stored form of an HTTP response: status and headers in ``Entry.extra``, raw body.
 
-``extra`` is a compact binary block, decoded with ``struct`` on a hit (no JSON, no base64)::
+``extra`` is a compact binary block, decoded on a hit with one ``struct`` call and one
+``bytes.split`` (no JSON, no base64, no per-header loop)::
 
+    >B   layout version (2)
     >H   status
-    >B   flags (no-cache, must-revalidate, shareable, derived etag)
+    >B   flags (no-cache, must-revalidate, shareable, derived etag, gzip body)
     >f   stale-while-revalidate seconds
     >f   stale-if-error seconds
     >d   Last-Modified as unix seconds (-1: none)
     >H   length of the ETag, then the ETag bytes
-    >H   header count, then per header: >H name length, name, >I value length, value
+    ...  the headers as ``name NUL value NUL name NUL value`` (field values never hold NUL,
+         RFC 9110 section 5.5; responses whose headers do are not stored)
 
-The headers are exactly the ASGI header list a hit sends (end-to-end only, Content-Length set,
-``Set-Cookie`` never present), so a hit adds ``Age`` and ``Cache-Status`` and nothing else.
+The headers are the ASGI header list a hit sends (end-to-end only, ``Set-Cookie`` never
+present) except ``ETag`` and ``Content-Length``, which depend on the representation served
+(identity or gzip) and are added when serving; the ETag is kept once, in its own field. A
+body the middleware compressed (``FLAG_GZIP``) is stored gzip-coded and sent as it is to
+clients that accept gzip.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from .cache_control import parse_http_date
 
 __all__ = [
     "FLAG_DERIVED_ETAG",
+    "FLAG_GZIP",
     "FLAG_MUST_REVALIDATE",
     "FLAG_NO_CACHE",
     "FLAG_SHAREABLE",
@@ -43,6 +50,8 @@ FLAG_SHAREABLE: Final = 4
 """Explicitly shareable (``public``, ``s-maxage``): may answer requests with credentials."""
 FLAG_DERIVED_ETAG: Final = 8
 """The ETag was derived from the body by the middleware, not sent by the origin."""
+FLAG_GZIP: Final = 16
+"""The body is stored gzip-coded by the middleware; the origin sent it unencoded."""
 
 HOP_BY_HOP: Final = frozenset(
     {
@@ -64,9 +73,9 @@ _NOT_STORED: Final = HOP_BY_HOP | {b"set-cookie", b"age", b"cache-status", b"x-c
 # RFC 9111 section 4.3.4: a 304 does not change the stored body's framing.
 _NOT_FRESHENED: Final = _NOT_STORED | {b"content-length", b"content-encoding", b"content-type"}
 
-_FIXED = struct.Struct(">HBffdH")
-_LEN16 = struct.Struct(">H")
-_LEN32 = struct.Struct(">I")
+_LAYOUT: Final = 2
+_FIXED = struct.Struct(">BHBffdH")
+_NOT_IN_BLOCK: Final = frozenset({b"etag", b"content-length"})
 
 
 def derive_etag(body: bytes) -> bytes:
@@ -87,7 +96,12 @@ def end_to_end_headers(
 
 @dataclass(slots=True)
 class StoredResponse:
-    """A response as stored and served by the middleware."""
+    """A response as stored and served by the middleware.
+
+    ``headers`` leave out ``ETag`` (in :attr:`etag`) and ``Content-Length`` (the length of
+    the body served). ``body`` is gzip-coded when ``flags & FLAG_GZIP``; ``plain`` then holds
+    the unencoded body when this process has it at hand (it is never stored).
+    """
 
     status: int
     headers: list[tuple[bytes, bytes]]
@@ -102,17 +116,24 @@ class StoredResponse:
     last_modified: float | None = None
     load_time: float = 0.0
     tags: tuple[str, ...] = field(default=())
+    plain: bytes | None = None
 
     def to_entry(self) -> Entry:
         """The entry to write (kind RESPONSE)."""
         lm = -1.0 if self.last_modified is None else self.last_modified
-        parts = [
-            _FIXED.pack(self.status, self.flags, self.swr, self.sie, lm, len(self.etag)),
-            self.etag,
-            _LEN16.pack(len(self.headers)),
-        ]
+        fields: list[bytes] = []
         for name, value in self.headers:
-            parts += (_LEN16.pack(len(name)), name, _LEN32.pack(len(value)), value)
+            if name not in _NOT_IN_BLOCK:
+                fields += (name, value)
+        extra = b"".join(
+            (
+                _FIXED.pack(
+                    _LAYOUT, self.status, self.flags, self.swr, self.sie, lm, len(self.etag)
+                ),
+                self.etag,
+                b"\0".join(fields),
+            )
+        )
         return Entry(
             kind=EntryKind.RESPONSE,
             body=self.body,
@@ -120,7 +141,7 @@ class StoredResponse:
             fresh_until=self.fresh_until,
             stale_until=self.stale_until,
             load_time=self.load_time,
-            extra=b"".join(parts),
+            extra=extra,
         )
 
     @classmethod
@@ -130,27 +151,18 @@ class StoredResponse:
             return None
         extra = entry.extra
         try:
-            status, flags, swr, sie, lm, etag_len = _FIXED.unpack_from(extra)
-            pos = _FIXED.size
-            etag = extra[pos : pos + etag_len]
-            pos += etag_len
-            (count,) = _LEN16.unpack_from(extra, pos)
-            pos += 2
-            headers: list[tuple[bytes, bytes]] = []
-            for _ in range(count):
-                (n,) = _LEN16.unpack_from(extra, pos)
-                name = extra[pos + 2 : pos + 2 + n]
-                pos += 2 + n
-                (v,) = _LEN32.unpack_from(extra, pos)
-                headers.append((name, extra[pos + 4 : pos + 4 + v]))
-                pos += 4 + v
+            layout, status, flags, swr, sie, lm, etag_len = _FIXED.unpack_from(extra)
         except struct.error:
             return None
-        if pos != len(extra):
+        pos = _FIXED.size + etag_len
+        if layout != _LAYOUT or pos > len(extra):
+            return None
+        fields = extra[pos:].split(b"\0") if pos < len(extra) else []
+        if len(fields) % 2:
             return None
         return cls(
             status=status,
-            headers=headers,
+            headers=list(zip(fields[::2], fields[1::2], strict=True)),
             body=entry.body,
             created_at=entry.created_at,
             fresh_until=entry.fresh_until,
@@ -158,7 +170,7 @@ class StoredResponse:
             flags=flags,
             swr=swr,
             sie=sie,
-            etag=etag,
+            etag=extra[_FIXED.size : pos],
             last_modified=None if lm < 0 else lm,
             load_time=entry.load_time,
         )
@@ -170,14 +182,21 @@ class StoredResponse:
                 return v
         return None
 
+    def headers_with_etag(self) -> list[tuple[bytes, bytes]]:
+        """:attr:`headers` plus the ``ETag`` field (for re-parsing the stored response)."""
+        return [*self.headers, (b"etag", self.etag)] if self.etag else list(self.headers)
+
     def freshen(self, headers_304: list[tuple[bytes, bytes]]) -> None:
         """Update stored headers from a 304's (RFC 9111 section 4.3.4); body unchanged."""
         update = [(n.lower(), v) for n, v in headers_304 if n.lower() not in _NOT_FRESHENED]
         names = {n for n, _ in update}
-        self.headers = [(n, v) for n, v in self.headers if n not in names] + update
-        etag = self.header(b"etag")
-        if etag and names & {b"etag"}:
-            self.etag = etag
-            self.flags &= ~FLAG_DERIVED_ETAG
+        self.headers = [(n, v) for n, v in self.headers if n not in names]
+        for name, value in update:
+            if name == b"etag":
+                if value:
+                    self.etag = value
+                    self.flags &= ~FLAG_DERIVED_ETAG
+            else:
+                self.headers.append((name, value))
         if b"last-modified" in names:
             self.last_modified = parse_http_date((self.header(b"last-modified") or b"").decode())

@@ -159,6 +159,8 @@ class ResponseFacts:
             return "too-large"
         if self.content_type.startswith(b"text/event-stream"):
             return "event-stream"
+        if any(b"\0" in n or b"\0" in v for n, v in self.headers):
+            return "bad-header"  # RFC 9110 section 5.5 forbids NUL; the stored form relies on it
         if "no-cache" in cc and not self.has_validator:
             return "no-cache"  # would be revalidated on every use, and cannot be
         if explicit_only and policy.ttl is None and not self.has_validator:
