@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -107,6 +108,7 @@ class Entry:
         return max(0.0, now - self.created_at)
 
 
+@lru_cache(maxsize=4096)  # a hit checks the fingerprint of a key it has usually seen before
 def fingerprint(full_key: str) -> bytes:
     """Eight bytes identifying the key an entry belongs to."""
     return hashlib.blake2b(full_key.encode(), digest_size=8).digest()

@@ -1,12 +1,13 @@
 """Content coding of stored bodies: gzip once when storing, never again on a hit.
 
-A compressible body at least ``compress_min_bytes`` long is stored gzip-coded when that saves
-at least an eighth of it: Redis then holds less than the body, and a hit for a client that
-accepts gzip (nearly all of them) sends the stored bytes as they are, with
-``Content-Encoding: gzip``. A client that does not accept gzip gets the identity body,
-decompressed on the hit (byte-identical to what the app sent). Every answer from such an
-entry says ``Vary: Accept-Encoding`` (RFC 9110 section 12.5.5), and the gzip representation
-has its own ETag (RFC 9110 section 8.8.3: a strong validator names one representation).
+On Redis (not in process memory, where a smaller entry saves little), a compressible body
+at least ``compress_min_bytes`` long is stored gzip-coded when that saves at least an eighth
+of it: Redis then holds less than the body, and a hit for a client that accepts gzip (nearly
+all of them) sends the stored bytes as they are, with ``Content-Encoding: gzip``. A client
+that does not accept gzip gets the identity body, decompressed on the hit (byte-identical to
+what the app sent). Every answer from such an entry says ``Vary: Accept-Encoding`` (RFC 9110
+section 12.5.5), and the gzip representation has its own ETag (RFC 9110 section 8.8.3: a
+strong validator names one representation).
 
 Never compressed: bodies the app already encoded (``Content-Encoding``), responses with
 ``Cache-Control: no-transform`` (RFC 9110 section 7.7), types that are compressed already

@@ -152,7 +152,7 @@ class Exchange:
         self.policy = policy
         self.params = params
         self.explicit_only = explicit_only
-        self.key: RequestKey = RequestKey(scope, mw.keying)
+        self.key: RequestKey = RequestKey(scope, mw.keying, mw.digests)
         self.tags: list[str] = []
         self.remembered_tags: tuple[str, ...] | None = None
         self.lookup_names: tuple[str, ...] = ()
@@ -693,9 +693,13 @@ class Exchange:
     def _compressible(
         self, facts: ResponseFacts, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> bool:
-        minimum = self.mw.compress_min_bytes
+        mw = self.mw
+        minimum = mw.compress_min_bytes
         return (
             minimum is not None
+            # In process memory a smaller entry saves little and every identity hit would
+            # pay a decompression; Redis saves memory and network bytes.
+            and mw.cache.backend.name != "memory"
             and len(body) >= minimum
             and facts.status == 200
             and "no-transform" not in facts.cc  # RFC 9110 section 7.7

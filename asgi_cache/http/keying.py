@@ -27,6 +27,7 @@ from ..keys import canonical_digest
 
 __all__ = [
     "DEFAULT_IGNORED_QUERY_PARAMS",
+    "DigestMemo",
     "KeyOptions",
     "RequestKey",
     "VaryMemory",
@@ -132,12 +133,39 @@ def _normalize_accept_encoding(value: str) -> str:
     return ",".join(sorted(codings))
 
 
+class DigestMemo:
+    """Digests already computed by one middleware, so a repeated URL is parsed and hashed once.
+
+    Keyed by the raw request parts they were computed from (never by anything that needs
+    parsing first); bounded, oldest dropped first. Header values are never remembered.
+    """
+
+    __slots__ = ("_items", "max_items")
+
+    def __init__(self, max_items: int = 10_000) -> None:
+        self.max_items = max_items
+        self._items: dict[tuple[str | bytes, ...], str] = {}
+
+    def get(self, key: tuple[str | bytes, ...]) -> str | None:
+        """The digest remembered for ``key``, if any."""
+        return self._items.get(key)
+
+    def put(self, key: tuple[str | bytes, ...], digest: str) -> None:
+        """Remember ``digest`` for ``key``."""
+        items = self._items
+        if key not in items and len(items) >= self.max_items:
+            del items[next(iter(items))]
+        items[key] = digest
+
+
 class RequestKey:
-    """The key material of one request: its URL parts and its headers, ready to hash."""
+    """The key material of one request: its URL digest and its headers, ready to hash."""
 
-    __slots__ = ("headers", "host", "path_and_query", "url_digest", "url_parts")
+    __slots__ = ("_memo", "headers", "host", "url_digest")
 
-    def __init__(self, scope: dict[str, Any], options: KeyOptions) -> None:
+    def __init__(
+        self, scope: dict[str, Any], options: KeyOptions, memo: DigestMemo | None = None
+    ) -> None:
         headers: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
             name = raw_name.decode("latin-1").lower()
@@ -149,17 +177,23 @@ class RequestKey:
         host = host.removesuffix(_DEFAULT_PORTS.get(scheme, "\x00"))
         self.host = host
         path = scope["path"]
-        query = scope.get("query_string", b"").decode("latin-1")
-        query_parts = _query_parts(query, options)
-        self.url_parts = [
-            b"http1",
-            scheme.encode(),
-            host.encode(),
-            path.encode("utf-8", "surrogatepass"),
-            *query_parts,
-        ]
-        self.url_digest = canonical_digest(self.url_parts)
-        self.path_and_query = path + ("?" + query if query else "")
+        raw_query = scope.get("query_string", b"")
+        self._memo = memo
+        url_key = ("url", scheme, host, path, raw_query)
+        digest = memo.get(url_key) if memo is not None else None
+        if digest is None:
+            digest = canonical_digest(
+                [
+                    b"http1",
+                    scheme.encode(),
+                    host.encode(),
+                    path.encode("utf-8", "surrogatepass"),
+                    *_query_parts(raw_query.decode("latin-1"), options),
+                ]
+            )
+            if memo is not None:
+                memo.put(url_key, digest)
+        self.url_digest = digest
 
     def hostname(self) -> str:
         """The Host without its port (for ``allowed_hosts``)."""
@@ -179,13 +213,22 @@ class RequestKey:
         """The digest of this request's variant for the varied header names ``vary``.
 
         Built on the URL digest (itself a length-prefixed hash of the URL parts), so the
-        URL is hashed once per request however many variants are computed.
+        URL is hashed once per request however many variants are computed; the variant that
+        varies on nothing is remembered per URL.
         """
         names = sorted(set(vary))
+        memo = self._memo
+        if not names and memo is not None:
+            found = memo.get(("plain", self.url_digest))
+            if found is not None:
+                return found
         parts = [self.url_digest.encode(), b"vary", str(len(names)).encode()]
         for name in names:
             parts += (name.encode(), self.header_value(name).encode("latin-1"))
-        return canonical_digest(parts)
+        digest = canonical_digest(parts)
+        if not names and memo is not None:
+            memo.put(("plain", self.url_digest), digest)
+        return digest
 
 
 def url_tag_for(path: str) -> str:

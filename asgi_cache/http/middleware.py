@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any, Final
 from .._exceptions import BackendError, ConfigurationError
 from .exchange import Exchange, Shared
 from .invalidation import UnsafeRequest
-from .keying import DEFAULT_IGNORED_QUERY_PARAMS, KeyOptions, RequestKey, VaryMemory
+from .keying import (
+    DEFAULT_IGNORED_QUERY_PARAMS,
+    DigestMemo,
+    KeyOptions,
+    RequestKey,
+    VaryMemory,
+)
 from .policy import ResponsePolicy
 from .responses import StoredResponse
 from .routing import RouteResolver
@@ -79,9 +85,10 @@ class CacheMiddleware:
         cache_status_name: The cache's name in ``Cache-Status`` (RFC 9211).
         x_cache: Also send ``X-Cache: HIT|MISS|STALE|BYPASS``.
         max_body_bytes: Largest body stored; defaults to the cache's ``max_body_bytes``.
-        compress_min_bytes: Store text-like bodies at least this long gzip-coded (when that
-            saves an eighth) and send them as they are to clients accepting gzip; ``None``
-            stores every body as sent. See :mod:`asgi_cache.http.encoding`.
+        compress_min_bytes: On Redis, store text-like bodies at least this long gzip-coded
+            (when that saves an eighth) and send them as they are to clients accepting gzip;
+            ``None`` stores every body as sent (as the in-process backend always does). See
+            :mod:`asgi_cache.http.encoding`.
 
     Raises:
         ConfigurationError: An option has a value that is not allowed.
@@ -158,6 +165,7 @@ class CacheMiddleware:
         self.cache_tag_header = cache_tag_header.strip().lower().encode()
         self.resolver = RouteResolver()
         self.vary_memory = VaryMemory()
+        self.digests = DigestMemo()
         self.inflight: dict[str, asyncio.Future[Shared | None]] = {}
         self.refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
