@@ -14,6 +14,7 @@ apps may read it). Varied header values go into the hash, never into a key in cl
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -236,9 +237,10 @@ def url_tag_for(path: str) -> str:
 
     Scheme, host and query are left out: invalidating ``/users/1`` (RFC 9111 section 4.4)
     reaches every variant, every query and every host of that path. Invalidating a little
-    more than the exact target URI is safe; less would not be.
+    more than the exact target URI is safe; less would not be. The digest is 64 bits: its
+    name is stored in every entry of the path, and a collision could only over-invalidate.
     """
-    return URL_TAG_PREFIX + canonical_digest([path.encode()])
+    return URL_TAG_PREFIX + hashlib.blake2b(path.encode(), digest_size=8).hexdigest()
 
 
 def url_tag(path_or_url: str) -> str:
