@@ -181,6 +181,7 @@ class _Store:
 
     async def one(self, key: str) -> Any:
         self.batches.append([key])
+        await asyncio.sleep(0)  # a round trip always suspends its caller
         await self.gate.wait()
         if key == "bad":
             raise ValueError("bad key")
@@ -188,6 +189,7 @@ class _Store:
 
     async def many(self, keys: Sequence[str]) -> list[Any]:
         self.batches.append(list(keys))
+        await asyncio.sleep(0)
         await self.gate.wait()
         if self.fail_round_trip:
             raise ConnectionError("lost")
@@ -261,3 +263,22 @@ async def test_closing_waits_for_batches_in_flight() -> None:
     await tasks[0]
     await batcher.aclose()
     assert [t.result() for t in tasks] == ["A", "B", "C"]
+
+
+async def test_callers_of_a_batch_reading_again_form_one_batch() -> None:
+    store = _Store()
+    store.gate.set()
+    batcher = ReadBatcher(store.one, store.many, timeout=5)
+
+    async def twice(key: str) -> list[Any]:
+        return [await batcher.read(key), await batcher.read(key + "2")]
+
+    results = await asyncio.gather(*(twice(k) for k in "abcd"))
+    assert results == [[k.upper(), k.upper() + "2"] for k in "abcd"]
+    # The first read goes alone; the second reads of all four share one round trip (not the
+    # first caller's alone, then the other three's).
+    assert store.batches == [["a"], ["b", "c", "d"], ["a2", "b2", "c2", "d2"]]
+    # Once the burst is over, a lone caller reads alone again without waiting a tick.
+    assert await batcher.read("e") == "E"
+    assert await batcher.read("f") == "F"
+    assert store.batches[-2:] == [["e"], ["f"]]

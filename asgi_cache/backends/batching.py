@@ -6,7 +6,9 @@ Redis hit is that client overhead, not Redis. :class:`ReadBatcher` keeps at most
 flight per process: a read that finds the way clear goes at once, alone (no added latency when
 there is no concurrency); reads that arrive while one is in flight queue up and go out
 together, as one pipeline, the moment it returns. The batch size follows the load by itself,
-without timers: the longer a round trip, the more reads share the next one.
+without timers: the longer a round trip, the more reads share the next one. Right after a
+batch, whose callers resume together and mostly read again, the next read waits one event-loop
+tick for them instead of going alone (once a lone read follows, reads go at once again).
 
 Each caller gets its own reply or its own error: a failing command fails only its caller, a
 failing round trip fails every caller in it, and a caller that gives up (its timeout, a
@@ -38,6 +40,8 @@ class ReadBatcher:
 
     __slots__ = (
         "_busy",
+        "_contended",
+        "_deferred",
         "_pending",
         "_read_many",
         "_read_one",
@@ -52,6 +56,8 @@ class ReadBatcher:
         self._read_many = read_many
         self.timeout = timeout
         self._busy = False
+        self._contended = False  # the last round trip was a batch: more reads are coming
+        self._deferred = False  # a flush is waiting one tick for them
         self._pending: list[tuple[str, asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.round_trips = 0
@@ -61,7 +67,7 @@ class ReadBatcher:
 
     async def read(self, key: str) -> Any:
         """Read ``key`` alone if nothing is in flight, else with the next batch."""
-        if not self._busy:
+        if not self._busy and not self._contended:
             self._busy = True
             self.round_trips += 1
             try:
@@ -69,20 +75,42 @@ class ReadBatcher:
             finally:
                 self._busy = False
                 self._next()
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((key, future))
+        if not self._busy:
+            self._defer()
         return await future
+
+    def _defer(self) -> None:
+        # The last round trip was a batch: its callers resume in this very tick and most read
+        # again. Gather them for one tick rather than sending one read alone and the others a
+        # round trip later.
+        self._busy = True
+        self._deferred = True
+        asyncio.get_running_loop().call_soon(self._release)
+
+    def _release(self) -> None:
+        self._busy = False
+        self._next()
 
     def _next(self) -> None:
         pending = self._pending
         if not pending or self._busy:
             return
+        if len(pending) == 1 and self._contended and not self._deferred:
+            self._defer()
+            return
+        self._deferred = False
         self._pending = []
         self._busy = True
+        loop = asyncio.get_running_loop()
         if len(pending) == 1:  # a lone waiter: the cheaper single read, on its own task
-            task = asyncio.get_running_loop().create_task(self._one(*pending[0]))
+            self._contended = False
+            task = loop.create_task(self._one(*pending[0]))
         else:
-            task = asyncio.get_running_loop().create_task(self._many(pending))
+            self._contended = True
+            task = loop.create_task(self._many(pending))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
