@@ -279,9 +279,9 @@ class CountingBackend(RedisBackend):
         super().__init__(url)
         self.calls: dict[str, int] = {}
 
-    async def _run(self, what: str, coro: Any) -> Any:
+    async def _run(self, what: str, coro: Any, **options: Any) -> Any:
         self.calls[what] = self.calls.get(what, 0) + 1
-        return await super()._run(what, coro)
+        return await super()._run(what, coro, **options)
 
 
 @pytest.mark.redis

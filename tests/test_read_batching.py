@@ -282,3 +282,17 @@ async def test_callers_of_a_batch_reading_again_form_one_batch() -> None:
     assert await batcher.read("e") == "E"
     assert await batcher.read("f") == "F"
     assert store.batches[-2:] == [["e"], ["f"]]
+
+
+async def test_a_queued_read_is_bounded_from_when_it_was_asked() -> None:
+    store = _Store()  # the gate stays shut: Redis never answers
+    batcher = ReadBatcher(store.one, store.many, timeout=0.05)
+    tasks = await _started(batcher, ["a", "b"])
+    with pytest.raises(TimeoutError):
+        await tasks[0]
+    # "b" was asked with "a" in flight: its budget ran out with "a"'s, so it does not get a
+    # fresh timeout of its own once its round trip starts.
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert tasks[1].done()
+    assert isinstance(tasks[1].exception(), TimeoutError)

@@ -26,6 +26,7 @@ __all__ = ["ReadBatcher"]
 ReadOne = Callable[[str], Awaitable[Any]]
 ReadMany = Callable[[Sequence[str]], Awaitable[Sequence[Any]]]
 """Reads many keys in one round trip; an item that is an exception is that key's failure."""
+_Pending = tuple[str, "asyncio.Future[Any]", float]  # key, its caller's future, deadline
 
 
 class ReadBatcher:
@@ -34,8 +35,8 @@ class ReadBatcher:
     Args:
         read_one: Reads one key (used when no other read is in flight).
         read_many: Reads many keys in one round trip (a pipeline).
-        timeout: Budget in seconds of one batched round trip; every caller in a batch that
-            takes longer fails with :class:`TimeoutError`.
+        timeout: Budget in seconds of one read, from the call, waiting for a batch included;
+            a read that takes longer fails with :class:`TimeoutError`.
     """
 
     __slots__ = (
@@ -58,7 +59,7 @@ class ReadBatcher:
         self._busy = False
         self._contended = False  # the last round trip was a batch: more reads are coming
         self._deferred = False  # a flush is waiting one tick for them
-        self._pending: list[tuple[str, asyncio.Future[Any]]] = []
+        self._pending: list[_Pending] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.round_trips = 0
         """How many round trips (single reads and batches) were sent."""
@@ -66,18 +67,23 @@ class ReadBatcher:
         """How many of them were batches (pipelines of two or more reads)."""
 
     async def read(self, key: str) -> Any:
-        """Read ``key`` alone if nothing is in flight, else with the next batch."""
+        """Read ``key``: alone if nothing is in flight, else with the next batch.
+
+        Every read is bounded by ``timeout`` from the moment it is asked, waiting included;
+        a read that runs out fails with :class:`TimeoutError`.
+        """
+        loop = asyncio.get_running_loop()
         if not self._busy and not self._contended:
             self._busy = True
             self.round_trips += 1
             try:
-                return await self._read_one(key)
+                async with asyncio.timeout(self.timeout):
+                    return await self._read_one(key)
             finally:
                 self._busy = False
                 self._next()
-        loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((key, future))
+        self._pending.append((key, future, loop.time() + self.timeout))
         if not self._busy:
             self._defer()
         return await future
@@ -104,54 +110,39 @@ class ReadBatcher:
         self._deferred = False
         self._pending = []
         self._busy = True
-        loop = asyncio.get_running_loop()
-        if len(pending) == 1:  # a lone waiter: the cheaper single read, on its own task
-            self._contended = False
-            task = loop.create_task(self._one(*pending[0]))
-        else:
-            self._contended = True
-            task = loop.create_task(self._many(pending))
+        self._contended = len(pending) > 1
+        task = asyncio.get_running_loop().create_task(self._send(pending))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _one(self, key: str, future: asyncio.Future[Any]) -> None:
+    async def _send(self, batch: list[_Pending]) -> None:
+        # One round trip for the callers still waiting, under their earliest deadline (one
+        # timer per round trip, not one per read); a lone one uses the single read.
+        live = [item for item in batch if not item[1].done()]
         try:
-            if not future.done():  # its caller may have given up meanwhile
-                self.round_trips += 1
-                async with asyncio.timeout(self.timeout):
-                    result = await self._read_one(key)
-                if not future.done():
+            if not live:
+                return
+            self.round_trips += 1
+            keys = [key for key, _, _ in live]
+            results: Sequence[Any]
+            async with asyncio.timeout_at(min(deadline for _, _, deadline in live)):
+                if len(live) == 1:
+                    results = [await self._read_one(keys[0])]
+                else:
+                    self.batches += 1
+                    results = await self._read_many(keys)
+            for (_, future, _), result in zip(live, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
                     future.set_result(result)
         except BaseException as exc:
-            if not future.done():
-                error = exc if isinstance(exc, Exception) else ConnectionError("read cancelled")
-                future.set_exception(error)
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            self._busy = False
-            self._next()
-
-    async def _many(self, batch: list[tuple[str, asyncio.Future[Any]]]) -> None:
-        live = [(key, future) for key, future in batch if not future.done()]
-        try:
-            if live:
-                self.round_trips += 1
-                self.batches += 1
-                async with asyncio.timeout(self.timeout):
-                    results = await self._read_many([key for key, _ in live])
-                for (_, future), result in zip(live, results, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-        except BaseException as exc:
-            # A cancelled batch (the backend closing) must not leave its callers waiting, nor
-            # pass them a cancellation that is not theirs: they get a connection error.
-            error = exc if isinstance(exc, Exception) else ConnectionError("read batch cancelled")
-            for _, future in live:
+            # A cancelled round trip (the backend closing) must not leave its callers waiting,
+            # nor pass them a cancellation that is not theirs: they get a connection error.
+            error = exc if isinstance(exc, Exception) else ConnectionError("read cancelled")
+            for _, future, _ in live:
                 if not future.done():
                     future.set_exception(error)
             if not isinstance(exc, Exception):

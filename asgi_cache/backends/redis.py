@@ -260,8 +260,12 @@ class RedisBackend(Backend):
         self._reader: asyncio.Task[None] | None = None
         self._confirmed: dict[str, asyncio.Event] = {}
 
-    async def _run(self, what: str, coro: Any) -> Any:
+    async def _run(self, what: str, coro: Any, *, bounded: bool = True) -> Any:
+        # ``bounded=False``: ``coro`` enforces op_timeout itself (the read batcher does, with
+        # one timer per round trip instead of one per read).
         try:
+            if not bounded:
+                return await coro
             async with asyncio.timeout(self.op_timeout):
                 return await coro
         except TimeoutError:
@@ -338,7 +342,7 @@ class RedisBackend(Backend):
     async def get(self, key: str) -> bytes | None:
         batcher = self.read_batcher
         if batcher is not None:
-            raw = await self._run("GET", batcher.read(key))
+            raw = await self._run("GET", batcher.read(key), bounded=False)
         else:
             raw = await self._run("GET", self._evalsha_get(key))
         # The script strips the dependency header; anything else (a foreign value) comes back
