@@ -478,3 +478,25 @@ async def test_lock_holder_serves_what_the_previous_holder_stored(redis_url: str
     assert calls["n"] == 1
     assert response.text == "computed 1"
     assert response.headers["cache-status"] == "asgi-cache; hit; detail=lock"
+
+
+async def test_request_no_cache_on_a_locked_route_reaches_the_app(redis_url: str) -> None:
+    # The lock holder's re-read must not answer a client that asked for the origin.
+    calls: Counter[str] = Counter()
+    cache = make_cache(RedisBackend(redis_url))
+
+    @cache.response(ttl=60, lock=True)
+    async def expensive(request: Request) -> Response:
+        calls["n"] += 1
+        return PlainTextResponse(f"computed {calls['n']}")
+
+    app = wrap(Starlette(routes=[Route("/x", expensive)]), cache)
+    async with client_for(app) as client:
+        await client.get("/x")
+        forced = await client.get("/x", headers={"cache-control": "no-cache"})
+        after = await client.get("/x")
+    await cache.backend.aclose()
+    assert calls["n"] == 2
+    assert forced.text == "computed 2"
+    assert forced.headers["cache-status"] == "asgi-cache; fwd=request; stored"
+    assert after.text == "computed 2"

@@ -348,8 +348,9 @@ class Exchange:
             return
         try:
             # The previous holder may have stored a response between our lookup and our lock:
-            # serve that instead of calling the app again.
-            found = await self._read_fresh()
+            # serve that instead of calling the app again (unless the client asked for a
+            # response from the origin: request no-cache, max-age=0, Pragma).
+            found = await self._read_fresh() if self.fwd != "request" else None
             stale = self.stale
             if found is not None and (stale is None or found.created_at > stale.created_at):
                 self.release(Shared(found, self.lookup_names, self.full_key))
