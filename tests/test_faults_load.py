@@ -54,9 +54,16 @@ async def test_saturated_pool_fails_open_without_opening_the_breaker(
 ) -> None:
     # Each reply takes 50 ms through the proxy and only 4 connections exist: most of the 200
     # callers cannot get a connection within the 10 ms pool wait and are served as misses.
+    # (With batch_reads on, concurrent reads share one or two connections and never saturate
+    # the pool: test_read_batching covers that; this test needs one connection per read.)
     cache = Cache(
         settings(
-            proxied.url, max_connections=4, pool_timeout=0.01, op_timeout=1.0, connect_timeout=1.0
+            proxied.url,
+            max_connections=4,
+            pool_timeout=0.01,
+            op_timeout=1.0,
+            connect_timeout=1.0,
+            batch_reads=False,
         )
     )
     async with cache:
