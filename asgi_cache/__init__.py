@@ -20,6 +20,7 @@ from ._exceptions import (
 from .cache import Cache
 from .health import HealthApp
 from .http import CacheMiddleware
+from .near import NearCache
 from .settings import CacheSettings
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigurationError",
     "HealthApp",
     "LockError",
+    "NearCache",
     "SerializationError",
 ]
 

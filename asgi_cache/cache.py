@@ -28,6 +28,7 @@ from .backends.redis import RedisBackend
 from .codec import CorruptEntry, Entry, EntryKind, Serializer, decode_entry, encode_entry
 from .health import HealthApp
 from .keys import KeySpace, validate_key, validate_tag
+from .near import NearCache
 from .settings import CacheSettings
 
 if TYPE_CHECKING:
@@ -84,11 +85,20 @@ class Cache:
         self._checked = False  # startup checks warn once per cache, not once per start
         self._random = random.Random()
         self._pending = InvalidationQueue(
-            invalidate=lambda tag_keys: self.backend.invalidate(tag_keys),
-            delete=lambda *keys: self.backend.delete(*keys),
+            invalidate=self._retry_invalidate,
+            delete=self._retry_delete,
             all_tag=self.keys.all_tag,
         )
         self._loading_engine: Loading | None = None
+        self._near: NearCache | None = None
+        s = self.settings
+        in_process = (
+            backend.name == "memory" if backend is not None else s.backend_scheme == "memory"
+        )
+        if s.l1_ttl > 0 and not in_process:  # memory:// is in-process already
+            self._near = NearCache(
+                ttl=s.l1_ttl, max_entries=s.l1_max_entries, channel_prefix=self.keys.l1_channel()
+            )
 
     # -- construction --------------------------------------------------------------------------
 
@@ -178,6 +188,10 @@ class Cache:
         if backend is not None and self._owns_backend:
             self._backend = None
             await backend.aclose()
+            if self._near is not None:
+                self._near.subscription.reset()  # its subscriber connection is gone
+        if self._near is not None:
+            self._near.clear()  # no invalidations are heard until the next subscription
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -278,6 +292,41 @@ class Cache:
         """The live counters (features add to them)."""
         return self._stats
 
+    @property
+    def near(self) -> NearCache | None:
+        """The in-process L1 near-cache, or ``None`` when it is off (``l1_ttl`` is 0 or the
+        backend is ``memory://``). See ``docs/near-cache.md``."""
+        return self._near
+
+    async def _broadcast(self, *full_keys: str) -> None:
+        # Tell the other processes' L1 to drop ``full_keys``, or to empty itself when none
+        # are given. Best effort: a lost message is bounded by l1_ttl (docs/near-cache.md).
+        near = self._near
+        if near is None:
+            return
+        # Many keys at once: one message emptying every L1 beats one message per key.
+        keys = full_keys if len(full_keys) <= 16 else ()
+        channels = [near.channel(k) for k in keys] or [near.channel()]
+        try:
+            for channel in channels:
+                await self.backend.publish(channel)
+        except BackendError as exc:
+            self.record_error("L1 invalidation publish", exc)
+
+    async def _retry_invalidate(self, tag_keys: Sequence[str]) -> int:
+        count = await self.backend.invalidate(tag_keys)
+        if self._near is not None:
+            self._near.clear()
+        await self._broadcast()
+        return count
+
+    async def _retry_delete(self, *full_keys: str) -> int:
+        count = await self.backend.delete(*full_keys)
+        if self._near is not None:
+            self._near.drop(*full_keys)
+        await self._broadcast(*full_keys)
+        return count
+
     # -- entries (the layer the middleware and loaders build on) -------------------------------
 
     async def read_entry(self, full_key: str) -> Entry | None:
@@ -285,21 +334,45 @@ class Cache:
 
         A backend failure, an invalidated entry and a corrupt or foreign value are all misses
         (the latter counted in ``corrupt``). Hit and miss counting is left to the caller.
+        With the L1 near-cache on, a fresh entry read recently comes from this process's
+        memory, without a backend round trip.
+        """
+        entry, _ = await self.lookup_entry(full_key)
+        return entry
+
+    async def lookup_entry(self, full_key: str) -> tuple[Entry | None, bool]:
+        """Like :meth:`read_entry`, also saying whether the backend answered (or L1 did).
+
+        Returns:
+            The entry (``None`` on a miss of any kind) and ``False`` only when the backend
+            failed, so the caller can skip work that needs it (locks, stores).
         """
         if not self.settings.enabled:
-            return None
+            return None, True
+        near = self._near
+        generation = -1
+        if near is not None:
+            entry = near.get(full_key)
+            if entry is not None:
+                return entry, True
+            # Filled only while subscribed, so no invalidation of what it holds goes unheard.
+            if await near.subscription.subscribe(self.backend):
+                generation = near.generation
         try:
             raw = await self.backend.get(full_key)
         except BackendError as exc:
             self.record_error("read", exc)
-            return None
+            return None, False
         if raw is None:
-            return None
+            return None, True
         try:
-            return decode_entry(raw, full_key)
+            entry = decode_entry(raw, full_key)
         except CorruptEntry as exc:
             self._record_corrupt(full_key, exc)
-            return None
+            return None, True
+        if generation >= 0 and near is not None:
+            near.put(full_key, entry, generation)
+        return entry, True
 
     async def snapshot(self, tags: Iterable[str] = (), *, ttl: float | None = None) -> TagSnapshot:
         """Read (creating if needed) the versions of ``tags`` before loading a value.
@@ -368,8 +441,14 @@ class Cache:
         except BackendError as exc:
             self.record_error("write", exc)
             return None
+        finally:
+            # Whatever this process held for the key is older than what was written (even
+            # when the caller is cancelled while the write may have landed).
+            if self._near is not None:
+                self._near.drop(full_key)
         if stored:
             self._stats.sets += 1
+            await self._broadcast(full_key)
         return stored
 
     def make_value_entry(
@@ -460,7 +539,11 @@ class Cache:
             self.record_error("delete", exc)
             self._pending.add(keys=full)  # a delete is an invalidation: never drop it
             return 0
+        finally:
+            if self._near is not None:
+                self._near.drop(*full)
         self._stats.deletes += count
+        await self._broadcast(*full)
         return count
 
     async def invalidate_tags(self, *tags: str) -> int:
@@ -479,7 +562,12 @@ class Cache:
             self.record_error("invalidate", exc)
             self._pending.add(tags=tag_keys)
             return 0
+        finally:
+            # L1 entries do not carry their tags: emptying it all is coarse but never wrong.
+            if self._near is not None:
+                self._near.clear()
         self._stats.invalidations += len(tag_keys)
+        await self._broadcast()
         return count
 
     async def invalidate_prefix(
@@ -510,9 +598,14 @@ class Cache:
             from ._exceptions import ConfigurationError
 
             raise ConfigurationError(f"batch={batch!r} is not allowed: expected a whole number > 0")
-        count = await self.backend.delete_prefix(
-            self.keys.data(prefix), batch=batch, progress=progress
-        )
+        try:
+            count = await self.backend.delete_prefix(
+                self.keys.data(prefix), batch=batch, progress=progress
+            )
+        finally:
+            if self._near is not None:
+                self._near.clear()
+        await self._broadcast()
         self._stats.deletes += count
         return count
 
@@ -525,6 +618,11 @@ class Cache:
         except BackendError as exc:
             self.record_error("clear", exc)
             self._pending.add(tags=[self.keys.all_tag])
+            return
+        finally:
+            if self._near is not None:
+                self._near.clear()
+        await self._broadcast()
 
     async def drain_invalidations(self) -> bool:
         """Retry queued invalidations now; return whether none are left pending."""
@@ -760,14 +858,18 @@ class Cache:
     def stats(self) -> dict[str, Any]:
         """Counters since creation: hits, misses, stale, errors, corrupt, sets, deletes, loads,
         lock_waits, invalidations and hit_rate, plus the backend's name, the number of
-        invalidations waiting to be retried (``pending_invalidations``) and, when the backend
-        has a circuit breaker, ``breaker``: its state (see :meth:`CircuitBreakerBackend.snapshot
+        invalidations waiting to be retried (``pending_invalidations``), with the L1
+        near-cache on ``l1`` (its ``entries`` and ``hits``; those hits are in ``hits`` too)
+        and, when the backend has a circuit breaker, ``breaker``: its state (see
+        :meth:`CircuitBreakerBackend.snapshot
         <asgi_cache.backends.CircuitBreakerBackend.snapshot>`)."""
         out = self._stats.snapshot()
         out["backend"] = self.backend.name
         out["enabled"] = self.settings.enabled
         out["pending_invalidations"] = len(self._pending)
         out["invalidation_overflows"] = self._pending.overflows
+        if self._near is not None:
+            out["l1"] = {"entries": len(self._near), "hits": self._near.hits}
         breaker = self.breaker
         if breaker is not None:
             out["breaker"] = breaker.snapshot()

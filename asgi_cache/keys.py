@@ -9,6 +9,7 @@ locks and bookkeeping can never collide and operators can find them with ``redis
     <ns>:t:<tag>         tag version (a random token; missing means "invalidated")
     <ns>:l:<key>         distributed lock of a data or HTTP key
     <ns>:n:<key>         notification channel/list that wakes waiters of a lock
+    <ns>:i:[<key>]       pub/sub channel emptying every L1 near-cache (or dropping one key)
 
 The caller's key convention is ``<entity>:<id>:<attribute>`` (``users:100:profile``).
 """
@@ -106,6 +107,10 @@ class KeySpace:
     def notify(self, key: str) -> str:
         """Key (or channel) that wakes the waiters of ``key``'s lock."""
         return f"{self.prefix}n:{key}"
+
+    def l1_channel(self, full_key: str = "") -> str:
+        """Channel that drops ``full_key`` from every process's L1 (all of it if empty)."""
+        return f"{self.prefix}i:{full_key}"
 
     def user_key(self, full_key: str) -> str:
         """The caller's key inside a full data key (inverse of :meth:`data`)."""

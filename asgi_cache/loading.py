@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._exceptions import BackendError, ConfigurationError
 from .aside import rebuilder
-from .codec import CorruptEntry, Entry, EntryKind, decode_entry
+from .codec import Entry, EntryKind
 from .keys import validate_key
 from .locking import DistributedLock, Notifier, SingleFlight
 
@@ -447,19 +447,7 @@ class Loading:
 
     async def _read(self, full_key: str) -> tuple[Entry | None, bool]:
         """The entry under ``full_key`` (or ``None``) and whether the backend answered."""
-        cache = self.cache
-        try:
-            raw = await cache.backend.get(full_key)
-        except BackendError as exc:
-            cache.record_error("read", exc)
-            return None, False
-        if raw is None:
-            return None, True
-        try:
-            return decode_entry(raw, full_key), True
-        except CorruptEntry:
-            cache.counters.corrupt += 1
-            return None, True
+        return await self.cache.lookup_entry(full_key)
 
     async def _read_fresh(self, full_key: str, opts: LoadOptions) -> _Found | None:
         entry, _ = await self._read(full_key)

@@ -82,6 +82,12 @@ class CacheSettings:
     I/O until a probe answers); 0 turns the breaker off."""
     breaker_cooldown: float = 2.0
     """Seconds between the background probes (one ``PING`` each) while the breaker is open."""
+    l1_ttl: float = 0.0
+    """Longest time a hot entry is served from this process's memory (the L1 near-cache)
+    without asking Redis; 0 turns the L1 off. Another process may serve an entry for up to
+    this long after an invalidation whose pub/sub message was lost. Ignored for ``memory://``."""
+    l1_max_entries: int = 1000
+    """Entry bound of the L1 near-cache (least recently used are evicted)."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -234,6 +240,8 @@ _VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "memory_max_bytes": (_positive_int, "a whole number of bytes > 0"),
     "breaker_threshold": (_non_negative_int, "a whole number >= 0 (0 turns the breaker off)"),
     "breaker_cooldown": (_positive, _DURATION),
+    "l1_ttl": (_non_negative, "a duration in seconds >= 0 (0 turns the L1 near-cache off)"),
+    "l1_max_entries": (_positive_int, "a whole number > 0"),
 }
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -247,6 +255,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "memory_max_entries": _integer,
     "memory_max_bytes": _integer,
     "breaker_threshold": _integer,
+    "l1_max_entries": _integer,
 }
 _ENV_PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
     name: (_PARSERS.get(name, _duration), allowed) for name, (_, allowed) in _VALIDATORS.items()
