@@ -1,0 +1,94 @@
+"""Smoke tests of the benchmark harness's pure parts: no timing, no servers, no peers."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from benchmarks.report import hit_cost_table, tables, targets
+from benchmarks.workload import (
+    BODY_BYTES,
+    Zipf,
+    body_bytes,
+    ideal_hit_rate,
+    payload,
+    percentile,
+    seed_operations,
+)
+
+
+def test_body_is_exactly_1007_bytes_of_json_for_any_id() -> None:
+    for item_id in (0, 7, 12_345, 10_000_000):
+        raw = body_bytes(item_id)
+        assert len(raw) == BODY_BYTES == 1007
+        assert json.loads(raw) == payload(item_id)
+        assert payload(item_id)["id"] == item_id
+
+
+def test_zipf_is_seeded_in_range_and_skewed_like_its_probabilities() -> None:
+    a, b = Zipf(1000, 1.0, seed=3), Zipf(1000, 1.0, seed=3)
+    assert [a.draw() for _ in range(100)] == [b.draw() for _ in range(100)]
+    zipf = Zipf(1000, 1.0, seed=3)
+    counts = Counter(zipf.draw() for _ in range(20_000))
+    assert set(counts) <= set(range(1, 1001))
+    assert counts.most_common(1)[0][0] == 1
+    # Rank 1 is drawn about 1/H(1000) = 13.4 % of the time; rank 2 half as often.
+    assert abs(counts[1] / 20_000 - zipf.probability(1)) < 0.01
+    assert abs(counts[2] / counts[1] - 0.5) < 0.08
+    assert abs(sum(zipf.probability(r) for r in range(1, 1001)) - 1.0) < 1e-9
+
+
+def test_seed_operations_mix_and_ideal_hit_rate() -> None:
+    ops = seed_operations(5000, users=100, write_ratio=0.1, seed=5)
+    assert ops == seed_operations(5000, users=100, write_ratio=0.1, seed=5)
+    puts = sum(op == "PUT" for op, _ in ops)
+    assert 400 < puts < 600
+    # GET 1 (miss), GET 1 (hit), PUT 1, GET 1 (miss), GET 2 (miss) -> 1 hit of 4 GETs.
+    seq = [("GET", 1), ("GET", 1), ("PUT", 1), ("GET", 1), ("GET", 2)]
+    assert ideal_hit_rate(seq) == 0.25
+    assert ideal_hit_rate(seq, count_from=3) == 0.0
+    assert ideal_hit_rate([]) == 0.0
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 11)]
+    assert percentile(values, 50) == 5.0
+    assert percentile(values, 99) == 10.0
+    assert percentile(values, 0) == 1.0
+
+
+def _results() -> dict[str, object]:
+    hit = {"p90_us": 1.0, "origin_calls_timed": 0, "x_cache": "HIT"}
+    return {
+        "phases": {
+            "hit_cost": {
+                "rows": {
+                    "bare": {**hit, "median_us": 100.0, "x_cache": ""},
+                    "asgi-cache-redis": {**hit, "median_us": 50.0},
+                },
+                "errors": {"cashews": "exit 1: boom"},
+            },
+            "memory": {
+                "body_bytes": 1007,
+                "rows": {"asgi-cache-redis": {"keys": 1, "bytes": 1200, "ratio_to_body": 1.19}},
+            },
+        },
+        "skipped": {"litestar": "not importable"},
+    }
+
+
+def test_tables_compute_ratios_within_the_run_and_list_failures() -> None:
+    results = _results()
+    text = hit_cost_table(results["phases"]["hit_cost"])  # type: ignore[index]
+    assert "| `asgi-cache-redis` | 50.0 | 1.0 | 0.50x | 0 | HIT |" in text
+    assert "`cashews` failed: exit 1: boom" in text
+    full = tables(results)
+    assert "## Redis memory per entry" in full
+    assert "- `litestar`: not importable" in full
+
+
+def test_targets_say_met_missed_or_not_measured() -> None:
+    verdicts = {name: verdict for name, _, verdict in targets(_results())}
+    assert verdicts["in-process hit `asgi-cache-redis` <= 0.6x bare"] == "met"
+    assert verdicts["Redis bytes per entry <= 1.12x body"] == "MISSED"
+    assert verdicts["end to end `asgi-cache-redis` >= 1.5x bare"] == "not measured"
