@@ -92,6 +92,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     use_wrk, load_tool = ensure_wrk(args.no_wrk)
     log(f"load generator: {load_tool}")
     started = datetime.now(UTC)
+    load_start = os.getloadavg()[0]
     t0 = time.monotonic()
     results: dict[str, Any] = {"phases": {}, "skipped": skipped}
     with BenchRedis() as redis:
@@ -109,6 +110,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         "duration_s": time.monotonic() - t0,
         "command": "python -m benchmarks " + shlex.join(argv) if argv else "python -m benchmarks",
         "machine": machine,
+        "loadavg": f"{load_start:.2f} / {os.getloadavg()[0]:.2f} (1 min, {os.cpu_count()} cores)",
         "profile": profile.__dict__,
         "results_file": results_file,
     }

@@ -57,7 +57,20 @@ class Connection:
         return await self.send(self.prepare(method, path, body))
 
     async def send(self, raw: bytes) -> Response:
-        """Send prepared request bytes and read the response."""
+        """Send prepared request bytes and read the response.
+
+        A reused connection that the server had closed (its keep-alive timeout) is reopened
+        and the request sent once more, as HTTP clients do.
+        """
+        reused = self._writer is not None
+        try:
+            return await self._send_once(raw)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            if not reused:
+                raise
+        return await self._send_once(raw)
+
+    async def _send_once(self, raw: bytes) -> Response:
         if self._writer is None:
             await self.open()
         assert self._reader is not None

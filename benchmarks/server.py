@@ -55,6 +55,7 @@ class Server:
             "--workers", str(self.workers),
             "--loop", loop_name(), "--http", http_impl(),
             "--no-access-log", "--log-level", "warning", "--lifespan", "on",
+            "--timeout-keep-alive", "60",
         ]  # fmt: skip
 
     def start(self, timeout: float = 30.0) -> None:
