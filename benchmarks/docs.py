@@ -34,8 +34,9 @@ INTRO = {
     ),
     "memory": (
         "The app stores one 1007-byte JSON body; every key it leaves in the (otherwise empty) "
-        "database is measured with `MEMORY USAGE key SAMPLES 0`, and the sum is compared "
-        "with the body's {body_bytes} bytes."
+        "database is measured with `MEMORY USAGE key SAMPLES 0`. Then it stores a second "
+        "body: the growth is the per-entry cost (keys shared by all entries are paid once), "
+        "compared with the body's {body_bytes} bytes."
     ),
     "redis_down": (
         "Each cache points at a port where nothing listens ({dead_url}); {requests} requests "

@@ -70,7 +70,16 @@ def _results() -> dict[str, object]:
             },
             "memory": {
                 "body_bytes": 1007,
-                "rows": {"asgi-cache-redis": {"keys": 1, "bytes": 1200, "ratio_to_body": 1.19}},
+                "rows": {
+                    "asgi-cache-redis": {
+                        "keys": 2,
+                        "bytes_first": 1300,
+                        "bytes": 1200,
+                        "keys_per_entry": 1,
+                        "ratio_to_body": 1.19,
+                        "per_key": {"a": 1200, "b": 100},
+                    }
+                },
             },
         },
         "skipped": {"litestar": "not importable"},
@@ -83,7 +92,7 @@ def test_tables_compute_ratios_within_the_run_and_list_failures() -> None:
     assert "| `asgi-cache-redis` | 50.0 | 1.0 | 0.50x | 0 | HIT |" in text
     assert "`cashews` failed: exit 1: boom" in text
     full = tables(results)
-    assert "## Redis memory per entry" in full
+    assert "| `asgi-cache-redis` | 1 | 1,200 | 1.19x | 2 / 1,300 | `a` 1200, `b` 100 |" in full
     assert "- `litestar`: not importable" in full
 
 

@@ -1,7 +1,9 @@
 """Phase 4, Redis bytes per entry: ``MEMORY USAGE`` of what one cached 1007-byte body costs.
 
-The app stores ``/item/7`` once (in process, a child process per system); every key it left
-in the (otherwise empty) cache database is measured with ``MEMORY USAGE key SAMPLES 0``.
+The app stores ``/item/7`` (in process, a child process per system); every key it left in the
+(otherwise empty) cache database is measured with ``MEMORY USAGE key SAMPLES 0``. Then it
+stores ``/item/8`` and the growth is measured again: that *marginal* cost is the per-entry
+figure, since keys shared by all entries (a namespace-wide tag version, say) are paid once.
 """
 
 from __future__ import annotations
@@ -25,18 +27,25 @@ def run(ctx: Context, systems: list[System]) -> dict[str, Any]:
             continue
         ctx.reset_redis()
         log(f"memory: {system.name}")
-        result = run_inproc(["store", system.name, "--item", "7"], ctx.app_env(db_ms=0))
-        if "error" in result:
-            errors[system.name] = result["error"]
+        first = run_inproc(["store", system.name, "--item", "7"], ctx.app_env(db_ms=0))
+        if "error" in first:
+            errors[system.name] = first["error"]
             continue
         keys = _usage(ctx)
-        total = sum(keys.values())
+        second = run_inproc(["store", system.name, "--item", "8"], ctx.app_env(db_ms=0))
+        if "error" in second:
+            errors[system.name] = second["error"]
+            continue
+        both = _usage(ctx)
+        marginal = sum(both.values()) - sum(keys.values())
         rows[system.name] = {
             "keys": len(keys),
-            "bytes": total,
-            "ratio_to_body": total / BODY_BYTES,
+            "bytes_first": sum(keys.values()),
+            "bytes": marginal,
+            "keys_per_entry": len(both) - len(keys),
+            "ratio_to_body": marginal / BODY_BYTES,
             "per_key": keys,
-            "body_bytes": result["body_bytes"],
+            "body_bytes": first["body_bytes"],
         }
     return {"body_bytes": BODY_BYTES, "rows": rows, "errors": errors}
 
