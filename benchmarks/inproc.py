@@ -2,9 +2,10 @@
 
 ``python -m benchmarks.inproc hit SYSTEM --iterations N --warmup W`` times cached GETs
 through the app's ASGI stack; ``python -m benchmarks.inproc store SYSTEM`` makes the app
-store one entry (for the Redis memory phase). Each system runs in its own process so that
-global state in the peer libraries (class-level configuration, connection pools bound to an
-event loop) never leaks from one system to the next.
+store two entries and reports Redis memory after each (for the memory phase). Each system
+runs in its own process so that global state in the peer libraries (class-level
+configuration, connection pools bound to an event loop) never leaks from one system to the
+next.
 """
 
 from __future__ import annotations
@@ -58,25 +59,47 @@ async def measure_hit(app: Any, origin: Any, iterations: int, warmup: int) -> di
     }
 
 
-async def store_one(app: Any, item_id: int) -> dict[str, Any]:
-    """Make the app store ``/item/{item_id}`` once; let background writes finish."""
-    reply = await call(app, f"/item/{item_id}")
-    await asyncio.sleep(0.3)  # writes some libraries finish after the response
-    again = await call(app, f"/item/{item_id}")
-    return {"status": reply.status, "body_bytes": len(reply.body), "second": again.status}
+def _memory_usage(url: str) -> dict[str, int]:
+    """``MEMORY USAGE key SAMPLES 0`` of every key in the database at ``url``."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return {
+            key.decode(errors="replace"): int(client.memory_usage(key, samples=0) or 0)
+            for key in client.scan_iter(count=1000)
+        }
+    finally:
+        client.close()
+
+
+async def store_two(app: Any, url: str, first: int, second: int) -> dict[str, Any]:
+    """Make the app store two entries; Redis memory (per key) after each."""
+    usage: list[dict[str, int]] = []
+    statuses: list[int] = []
+    size = 0
+    for item_id in (first, second):
+        reply = await call(app, f"/item/{item_id}")
+        statuses.append(reply.status)
+        size = len(reply.body)
+        await asyncio.sleep(0.2)  # writes some libraries finish after the response
+        usage.append(_memory_usage(url))
+    return {"statuses": statuses, "body_bytes": size, "after_first": usage[0],
+            "after_second": usage[1]}  # fmt: skip
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     system = by_name([args.system])[0]
     module = importlib.import_module(f"benchmarks.apps.{system.module}")
-    app, origin = module.build(AppConfig.from_env())
+    config = AppConfig.from_env()
+    app, origin = module.build(config)
     lifespan = Lifespan(app)
     await lifespan.start()
     try:
         if args.mode == "hit":
             result = await measure_hit(app, origin, args.iterations, args.warmup)
         else:
-            result = await store_one(app, args.item)
+            result = await store_two(app, config.redis_url, args.item, args.item + 1)
     finally:
         await lifespan.stop()
     result["loop"] = loop_name()

@@ -8,12 +8,10 @@ figure, since keys shared by all entries (a namespace-wide tag version, say) are
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from ..apps import System
 from ..context import Context, log
-from ..redis_proc import CACHE_DB
 from ..workload import BODY_BYTES
 from ._child import run_inproc
 
@@ -27,16 +25,11 @@ def run(ctx: Context, systems: list[System]) -> dict[str, Any]:
             continue
         ctx.reset_redis()
         log(f"memory: {system.name}")
-        first = run_inproc(["store", system.name, "--item", "7"], ctx.app_env(db_ms=0))
-        if "error" in first:
-            errors[system.name] = first["error"]
+        result = run_inproc(["store", system.name, "--item", "7"], ctx.app_env(db_ms=0))
+        if "error" in result:
+            errors[system.name] = result["error"]
             continue
-        keys = _usage(ctx)
-        second = run_inproc(["store", system.name, "--item", "8"], ctx.app_env(db_ms=0))
-        if "error" in second:
-            errors[system.name] = second["error"]
-            continue
-        both = _usage(ctx)
+        keys, both = result["after_first"], result["after_second"]
         marginal = sum(both.values()) - sum(keys.values())
         rows[system.name] = {
             "keys": len(keys),
@@ -45,14 +38,6 @@ def run(ctx: Context, systems: list[System]) -> dict[str, Any]:
             "keys_per_entry": len(both) - len(keys),
             "ratio_to_body": marginal / BODY_BYTES,
             "per_key": keys,
-            "body_bytes": first["body_bytes"],
+            "body_bytes": result["body_bytes"],
         }
     return {"body_bytes": BODY_BYTES, "rows": rows, "errors": errors}
-
-
-def _usage(ctx: Context) -> dict[str, int]:
-    with contextlib.closing(ctx.redis.client(CACHE_DB)) as client:
-        return {
-            key.decode(errors="replace"): int(client.memory_usage(key, samples=0) or 0)
-            for key in client.scan_iter(count=1000)
-        }
