@@ -16,7 +16,7 @@ from typing import Any
 
 from . import env
 
-PHASES = ("hit_cost", "e2e", "stampede", "memory", "redis_down", "seed")
+PHASES = ("hit_cost", "e2e", "stampede", "memory", "redis_down", "seed", "redis_layers")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -52,11 +52,18 @@ INTRO = {
         "{ideal_hit_rate:.1%} of the counted GETs of this sequence: the ceiling, set by the "
         "Zipf tail and the writes."
     ),
+    "redis_layers": (
+        "One `GET` of a 1.6 KB value, sequential calls ({calls:,}, median, {loop}), through "
+        "successive client layers on this run's Redis (`python -m benchmarks.hitpath`): the "
+        "floor is a bare asyncio stream parsing the reply with hiredis; the rows below add "
+        "redis-py, its bounded pool with a socket timeout, a Lua script (`EVALSHA`), and "
+        "asgi-cache's `RedisBackend.get`."
+    ),
 }
 
 
 def _intro(key: str, phase: dict[str, Any], meta: dict[str, Any]) -> str:
-    values = {**phase, "loop": meta["machine"]["event_loop"]}
+    values = {"loop": meta["machine"]["event_loop"], **phase}
     if key == "seed":
         values["write_pct"] = phase["write_ratio"] * 100
     return INTRO[key].format(**values)
@@ -101,6 +108,9 @@ def render(results: dict[str, Any], plots: dict[str, str], image_dir: str) -> st
         if key in plots:
             section += f"\n\n![{title}]({image_dir}/{plots[key]})"
         parts.append(section)
+    notes = Path(__file__).with_name("notes.md")
+    if notes.exists():
+        parts.append(notes.read_text().strip())
     systems = "\n".join(f"- `{s.name}`: {s.note}" for s in SYSTEMS)
     parts.append(f"## Systems\n\n{systems}")
     skipped = results.get("skipped") or {}

@@ -131,6 +131,17 @@ def seed_table(phase: dict[str, Any]) -> str:
     return table(head, body) + _errors(phase)
 
 
+def layers_table(phase: dict[str, Any]) -> str:
+    """Phase 7: median cost of one Redis GET per client layer, and each layer's increment."""
+    body = []
+    previous = None
+    for name, r in phase["rows"].items():
+        step = "-" if previous is None else f"{r['median_us'] - previous:+.1f}"
+        body.append([name, fmt(r["median_us"]), step])
+        previous = r["median_us"]
+    return table(["layer", "median us", "added by the layer"], body) + _errors(phase)
+
+
 def _get(results: dict[str, Any], phase: str, system: str) -> dict[str, Any] | None:
     row: dict[str, Any] | None = (
         results.get("phases", {}).get(phase, {}).get("rows", {}).get(system)
@@ -224,6 +235,7 @@ SECTIONS = (
     ("memory", "Redis memory per entry", memory_table),
     ("redis_down", "Redis down", down_table),
     ("seed", "Seed workload", seed_table),
+    ("redis_layers", "Where a Redis hit's time goes", layers_table),
 )
 
 
