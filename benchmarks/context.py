@@ -19,6 +19,7 @@ class Profile:
     e2e_seconds: float
     e2e_warmup_seconds: float
     e2e_connections: int
+    e2e_rounds: int
     stampede_bursts: int
     stampede_size: int
     stampede_workers: int
@@ -39,6 +40,7 @@ QUICK = Profile(
     e2e_seconds=2,
     e2e_warmup_seconds=1,
     e2e_connections=32,
+    e2e_rounds=1,
     stampede_bursts=2,
     stampede_size=200,
     stampede_workers=2,
@@ -59,6 +61,7 @@ FULL = Profile(
     e2e_seconds=10,
     e2e_warmup_seconds=3,
     e2e_connections=32,
+    e2e_rounds=2,
     stampede_bursts=10,
     stampede_size=200,
     stampede_workers=2,

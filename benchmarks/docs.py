@@ -19,7 +19,9 @@ INTRO = {
     "e2e": (
         "uvicorn ({server}) serving each system; {tool} with {connections} connections for "
         "{seconds:g} s on `GET /item/1` after a short warm-up, so every measured request of a "
-        "caching system is a hit. `nocache` waits 10 ms for its database on every request; "
+        "caching system is a hit; {rounds} round(s), interleaved across systems, the best "
+        "reported (the last column lists every round). `nocache` waits 10 ms for its "
+        "database on every request; "
         '`bare` does not. The issue\'s reference ("bare FastAPI ~2,600 req/s" on 2 cores, '
         "with wrk -c32) is close to `nocache` here, not to `bare`; the targets below are "
         "judged against `bare` as defined here (no database wait), the stricter reading, "

@@ -68,10 +68,11 @@ def e2e_table(phase: dict[str, Any]) -> str:
     body = [
         [f"`{name}`", fmt(r["rps"], 0), ratio(r["rps"], base), ratio(r["rps"], slow),
          fmt(r["p50_us"] / 1000, 2), fmt(r["p90_us"] / 1000, 2), fmt(r["p99_us"] / 1000, 2),
-         fmt(r["errors"])]
+         fmt(r["errors"]), " / ".join(fmt(x, 0) for x in r.get("rounds_rps", [r["rps"]]))]
         for name, r in rows.items()
     ]  # fmt: skip
-    head = ["system", "req/s", "vs bare", "vs nocache", "p50 ms", "p90 ms", "p99 ms", "errors"]
+    head = ["system", "req/s", "vs bare", "vs nocache", "p50 ms", "p90 ms", "p99 ms", "errors",
+            "req/s per round"]  # fmt: skip
     return table(head, body) + _errors(phase)
 
 
