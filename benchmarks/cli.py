@@ -34,6 +34,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="use the Python load generator even if wrk is installed")  # fmt: skip
     parser.add_argument("--no-docs", action="store_true",
                         help="do not rewrite docs/benchmarks.md and its plots")  # fmt: skip
+    parser.add_argument("--render", metavar="RESULTS_JSON",
+                        help="only re-render the tables, docs and plots of a run")  # fmt: skip
     parser.add_argument("--here", action="store_true",
                         help="run in the current interpreter instead of .venv-bench")  # fmt: skip
     return parser.parse_args(argv)
@@ -67,7 +69,26 @@ def main(argv: list[str] | None = None) -> int:
         env.reexec(argv)
     if not args.here:
         env.setup()
+    if args.render:
+        results = json.loads(Path(args.render).read_text())
+        publish(results, docs=not args.no_docs)
+        return 0
     return run(args, argv)
+
+
+def publish(results: dict[str, Any], *, docs: bool) -> None:
+    """Print the tables; write docs/benchmarks.md and its plots unless ``docs`` is false."""
+    from .report import tables
+
+    print(tables(results))
+    print(f"\nload generator: {results['meta']['machine']['load_generator']}")
+    if docs:
+        from . import docs as docs_page
+        from .plots import write_plots
+
+        docs_dir = env.REPO / "docs"
+        plots = write_plots(results, docs_dir / "benchmarks")
+        print(f"docs: {docs_page.write(results, plots, docs_dir)}")
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -76,7 +97,6 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     from .loop import loop_name
     from .machine import describe
     from .redis_proc import BenchRedis
-    from .report import tables
 
     profile = QUICK if args.quick else FULL
     phases = args.phases.split(",") if args.phases else list(PHASES)
@@ -117,16 +137,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     out_dir = Path(__file__).resolve().parent / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / results_file).write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
-    print(tables(results))
-    print(f"\nload generator: {load_tool}")
+    publish(results, docs=not args.no_docs)
     print(f"results: {out_dir / results_file}")
-    if not args.no_docs:
-        from . import docs
-        from .plots import write_plots
-
-        docs_dir = env.REPO / "docs"
-        plots = write_plots(results, docs_dir / "benchmarks")
-        path = docs.write(results, plots, docs_dir)
-        print(f"docs: {path}")
     log(f"done in {time.monotonic() - t0:.0f} s")
     return 0

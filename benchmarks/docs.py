@@ -17,7 +17,7 @@ INTRO = {
         '"origin calls (timed)" must be 0 for a caching system: every timed call was a hit.'
     ),
     "e2e": (
-        "uvicorn ({server}) serving each system; {tool} with {connections} connections for "
+        "{server} serving each system; {tool} with {connections} connections for "
         "{seconds:g} s on `GET /item/1` after a short warm-up, so every measured request of a "
         "caching system is a hit; {rounds} round(s), interleaved across systems, the best "
         "reported (the last column lists every round). `nocache` waits 10 ms for its "
@@ -86,7 +86,7 @@ def render(results: dict[str, Any], plots: dict[str, str], image_dir: str) -> st
         f"`benchmarks/results/{meta['results_file']}`.",
         "## Machine\n\n"
         + table(
-            ["", "value"],
+            ["", ""],
             [
                 ["cores", m["cores"]],
                 ["CPU", m["cpu"]],
@@ -99,6 +99,7 @@ def render(results: dict[str, Any], plots: dict[str, str], image_dir: str) -> st
                 ["load average (start / end)", meta.get("loadavg", "-")],
                 ["packages", ", ".join(f"{k} {v}" for k, v in m["packages"].items())],
             ],
+            left=True,
         ),
         "## Targets (asgi-cache)\n\n" + targets_table(results),
     ]

@@ -31,9 +31,10 @@ def ratio(value: float | None, base: float | None) -> str:
     return f"{value / base:.2f}x"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub markdown table; the first column is left-aligned, the others right-aligned."""
-    align = [":--"] + ["--:"] * (len(headers) - 1)
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, left: bool = False) -> str:
+    """A GitHub markdown table; the first column left-aligned, the others right-aligned
+    (or all left-aligned with ``left``)."""
+    align = [":--"] + [":--" if left else "--:"] * (len(headers) - 1)
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -107,7 +108,8 @@ def down_table(phase: dict[str, Any]) -> str:
     body = [
         [f"`{name}`", ", ".join(f"{k}: {v}" for k, v in r["statuses"].items()) or "-",
          fmt(r["failures"]), fmt(r["mean_ms"], 2),
-         "-" if name == "nocache" else fmt(r.get("added_ms"), 2)]
+         "-" if name == "nocache" else
+         (fmt(r.get("added_ms"), 2) if r["all_200"] else "n/a: not all 200")]
         for name, r in phase["rows"].items()
     ]  # fmt: skip
     head = ["system", "statuses", "connection failures", "mean ms", "added vs nocache ms"]
