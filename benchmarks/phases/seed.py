@@ -101,6 +101,7 @@ async def _drive(
         await conn.close()
     gets = sorted(lat for op, status, lat, _ in records if op == "GET" and status == 200)
     puts = sorted(lat for op, status, lat, _ in records if op == "PUT" and status == 200)
+    hit_latencies = sorted(lat for op, status, lat, hit in records if op == "GET" and hit)
     n_gets = sum(1 for op, *_ in records if op == "GET")
     hits = sum(1 for op, _, _, hit in records if op == "GET" and hit)
     return {
@@ -115,4 +116,6 @@ async def _drive(
         "get_p95_ms": percentile(gets, 95),
         "get_p99_ms": percentile(gets, 99),
         "put_p50_ms": percentile(puts, 50),
+        "hit_p50_ms": percentile(hit_latencies, 50),
+        "hit_p99_ms": percentile(hit_latencies, 99),
     }

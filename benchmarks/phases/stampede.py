@@ -48,13 +48,15 @@ def _bursts(ctx: Context, port: int) -> dict[str, Any]:
     per_burst: list[dict[str, Any]] = []
     latencies: list[float] = []
     for i in range(p.stampede_bursts):
-        before = sum(ctx.origin_calls().values())
+        before = ctx.origin_calls()
         result = asyncio.run(burst(port, f"/item/{100_000 + i}", count=p.stampede_size))
         after = ctx.origin_calls()
+        by_worker = {pid: n - before.get(pid, 0) for pid, n in after.items()}
         non200 = sum(n for status, n in result.statuses.items() if status != 200)
         per_burst.append(
             {
-                "origin_calls": sum(after.values()) - before,
+                "origin_calls": sum(by_worker.values()),
+                "origin_calls_by_worker": {k: v for k, v in by_worker.items() if v},
                 "non200": non200 + result.failures,
                 "statuses": {str(k): v for k, v in result.statuses.items()},
                 "p99_us": percentile(result.latencies_us, 99),
