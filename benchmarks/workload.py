@@ -24,9 +24,35 @@ def _compact(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@lru_cache(maxsize=1)
+def _vocabulary() -> tuple[str, ...]:
+    # Made-up words of 2-10 letters: text that compresses about as well as prose does, so a
+    # cache that compresses what it stores gets a realistic, not a repeated-phrase, benefit.
+    rnd = random.Random(7)
+    letters = "etaoinshrdlucmfwypvbgkjqxz"
+    weights = [26 - i for i in range(26)]
+    return tuple("".join(rnd.choices(letters, weights, k=rnd.randint(2, 10))) for _ in range(600))
+
+
+def _text(item_id: int, length: int) -> str:
+    rnd = random.Random(item_id)
+    words = _vocabulary()
+    parts: list[str] = []
+    size = 0
+    while size < length:
+        word = rnd.choice(words)
+        parts.append(word)
+        size += len(word) + 1
+    return " ".join(parts)[:length]
+
+
 @lru_cache(maxsize=20_000)
 def payload(item_id: int) -> dict[str, object]:
-    """The record for ``item_id``: a JSON object whose compact encoding is BODY_BYTES long."""
+    """The record for ``item_id``: a JSON object whose compact encoding is BODY_BYTES long.
+
+    Its free text is made of seeded made-up words (different per id), so it compresses
+    roughly like real text (see :func:`gzip_ratio`), not like a repeated phrase.
+    """
     record: dict[str, object] = {
         "id": item_id,
         "name": f"Item {item_id}",
@@ -37,8 +63,16 @@ def payload(item_id: int) -> dict[str, object]:
         "bio": "",
     }
     filler = BODY_BYTES - len(_compact(record))
-    record["bio"] = ("lorem ipsum dolor sit amet " * 40)[:filler]
+    record["bio"] = _text(item_id, filler)
     return record
+
+
+def gzip_ratio(item_id: int = 7) -> float:
+    """Size of the body gzipped (level 6) over its size: how compressible the workload is."""
+    import gzip
+
+    raw = body_bytes(item_id)
+    return len(gzip.compress(raw, 6)) / len(raw)
 
 
 def body_bytes(item_id: int) -> bytes:

@@ -10,6 +10,7 @@ from benchmarks.workload import (
     BODY_BYTES,
     Zipf,
     body_bytes,
+    gzip_ratio,
     ideal_hit_rate,
     payload,
     percentile,
@@ -23,6 +24,9 @@ def test_body_is_exactly_1007_bytes_of_json_for_any_id() -> None:
         assert len(raw) == BODY_BYTES == 1007
         assert json.loads(raw) == payload(item_id)
         assert payload(item_id)["id"] == item_id
+    assert payload(1)["bio"] != payload(2)["bio"]
+    # Made-up words compress like prose, not like a repeated phrase.
+    assert 0.4 < gzip_ratio(7) < 0.8
 
 
 def test_zipf_is_seeded_in_range_and_skewed_like_its_probabilities() -> None:

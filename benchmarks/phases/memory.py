@@ -12,7 +12,7 @@ from typing import Any
 
 from ..apps import System
 from ..context import Context, log
-from ..workload import BODY_BYTES
+from ..workload import BODY_BYTES, gzip_ratio
 from ._child import run_inproc
 
 
@@ -40,4 +40,4 @@ def run(ctx: Context, systems: list[System]) -> dict[str, Any]:
             "per_key": keys,
             "body_bytes": result["body_bytes"],
         }
-    return {"body_bytes": BODY_BYTES, "rows": rows, "errors": errors}
+    return {"body_bytes": BODY_BYTES, "gzip_ratio": gzip_ratio(7), "rows": rows, "errors": errors}
