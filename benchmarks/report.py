@@ -135,14 +135,14 @@ def seed_table(phase: dict[str, Any]) -> str:
 
 
 def layers_table(phase: dict[str, Any]) -> str:
-    """Phase 7: median cost of one Redis GET per client layer, and each layer's increment."""
+    """Phase 7: median cost of one Redis GET per client layer, and the step from the row above."""
     body = []
     previous = None
     for name, r in phase["rows"].items():
         step = "-" if previous is None else f"{r['median_us'] - previous:+.1f}"
         body.append([name, fmt(r["median_us"]), step])
         previous = r["median_us"]
-    return table(["layer", "median us", "added by the layer"], body) + _errors(phase)
+    return table(["layer", "median us", "vs previous row"], body) + _errors(phase)
 
 
 def _get(results: dict[str, Any], phase: str, system: str) -> dict[str, Any] | None:
