@@ -57,11 +57,11 @@ INTRO = {
         "Zipf tail and the writes."
     ),
     "redis_layers": (
-        "One `GET` of a 1.6 KB value, sequential calls ({calls:,}, median, {loop}), through "
-        "successive client layers on this run's Redis (`python -m benchmarks.hitpath`): the "
-        "floor is a bare asyncio stream parsing the reply with hiredis; the rows below add "
-        "redis-py, its bounded pool with a socket timeout, a Lua script (`EVALSHA`), and "
-        "asgi-cache's `RedisBackend.get`."
+        "One `GET` of a 1.6 KB value, sequential calls ({calls:,}, median, {loop}), on this "
+        "run's Redis (`python -m benchmarks.hitpath`): the floor is a bare asyncio stream "
+        "parsing the reply with hiredis; then redis-py with its default pool, with a bounded "
+        "pool and a socket timeout, and running a one-line Lua `GET` (`EVALSHA`); the last "
+        "row is asgi-cache's own `RedisBackend.get`, whatever path it takes."
     ),
 }
 
