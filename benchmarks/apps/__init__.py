@@ -55,6 +55,13 @@ class System:
                 )
             if not hasattr(Cache, "response"):
                 return "Cache.response is missing (the HTTP middleware has not landed)"
+            if self.name.endswith("-l1"):
+                from dataclasses import fields
+
+                from asgi_cache import CacheSettings
+
+                if "l1_ttl" not in {f.name for f in fields(CacheSettings)}:
+                    return "CacheSettings has no l1_ttl yet (the near-cache has not landed)"
         return None
 
 
@@ -68,6 +75,9 @@ SYSTEMS: tuple[System, ...] = (
            note="CacheMiddleware + @cache.response, memory:// backend (per process)"),
     System("asgi-cache-redis", "asgi_cache_redis", cached=True, uses_redis=True, seed=True,
            requires=("fastapi",), note="CacheMiddleware + @cache.response, Redis backend"),
+    System("asgi-cache-redis-l1", "asgi_cache_redis_l1", cached=True, uses_redis=True,
+           seed=True, requires=("fastapi",),
+           note="the same with the opt-in L1 near-cache (l1_ttl=2 s) in front of Redis"),
     System("fastapi-cache2", "fastapi_cache2_app", cached=True, uses_redis=True,
            requires=("fastapi_cache",), note="@cache(expire=...) decorator, RedisBackend"),
     System("cashews", "cashews_app", cached=True, uses_redis=True, requires=("cashews",),

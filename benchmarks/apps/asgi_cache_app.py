@@ -1,6 +1,7 @@
 """asgi-cache's apps: FastAPI behind ``CacheMiddleware`` with ``@cache.response`` routes.
 
-Shared by ``asgi_cache_memory`` and ``asgi_cache_redis``, which differ only in the URL.
+Shared by ``asgi_cache_memory``, ``asgi_cache_redis`` and ``asgi_cache_redis_l1``, which
+differ only in the URL and the L1 near-cache setting.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from ..workload import payload
 from .common import AppConfig, Origin
 
 
-def build_for(url: str, config: AppConfig) -> tuple[Any, Origin]:
-    """The app on the cache at ``url`` and its origin."""
+def build_for(url: str, config: AppConfig, **cache_options: Any) -> tuple[Any, Origin]:
+    """The app on the cache at ``url`` (with extra ``CacheSettings`` options) and its origin."""
     from asgi_cache import Cache, CacheMiddleware
 
     origin = Origin(config)
-    cache = Cache.from_url(url, namespace="bench", default_ttl=config.ttl)
+    cache = Cache.from_url(url, namespace="bench", default_ttl=config.ttl, **cache_options)
     # Cross-process stampede protection is opt-in per route (``lock=True``, DESIGN.md); the
     # benchmark routes stand for expensive reads, so they ask for it when it is supported.
     options: dict[str, Any] = {}
