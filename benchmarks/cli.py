@@ -25,7 +25,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         description="Benchmark asgi-cache against fastapi-cache2, cashews, aiocache and "
         "Litestar's response cache (see benchmarks/README.md).",
     )
-    parser.add_argument("--quick", action="store_true", help="smoke run, under ~3 minutes")
+    parser.add_argument("--quick", action="store_true", help="smoke run, about 2 minutes")
     parser.add_argument("--setup", action="store_true",
                         help="only create/update .venv-bench, then exit")  # fmt: skip
     parser.add_argument("--systems", help="comma-separated systems (default: all)")
