@@ -8,9 +8,11 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
+import asgi_cache.http.exchange as exchange_module
 from asgi_cache import Cache, CacheSettings
 from asgi_cache.backends import Backend, MemoryBackend, RedisBackend
 
+from .http_support import Clock, backend_for, make_cache
 from .redis_server import INSTALL_HINT, RedisServer, redis_binary
 
 BACKENDS = ["memory", "fakeredis", "redis"]
@@ -90,3 +92,20 @@ async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def web_cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
+    """A cache for the HTTP tests, on memory and on the suite's Redis."""
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    cache = make_cache(backend_for(request.param, url))
+    yield cache
+    await cache.backend.aclose()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """A settable clock standing in for the middleware's ``time`` module."""
+    c = Clock()
+    monkeypatch.setattr(exchange_module, "time", c)
+    return c

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,16 +17,8 @@ from starlette.routing import Route
 from asgi_cache import Cache, CacheMiddleware, ConfigurationError
 from asgi_cache.backends import RedisBackend
 
-from .http_support import backend_for, client_for, command_calls, make_cache, wrap
+from .http_support import client_for, command_calls, make_cache, wrap
 from .redis_server import RedisServer
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def web_cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    cache = make_cache(backend_for(request.param, url))
-    yield cache
-    await cache.backend.aclose()
 
 
 class Store:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,25 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-import asgi_cache.http.exchange as exchange_module
 from asgi_cache import Cache
 
-from .http_support import Clock, backend_for, client_for, make_cache, wrap
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def web_cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    cache = make_cache(backend_for(request.param, url))
-    yield cache
-    await cache.backend.aclose()
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(exchange_module, "time", c)
-    return c
+from .http_support import Clock, client_for, wrap
 
 
 def build_app(cache: Cache, calls: Counter[str], **mw_options: Any) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from email.utils import formatdate
 from typing import Any
 
@@ -14,27 +13,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-import asgi_cache.http.exchange as exchange_module
 from asgi_cache import Cache
 
-from .http_support import Clock, backend_for, client_for, make_cache, wrap
+from .http_support import Clock, client_for, wrap
 
 LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def web_cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    cache = make_cache(backend_for(request.param, url))
-    yield cache
-    await cache.backend.aclose()
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(exchange_module, "time", c)
-    return c
 
 
 class Origin:

@@ -16,15 +16,7 @@ from starlette.routing import Route
 
 from asgi_cache import Cache
 
-from .http_support import backend_for, client_for, make_cache, wrap
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def web_cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    cache = make_cache(backend_for(request.param, url))
-    yield cache
-    await cache.backend.aclose()
+from .http_support import client_for, wrap
 
 
 async def wait_until(predicate: Any) -> None:
