@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -202,50 +203,33 @@ def _add_demo_options(demo: argparse.ArgumentParser) -> None:
 # -- argument types -------------------------------------------------------------------------
 
 
-def _positive_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not allowed: expected a whole number > 0")
-    return value
+def _bounded(
+    convert: Callable[[str], float], *, low: float, open_low: bool = False, allowed: str
+) -> Callable[[str], Any]:
+    """An argparse type: a finite ``convert(raw)`` of at least (or above) ``low``."""
+
+    def parse(raw: str) -> Any:
+        try:
+            value = convert(raw)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < low or (open_low and value == low):
+            raise argparse.ArgumentTypeError(f"{raw!r} is not allowed: expected {allowed}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not allowed: expected a whole number >= 0")
-    return value
+_positive_int = _bounded(int, low=1, allowed="a whole number > 0")
+_non_negative_int = _bounded(int, low=0, allowed="a whole number >= 0")
+_seconds = _bounded(float, low=0, open_low=True, allowed="seconds > 0")
+_non_negative_seconds = _bounded(float, low=0, allowed="seconds >= 0")
 
 
 def _port(raw: str) -> int:
-    value = _non_negative_int(raw)
+    value: int = _non_negative_int(raw)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"{raw!r} is not allowed: expected a port 0-65535")
-    return value
-
-
-def _seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{raw!r} is not allowed: expected seconds > 0")
-    return value
-
-
-def _non_negative_seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{raw!r} is not allowed: expected seconds >= 0")
     return value
 
 
