@@ -33,7 +33,7 @@ from .settings import CacheSettings
 
 if TYPE_CHECKING:
     from .loading import Loading
-    from .locking import Notifier
+    from .locking import DistributedLock, Notifier
 
 __all__ = ["Cache", "TagSnapshot"]
 
@@ -709,6 +709,22 @@ class Cache:
         return await self.invalidate_tags(url_tag(path_or_url))
 
     # -- cache-aside (asgi_cache.loading, asgi_cache.aside) ------------------------------------
+
+    def lock_for(self, full_key: str) -> DistributedLock:
+        """A fresh (not yet acquired) lock guarding ``full_key``, in the lock key space.
+
+        Its release publishes on ``full_key``'s notify channel, waking :attr:`lock_notifier`
+        waiters in every process.
+        """
+        from .locking import DistributedLock
+
+        return DistributedLock(
+            self.backend,
+            self.keys.lock(full_key),
+            lease=self.settings.lock_lease,
+            on_error=self.record_error,
+            notify=self.keys.notify(full_key),
+        )
 
     @property
     def lock_notifier(self) -> Notifier:

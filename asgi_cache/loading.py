@@ -261,12 +261,7 @@ class Loading:
             return await self._load_and_store(full_key, key, loader, opts, reachable=reachable)
         deadline = time.monotonic() + opts.lock_timeout
         while True:
-            lock = DistributedLock(
-                cache.backend,
-                cache.keys.lock(full_key),
-                lease=cache.settings.lock_lease,
-                on_error=cache.record_error,
-            )
+            lock = cache.lock_for(full_key)
             try:
                 acquired = await lock.acquire()
             except BackendError as exc:
@@ -323,7 +318,6 @@ class Loading:
         lock: DistributedLock,
         seen: Entry | None,
     ) -> Any:
-        cache = self.cache
         try:
             # The previous holder may have stored a value between our read and our lock.
             found = await self._read_fresh(full_key, opts)
@@ -332,13 +326,7 @@ class Loading:
             lock.start_watchdog()
             return await self._load_and_store(full_key, key, loader, opts, fence=lock)
         finally:
-            await lock.release()
-            # Wake the waiters whether the load worked or not: on success they read the
-            # value, on failure one of them takes the lock instead of waiting it out.
-            try:
-                await cache.backend.publish(cache.keys.notify(full_key))
-            except BackendError as exc:
-                cache.record_error("notify", exc)
+            await lock.release()  # and wake the waiters, whether the load worked or not
 
     async def _load_and_store(
         self,

@@ -95,6 +95,7 @@ class DistributedLock:
         key: The lock key (``cache.keys.lock(full_key)``: locks have their own key space).
         lease: Initial expiry in seconds; the watchdog renews it every third of a lease.
         on_error: Called with a description and the exception when a backend call fails.
+        notify: Channel published on after :meth:`release`, to wake the waiters of this key.
     """
 
     def __init__(
@@ -104,8 +105,10 @@ class DistributedLock:
         *,
         lease: float,
         on_error: Callable[[str, BaseException], None],
+        notify: str | None = None,
     ) -> None:
         self.backend = backend
+        self.notify = notify
         self.key = key
         self.lease = lease
         self.token = new_token()
@@ -147,7 +150,8 @@ class DistributedLock:
     async def release(self) -> bool:
         """Stop the watchdog and release the lock if this token still holds it.
 
-        Returns whether the lock was released; a backend failure is reported to
+        Then publishes on ``notify`` when it is set. Returns whether the lock was released;
+        a backend failure is reported to
         ``on_error`` and returns ``False`` (the lease then runs out on its own).
         """
         watchdog, self._watchdog = self._watchdog, None
@@ -156,10 +160,18 @@ class DistributedLock:
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
         try:
-            return await self.backend.release_lock(self.key, self.token)
+            released = await self.backend.release_lock(self.key, self.token)
         except BackendError as exc:
             self._on_error("unlock", exc)
-            return False
+            released = False
+        if self.notify is not None:
+            # Wake the waiters whether the holder's work succeeded or not: on success they
+            # read the value, on failure one of them takes over instead of waiting it out.
+            try:
+                await self.backend.publish(self.notify)
+            except BackendError as exc:
+                self._on_error("notify", exc)
+        return released
 
 
 class Notifier:

@@ -178,3 +178,28 @@ async def test_fakeredis_backend_delivers_notifications() -> None:
     finally:
         await listener.aclose()
         await publisher.aclose()
+
+
+async def test_released_lock_wakes_waiters_even_when_unlock_fails() -> None:
+    cache = Cache(CacheSettings(namespace="lk"), backend=MemoryBackend())
+    woke: list[str] = []
+    await cache.backend.subscribe(cache.keys.notify(""), woke.append)
+    lock = cache.lock_for("lk:d:k")
+    assert lock.key == "lk:l:lk:d:k"
+    assert await lock.acquire()
+    assert await lock.release() is True
+    assert woke == ["lk:n:lk:d:k"]
+
+    class Broken(MemoryBackend):
+        async def release_lock(self, key: str, token: str) -> bool:
+            raise BackendError("unlock failed")
+
+        async def publish(self, channel: str) -> None:
+            raise BackendError("publish failed")
+
+    errors: list[str] = []
+    broken = DistributedLock(
+        Broken(), "k", lease=1, on_error=lambda what, exc: errors.append(what), notify="n"
+    )
+    assert await broken.release() is False
+    assert errors == ["unlock", "notify"]

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from .._exceptions import BackendError, ConfigurationError
 from ..cache import TagSnapshot
 from ..keys import validate_tag
-from ..locking import DistributedLock
 from .cache_control import (
     delta_seconds,
     parse_cache_control,
@@ -324,12 +323,7 @@ class Exchange:
         # watchdog while the app runs) and calls its app; the others sleep until the holder
         # publishes on the entry's notify channel, bounded by lock_timeout, then go themselves.
         cache = self.mw.cache
-        lock = DistributedLock(
-            cache.backend,
-            cache.keys.lock(self.full_key),
-            lease=cache.settings.lock_lease,
-            on_error=cache.record_error,
-        )
+        lock = cache.lock_for(self.full_key)
         try:
             acquired = await lock.acquire()
         except BackendError as exc:
@@ -360,13 +354,9 @@ class Exchange:
             lock.start_watchdog()
             await self.origin()
         finally:
+            # Releasing wakes the waiters whether a response was stored or not: they read
+            # it, or go to the app themselves at once instead of waiting out lock_timeout.
             await lock.release()
-            # Wake the waiters whether a response was stored or not: they read it, or go to
-            # the app themselves at once instead of waiting out lock_timeout.
-            try:
-                await cache.backend.publish(cache.keys.notify(self.full_key))
-            except BackendError as exc:
-                cache.record_error("notify", exc)
 
     def _served_by_another(self) -> None:
         # The lookup counted a miss; the response came from another request's origin call
