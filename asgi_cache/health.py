@@ -16,10 +16,10 @@ The answer is never cached (``Cache-Control: no-store``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from starlette.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
     from .cache import Cache
@@ -28,10 +28,6 @@ __all__ = ["HealthApp", "health_report"]
 
 logger = logging.getLogger("asgi_cache")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 _ALLOWED = "GET, HEAD"
 

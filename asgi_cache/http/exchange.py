@@ -20,8 +20,9 @@ import contextlib
 import logging
 import time
 import zlib
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from starlette.types import Message, Receive, Send
 
 from .._exceptions import BackendError, ConfigurationError
 from ..cache import TagSnapshot
@@ -62,9 +63,6 @@ __all__ = ["Exchange", "Shared"]
 
 logger = logging.getLogger("asgi_cache.http")
 
-Message = MutableMapping[str, Any]
-Send = Callable[[Message], Awaitable[None]]
-Receive = Callable[[], Awaitable[Message]]
 
 PENDING, BUFFER, PASS, NOT_MODIFIED, ERROR_STALE = range(5)
 

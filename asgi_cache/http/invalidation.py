@@ -17,9 +17,11 @@ mutations of uncached resources cost no backend command.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlsplit
+
+from starlette.types import Message, Receive, Send
 
 from .keying import url_tag_for
 from .policy import fill_templates
@@ -30,10 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["UnsafeRequest"]
 
 logger = logging.getLogger("asgi_cache.http")
-
-Message = MutableMapping[str, Any]
-Send = Callable[[Message], Awaitable[None]]
-Receive = Callable[[], Awaitable[Message]]
 
 
 class UnsafeRequest:
