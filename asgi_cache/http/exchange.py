@@ -177,7 +177,8 @@ class Exchange:
         """Answer the request from the cache or the app."""
         mw, key, policy = self.mw, self.key, self.policy
         headers = key.headers
-        reason = request_bypass_reason(headers)
+        # A route whose inputs cannot be keyed (decided once, when it was first resolved).
+        reason = policy.uncacheable or request_bypass_reason(headers)
         if reason is None and not mw.keying.host_allowed(key.hostname()):
             reason = "host"
         if reason is None:
@@ -252,8 +253,10 @@ class Exchange:
         await self.forward()
 
     def _set_lookup(self, names: tuple[str, ...]) -> None:
-        self.lookup_names = tuple(sorted({*self.policy.vary, *names}))
-        self.full_key = self.mw.cache.keys.http(self.key.digest(self.lookup_names))
+        policy = self.policy
+        self.lookup_names = tuple(sorted({*policy.key_names, *names}))
+        digest = self.key.digest(self.lookup_names, exact=policy.keyed_headers)
+        self.full_key = self.mw.cache.keys.http(digest)
 
     async def _learn_vary(self) -> bool:
         """Read the URL's remembered Vary names and tags; return whether the key changed."""
@@ -397,7 +400,7 @@ class Exchange:
     def _key_for(self, names: tuple[str, ...]) -> str:
         if names == self.lookup_names:
             return self.full_key
-        return self.mw.cache.keys.http(self.key.digest(names))
+        return self.mw.cache.keys.http(self.key.digest(names, exact=self.policy.keyed_headers))
 
     def release(self, result: Shared | None) -> None:
         """Wake the requests coalesced on this one (``None``: they go to the app themselves)."""
@@ -654,7 +657,9 @@ class Exchange:
                 flags |= FLAG_GZIP
         if policy.max_age is not None and not facts.cc:
             headers.append((b"cache-control", b"max-age=%d" % int(policy.max_age)))
-        missing_vary = [n for n in policy.vary if facts.vary is not None and n not in facts.vary]
+        missing_vary = [
+            n for n in policy.key_names if facts.vary is not None and n not in facts.vary
+        ]
         if missing_vary:
             headers.append((b"vary", ", ".join(missing_vary).encode()))
         stored = StoredResponse(
@@ -714,7 +719,7 @@ class Exchange:
         mw = self.mw
         cache = mw.cache
         vary = facts.vary or ()
-        names = tuple(sorted({*self.policy.vary, *vary}))
+        names = tuple(sorted({*self.policy.key_names, *vary}))
         full_key = self._key_for(names)
         snapshot = self.snapshot
         known = {k for k, _ in snapshot.deps}

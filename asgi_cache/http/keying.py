@@ -210,12 +210,14 @@ class RequestKey:
             return _normalize_accept_encoding(value)
         return value.strip()
 
-    def digest(self, vary: Iterable[str]) -> str:
+    def digest(self, vary: Iterable[str], exact: Sequence[str] = ()) -> str:
         """The digest of this request's variant for the varied header names ``vary``.
 
         Built on the URL digest (itself a length-prefixed hash of the URL parts), so the
         URL is hashed once per request however many variants are computed; the variant that
-        varies on nothing is remembered per URL.
+        varies on nothing is remembered per URL. Names in ``exact`` (the headers a route's
+        dependencies read) contribute their value exactly as received, not normalized: the
+        app compares credentials byte for byte, so must the key.
         """
         names = sorted(set(vary))
         memo = self._memo
@@ -225,7 +227,8 @@ class RequestKey:
                 return found
         parts = [self.url_digest.encode(), b"vary", str(len(names)).encode()]
         for name in names:
-            parts += (name.encode(), self.header_value(name).encode("latin-1"))
+            value = self.headers.get(name, "") if name in exact else self.header_value(name)
+            parts += (name.encode(), value.encode("latin-1"))
         digest = canonical_digest(parts)
         if not names and memo is not None:
             memo.put(("plain", self.url_digest), digest)

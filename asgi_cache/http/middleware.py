@@ -160,7 +160,10 @@ class CacheMiddleware:
         self.max_body_bytes = max_body_bytes or cache.settings.max_body_bytes
         self.compress_min_bytes = compress_min_bytes
         self.cache_tag_header = cache_tag_header.strip().lower().encode()
-        self.resolver = RouteResolver()
+        self.resolver = RouteResolver(
+            fallback=self.default_policy if cache_all else None,
+            ignored_query=self.keying.ignored,
+        )
         self.vary_memory = VaryMemory()
         self.digests = DigestMemo()
         self.inflight: dict[str, asyncio.Future[Shared | None]] = {}
@@ -193,10 +196,10 @@ class CacheMiddleware:
         policy = resolution.response
         explicit_only = False
         if policy is None:
-            if not self.options.cache_all:
+            policy = resolution.fallback  # cache_all mode: the response's Cache-Control rules
+            if policy is None:
                 await self.app(scope, receive, send)  # not a cacheable route: no Redis at all
                 return
-            policy = self.default_policy
             explicit_only = True
         exchange = Exchange(
             self,

@@ -7,10 +7,11 @@ copies the attribute too, so other decorators in between keep it).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import string
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from .._exceptions import ConfigurationError
@@ -95,6 +96,27 @@ class ResponsePolicy:
     """When set, ``Cache-Control: max-age=<n>`` is added for clients if the origin set none."""
     lock: bool = False
     """Coalesce misses across processes with a Redis lock (one round trip more per miss)."""
+    keyed_headers: tuple[str, ...] = ()
+    """Request headers the route's dependencies read (found by the middleware when it first
+    resolves the route, never set by hand). Their exact values are hashed into the key like
+    ``vary``; unlike ``vary`` they do not make ``Cookie``/``Authorization`` requests
+    cacheable."""
+    uncacheable: str | None = None
+    """Set by the middleware when the route reads request inputs it cannot key: the
+    ``Cache-Status`` detail its responses bypass the cache with."""
+    key_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """``vary`` and ``keyed_headers``: every request header name the key is made of."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_names", tuple(sorted({*self.vary, *self.keyed_headers})))
+
+    def for_route(
+        self, *, keyed_headers: Iterable[str] = (), uncacheable: str | None = None
+    ) -> ResponsePolicy:
+        """This policy as applied to one route: keyed on its inputs, or refused."""
+        return dataclasses.replace(
+            self, keyed_headers=tuple(sorted(set(keyed_headers))), uncacheable=uncacheable
+        )
 
     @classmethod
     def build(
