@@ -15,7 +15,17 @@ from typing import Annotated, Any
 
 import fastapi
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response, Security
+from fastapi import (
+    APIRouter,
+    Cookie,
+    Depends,
+    FastAPI,
+    Header,
+    HTTPException,
+    Request,
+    Response,
+    Security,
+)
 from fastapi.security import (
     APIKeyCookie,
     APIKeyHeader,
@@ -205,6 +215,27 @@ async def test_cookie_api_key_each_caller_gets_its_own_answer(
     else:  # a request with a Cookie is private: it never touches the cache
         assert answers[1].headers["x-cache"] == "BYPASS"
         assert calls == {"admin": 3, "user": 1}
+
+
+def cookie_param_app(cache: Cache | None, calls: Counter[str]) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/home")
+    @_policy(cache, ttl=60, public=True)
+    async def home(theme: Annotated[str, Cookie()] = "light") -> dict[str, str]:
+        calls[theme] += 1
+        return {"theme": theme}
+
+    return app
+
+
+async def test_a_cookie_parameter_keys_public_entries_on_the_cookie(web_cache: Cache) -> None:
+    cached, reference, calls = _build(cookie_param_app, web_cache)
+    dark = {"cookie": "theme=dark"}
+    sequence = [("/home", dark), ("/home", dark), ("/home", {}), ("/home", {"cookie": "theme=x"})]
+    answers = await _compare(cached, reference, sequence)
+    assert [r.headers["x-cache"] for r in answers] == ["MISS", "HIT", "MISS", "MISS"]
+    assert calls == {"dark": 1, "light": 1, "x": 1}
 
 
 def bearer_app(kind: str) -> Callable[[Cache | None, Counter[str]], FastAPI]:
