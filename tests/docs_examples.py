@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON_INFO = frozenset({"python", "py", "python3"})
 _FENCE = re.compile(r"^(?P<indent>[ ]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*?)\s*$")
 _MARKER = re.compile(r"^\s*<!--\s*docs:\s*(?P<mode>[a-z-]+)\s*:\s*(?P<reason>.*?)\s*-->\s*$")
-_MACHINE_REDIS = re.compile(r"redis://(?:127\.0\.0\.1|localhost):6379")
+MACHINE_REDIS = re.compile(r"(?:127\.0\.0\.1|localhost):6379\b")
 
 
 class Mode(enum.Enum):
@@ -68,7 +68,7 @@ class Block:
 
     def for_redis(self, url: str) -> str:
         """The padded code with the machine's Redis URL replaced by ``url`` (no db part)."""
-        return _MACHINE_REDIS.sub(url, self.padded())
+        return MACHINE_REDIS.sub(url.removeprefix("redis://"), self.padded())
 
 
 class MarkdownError(ValueError):
