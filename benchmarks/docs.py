@@ -85,7 +85,7 @@ def render(results: dict[str, Any], plots: dict[str, str], image_dir: str) -> st
         f"Latest run: **{meta['started']}**, mode **{meta['mode']}**, took "
         f"{meta['duration_s']:.0f} s, produced by:\n\n```\n{meta['command']}\n```\n\n"
         "Every ratio below compares figures measured in this same run on this machine. "
-        "How to run, the systems and the phases: [benchmarks/README.md](../benchmarks/README.md). "
+        "How to run, the systems and the phases: `benchmarks/README.md` in the repository. "
         "The full mode takes about 13 minutes on this machine; `--quick` about 2. Raw figures: "
         f"`benchmarks/results/{meta['results_file']}`.",
         "## Machine\n\n"
