@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Protocol, TypeVar
 
 import fakeredis
 import pytest
@@ -13,6 +15,8 @@ from asgi_cache import Cache, CacheSettings
 from asgi_cache.backends import Backend, MemoryBackend, RedisBackend
 
 from .http_support import Clock, backend_for, make_cache
+from .redis_cluster import LocalCluster
+from .redis_sentinel import LocalSentinel
 from .redis_server import INSTALL_HINT, RedisServer, redis_binary
 
 BACKENDS = ["memory", "fakeredis", "redis"]
@@ -109,3 +113,113 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
     monkeypatch.setattr(exchange_module, "time", c)
     return c
+
+
+# -- Redis Cluster and Sentinel, started from redis-server (tests/redis_cluster.py and
+# tests/redis_sentinel.py). Each topology starts once per session, on first use; the
+# function-scoped fixtures hand it to a test and afterwards restart whatever the test killed,
+# wait until it is fully healthy again and empty it, so every test starts from the same state.
+
+_STARTUPS = pytest.StashKey[list[tuple[str, float]]]()
+
+
+class Topology(Protocol):
+    """What the session fixtures need of a LocalCluster or LocalSentinel."""
+
+    startup_seconds: float
+
+    def start(self) -> None: ...
+    def heal(self) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+T = TypeVar("T", bound=Topology)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Report how long each Redis topology took to start (they start once per session)."""
+    for what, seconds in config.stash.get(_STARTUPS, []):
+        terminalreporter.write_line(f"redis topology started: {what} in {seconds:.2f} s")
+
+
+def _directory(factory: pytest.TempPathFactory, name: str) -> tuple[str, Path]:
+    """``redis-server`` and a fresh directory under the suite's temp dir (or a skip)."""
+    binary = redis_binary()
+    if binary is None:
+        pytest.skip(INSTALL_HINT)
+    return binary, factory.mktemp(name)
+
+
+def _run_for_session(topology: T, what: str, config: pytest.Config) -> Iterator[T]:
+    """Start ``topology``, yield it, and kill every process of it at the end (or on a
+    failed start)."""
+    try:
+        topology.start()
+        config.stash.setdefault(_STARTUPS, []).append((what, topology.startup_seconds))
+        yield topology
+    finally:
+        topology.close()
+
+
+def _reset_after_test(topology: T) -> Iterator[T]:
+    """Yield ``topology``; then restart what the test killed, wait until it is fully healthy
+    and empty it, so the next test starts from the same state."""
+    yield topology
+    topology.heal()
+    topology.flush()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_session(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[LocalCluster]:
+    """The session's Redis Cluster: 3 masters, no replicas. Failure detection is slower than
+    the failover cluster's (3 s): with no replica, a node flagged failing stops the cluster.
+    (Much slower, 5 s, also slows the gossip that readiness waits for.)"""
+    binary, directory = _directory(tmp_path_factory, "cluster")
+    cluster = LocalCluster(binary, directory, masters=3, node_timeout_ms=3000)
+    yield from _run_for_session(cluster, "cluster, 3 masters", pytestconfig)
+
+
+@pytest.fixture
+def redis_cluster(redis_cluster_session: LocalCluster) -> Iterator[LocalCluster]:
+    """The session's 3-master Redis Cluster, healed and emptied after the test."""
+    yield from _reset_after_test(redis_cluster_session)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_ha_session(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[LocalCluster]:
+    """The session's Redis Cluster for failover tests: 3 masters with a replica each."""
+    binary, directory = _directory(tmp_path_factory, "cluster-ha")
+    cluster = LocalCluster(binary, directory, masters=3, replicas=1)
+    yield from _run_for_session(cluster, "cluster, 3 masters + 3 replicas", pytestconfig)
+
+
+@pytest.fixture
+def redis_cluster_ha(redis_cluster_ha_session: LocalCluster) -> Iterator[LocalCluster]:
+    """The session's 3+3 Redis Cluster; after the test, killed nodes are restarted (they
+    rejoin as replicas), the cluster is waited for until fully healthy, then emptied."""
+    yield from _reset_after_test(redis_cluster_ha_session)
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_session(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[LocalSentinel]:
+    """The session's Sentinel deployment: a primary, one replica and 3 Sentinels."""
+    binary, directory = _directory(tmp_path_factory, "sentinel")
+    deployment = LocalSentinel(binary, directory)
+    what = "sentinel, primary + replica + 3 sentinels"
+    yield from _run_for_session(deployment, what, pytestconfig)
+
+
+@pytest.fixture
+def redis_sentinel(redis_sentinel_session: LocalSentinel) -> Iterator[LocalSentinel]:
+    """The session's Sentinel deployment; after the test, what was killed is restarted, the
+    old primary made a replica of the new one, and everything emptied."""
+    yield from _reset_after_test(redis_sentinel_session)
