@@ -23,13 +23,13 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ._exceptions import BackendError, ConfigurationError
+from ._urls import mask_url
 from .cache import Cache
 from .entry_info import describe_entry, format_entry
 from .keys import validate_key
@@ -281,12 +281,7 @@ async def _with_cache(
 
 def redact(url: str) -> str:
     """``url`` with any password replaced by ``***``, for printing."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    return mask_url(url)
 
 
 def _raw_client(settings: CacheSettings) -> aioredis.Redis:

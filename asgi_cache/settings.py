@@ -19,6 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from ._exceptions import ConfigurationError
+from ._urls import parse_url
 
 __all__ = ["ENV_PREFIX", "CacheSettings"]
 
@@ -26,6 +27,8 @@ logger = logging.getLogger("asgi_cache")
 
 ENV_PREFIX = "ASGI_CACHE_"
 URL_SCHEMES = ("memory", "redis", "rediss", "unix")
+# The URL parser knows the cluster and sentinel schemes too; each joins URL_SCHEMES once a
+# backend serves it, and until then a URL using it is refused here, at configuration time.
 SERIALIZERS = ("json", "msgpack")
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.\-]+(?::[A-Za-z0-9_.\-]+)*$")
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -90,6 +93,7 @@ class CacheSettings:
     """Entry bound of the L1 near-cache (least recently used are evicted)."""
 
     def __post_init__(self) -> None:
+        _check_url(self.url, "CacheSettings.url")
         for f in dataclasses.fields(self):
             ok, allowed = _VALIDATORS[f.name]
             value = getattr(self, f.name)
@@ -126,6 +130,8 @@ class CacheSettings:
             raw = env.get(var)
             if raw is None or name in overrides:
                 continue
+            if name == "url":
+                _check_url(raw.strip(), var)
             try:
                 value = parse(raw.strip())
             except ValueError:
@@ -170,17 +176,16 @@ def _integer(raw: str) -> int:
     return int(raw.replace("_", ""))
 
 
-def _valid_url(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    parts = urlsplit(value)
-    if parts.scheme not in URL_SCHEMES:
-        return False
-    if parts.scheme in ("redis", "rediss"):
-        return bool(parts.hostname)
-    if parts.scheme == "unix":
-        return bool(parts.path)
-    return True
+def _check_url(value: object, name: str) -> None:
+    """Raise the URL parser's precise error (the part that is wrong), or refuse a scheme the
+    parser knows but no backend serves yet."""
+    url = parse_url(value, name=name)
+    if url.scheme not in URL_SCHEMES:
+        supported = ", ".join(f"{s}://" for s in URL_SCHEMES)
+        raise ConfigurationError(
+            f"{name}={url.masked!r} is not allowed: expected a URL with scheme {supported} "
+            f"({url.scheme}:// is not supported by this version yet)"
+        )
 
 
 def _positive(value: object) -> bool:
@@ -211,11 +216,8 @@ def _non_negative_int(value: object) -> bool:
 
 _DURATION = "a duration in seconds > 0 (decimals allowed, e.g. 0.25)"
 _VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "url": (
-        _valid_url,
-        "a URL with scheme memory://, redis://host[:port][/db], rediss://host[:port][/db] "
-        "or unix:///path/to/socket",
-    ),
+    # The URL's own checks run first (_check_url) and name the part that is wrong.
+    "url": (lambda v: isinstance(v, str), "a URL"),
     "namespace": (
         lambda v: isinstance(v, str) and len(v) <= 64 and bool(_NAMESPACE_RE.match(v)),
         "1-64 characters from letters, digits, '_', '.', '-', with ':' between segments",
