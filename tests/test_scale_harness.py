@@ -240,6 +240,8 @@ async def test_master_kill_promotes_its_replica_and_the_client_recovers(
         await rc.set(k, f"before-{k}")
     victim_key = keys[0]
     victim = redis_cluster_ha.master_for(victim_key)
+    sha = await rc.script_load(READ_SCRIPT)
+    assert await rc.evalsha(sha, 1, victim_key) == f"before-{victim_key}".encode()
     assert victim.client().execute_command("WAIT", 1, 5000) == 1  # the replica has the writes
     pubsub = rc.pubsub()
     channel = f"asgi-cache:inv:{{{victim_key}}}"  # a hash tag: the victim's slot
@@ -257,6 +259,10 @@ async def test_master_kill_promotes_its_replica_and_the_client_recovers(
         assert failures == 0  # redis-py refreshed the slot map and retried by itself
         await rc.set(victim_key, "after")
         assert promotion.promoted.client().get(victim_key) == "after"
+        # SCRIPT LOAD is not replicated: the promoted replica answers NOSCRIPT, so a backend
+        # must fall back to loading the script again.
+        with pytest.raises(redis.exceptions.NoScriptError):
+            await rc.evalsha(sha, 1, victim_key)
         for k in keys[1:]:
             assert await rc.get(k) == f"before-{k}".encode()
 
@@ -342,6 +348,7 @@ async def test_kill_primary_fails_over_and_master_for_reconnects(
     redis_sentinel: LocalSentinel, primary_client: Any
 ) -> None:
     await primary_client.set("k", "before")
+    sha = await primary_client.script_load(READ_SCRIPT)
     assert redis_sentinel.primary.client().execute_command("WAIT", 1, 5000) == 1
     failover = redis_sentinel.kill_primary()
     assert redis_sentinel.primary is failover.new
@@ -352,6 +359,8 @@ async def test_kill_primary_fails_over_and_master_for_reconnects(
     assert failures <= 1  # the pooled connection to the dead primary fails once
     await primary_client.set("k", "after")
     assert failover.new.client().get("k") == "after"
+    with pytest.raises(redis.exceptions.NoScriptError):  # scripts are not replicated
+        await primary_client.evalsha(sha, 1, "k")
 
 
 async def test_sentinel_failover_leaves_the_old_primary_writable_for_a_while(
