@@ -24,7 +24,7 @@ from ._stats import RateLimitedLog, Stats
 from .backends.base import Backend, Dependency
 from .backends.breaker import CircuitBreakerBackend
 from .backends.memory import MemoryBackend
-from .backends.redis import RedisBackend
+from .backends.redis import RedisBackend, version_problem
 from .codec import CorruptEntry, Entry, EntryKind, Serializer, decode_entry, encode_entry
 from .health import HealthApp
 from .keys import KeySpace, validate_key, validate_tag
@@ -254,6 +254,9 @@ class Cache:
                 "asgi-cache: Redis maxmemory-policy is noeviction; writes will fail with OOM "
                 "when memory is full. Use allkeys-lru or allkeys-lfu for a cache"
             )
+        problem = version_problem(info.get("version"))
+        if problem is not None:
+            logger.warning("asgi-cache: %s; upgrade Redis (see docs/operations.md)", problem)
 
     # -- helpers used by every feature ---------------------------------------------------------
 
@@ -924,6 +927,9 @@ class Cache:
                     warnings.append("maxmemory is not set")
                 if info.get("maxmemory_policy") == "noeviction":
                     warnings.append("maxmemory_policy is noeviction")
+                problem = version_problem(info.get("version"))
+                if problem is not None:
+                    warnings.append(problem)
             out["status"] = "degraded" if warnings else "healthy"
         out["warnings"] = warnings
         out["hit_rate"] = self._stats.snapshot()["hit_rate"]

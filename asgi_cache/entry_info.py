@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from .backends.redis import decode_deps_header
+from .backends._wire import decode_deps_header
 from .codec import MAGIC, CorruptEntry, EntryKind, Serializer, decode_entry
 from .keys import ALL_TAG, KeySpace
 

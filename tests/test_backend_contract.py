@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import fakeredis
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
 
+from asgi_cache import BackendError, BackendReplyError
 from asgi_cache.backends import Backend, MemoryBackend, RedisBackend
-from asgi_cache.backends.redis import decode_deps_header, encode_deps_header
+from asgi_cache.backends._wire import decode_deps_header, encode_deps_header
 
 
 async def test_set_get_delete_round_trip(backend: Backend) -> None:
@@ -162,3 +165,24 @@ async def test_memory_backend_sweeps_expired_entries() -> None:
     assert "old" not in list(b._data)
     assert await b.versions(["t"], 1) != [v]
     assert await b.delete("k1", "t") == 2
+
+
+async def test_redis_errors_are_mapped_with_their_cause() -> None:
+    # The boundary raises BackendError *from* what redis-py raised: the cause stays in the
+    # traceback for whoever debugs the outage.
+    unreachable = RedisBackend("redis://127.0.0.1:1/0", connect_timeout=0.5, op_timeout=1.0)
+    try:
+        with pytest.raises(BackendError) as info:
+            await unreachable.ping()
+    finally:
+        await unreachable.aclose()
+    assert isinstance(info.value.__cause__, (RedisError, OSError))
+    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    backend = RedisBackend(client=client, owns_client=True)
+    try:
+        await client.rpush("ns:t:list", "x")  # a foreign value under a tag key
+        with pytest.raises(BackendReplyError) as reply:
+            await backend.versions(["ns:t:list"], 10)
+    finally:
+        await backend.aclose()
+    assert isinstance(reply.value.__cause__, ResponseError)

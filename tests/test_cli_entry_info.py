@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asgi_cache.backends.redis import encode_deps_header
+from asgi_cache.backends._wire import encode_deps_header
 from asgi_cache.codec import Entry, EntryKind, Serializer, encode_entry
 from asgi_cache.entry_info import describe_entry, format_entry
 from asgi_cache.keys import KeySpace

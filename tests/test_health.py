@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 from starlette.applications import Starlette
 
 from asgi_cache import Cache, CacheSettings, HealthApp
+from asgi_cache.backends import MemoryBackend
 
 from .redis_server import RedisServer
 
@@ -172,3 +174,47 @@ async def test_standalone_app_answers_lifespan_and_closes_websockets() -> None:
         "lifespan.shutdown.complete",
         "websocket.close",
     ]
+
+
+class OldRedis(MemoryBackend):
+    """Answers INFO like a Redis 6.2: fit for a cache in every way but its version."""
+
+    async def info(self) -> dict[str, Any]:
+        return {
+            "backend": "redis",
+            "version": "6.2.14",
+            "used_memory": 1,
+            "maxmemory": 1 << 30,
+            "maxmemory_policy": "allkeys-lru",
+        }
+
+
+async def test_redis_older_than_7_warns_at_startup_and_degrades_health(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cache = Cache(CacheSettings(namespace="h"), backend=OldRedis())
+    with caplog.at_level(logging.WARNING, logger="asgi_cache"):
+        async with cache:
+            report = await cache.health()
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1
+    assert "Redis 6.2.14 is older than 7.0" in warned[0]
+    assert "PEXPIRE ... GT" in warned[0]
+    assert report["status"] == "degraded"
+    assert any("6.2.14" in w for w in report["warnings"])
+
+
+@pytest.mark.parametrize("version", ["7.0.15", "7.2.4", "8.0.0", "unknown", None])
+async def test_redis_7_and_unparsed_versions_get_no_version_warning(
+    version: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Reporting(OldRedis):
+        async def info(self) -> dict[str, Any]:
+            return {**await super().info(), "version": version}
+
+    cache = Cache(CacheSettings(namespace="h"), backend=Reporting())
+    with caplog.at_level(logging.WARNING, logger="asgi_cache"):
+        async with cache:
+            report = await cache.health()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert report["status"] == "healthy"

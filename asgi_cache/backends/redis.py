@@ -4,10 +4,10 @@ Every operation runs under a time budget (``op_timeout``) and a bounded wait for
 connection (``pool_timeout``); any redis-py error, socket error or timeout is raised as
 :class:`~asgi_cache.BackendError`, so the cache above can fail open.
 
-Stored layout of an entry with dependencies (so a Lua script can check them in the same round
-trip as the read)::
-
-    b"\\xacD" | u16 count | count x (u16 len, tag key, u16 len, version) | entry bytes
+Needs Redis >= 7.0 (:data:`MIN_REDIS_VERSION`): the scripts (:mod:`._scripts
+<asgi_cache.backends._scripts>`) extend tag keys with ``PEXPIRE ... GT``. The bytes of an
+entry are laid out by :mod:`._wire <asgi_cache.backends._wire>` (a dependency header, then the
+entry), so one script checks the tag versions in the same round trip as the read.
 
 Cost per operation on one Redis node: ``get`` one EVALSHA (reads the entry and its tag
 versions; with ``batch_reads``, the gets of concurrent requests share one pipeline, see
@@ -17,6 +17,10 @@ versions; with ``batch_reads``, the gets of concurrent requests share one pipeli
 (one PSUBSCRIBE per prefix) read by one task, which reconnects and resubscribes after a fault.
 The scripts read tag keys named inside the entry, which a single Redis node allows; on Redis
 Cluster they would need the entry and its tags in one slot (not supported yet).
+
+Errors are mapped at one boundary, :meth:`RedisBackend._run`, to
+:class:`~asgi_cache.BackendError` and its subclasses, raised ``from`` the redis-py error (or
+the timeout) so the cause stays in the traceback.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -42,146 +45,40 @@ from .._exceptions import (
     BackendReplyError,
     BackendTimeoutError,
 )
+from ._scripts import (
+    EXTEND_LOCK_SCRIPT,
+    FENCED_SET_SCRIPT,
+    GET_SCRIPT,
+    RELEASE_LOCK_SCRIPT,
+    SET_SCRIPT,
+    VERSIONS_SCRIPT,
+)
+from ._wire import encode_deps_header
 from .base import Backend, Dependency
 from .batching import ReadBatcher
 
-__all__ = ["RedisBackend", "decode_deps_header", "encode_deps_header"]
+__all__ = ["MIN_REDIS_VERSION", "RedisBackend", "version_problem"]
 
-DEPS_MAGIC: Final = b"\xacD"
-_U16 = struct.Struct(">H")
-
-GET_SCRIPT: Final = """
--- Read an entry and check its dependencies in one round trip.
--- KEYS[1]: entry key. Returns the entry (the bytes after the dependency header) when every
--- (tag key, version) recorded in the header still matches; otherwise unlinks the entry and
--- returns false. Values without a well-formed header (foreign data) are returned whole, for
--- the caller to reject when it fails to decode them.
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-if string.sub(v, 1, 2) ~= '\\172D' or #v < 4 then return v end
-local n = string.byte(v, 3) * 256 + string.byte(v, 4)
-local pos = 5
-for i = 1, n do
-  if pos + 1 > #v then return v end  -- truncated header: the caller rejects it
-  local klen = string.byte(v, pos) * 256 + string.byte(v, pos + 1)
-  local tag = string.sub(v, pos + 2, pos + 1 + klen)
-  pos = pos + 2 + klen
-  if pos + 1 > #v then return v end
-  local vlen = string.byte(v, pos) * 256 + string.byte(v, pos + 1)
-  local version = string.sub(v, pos + 2, pos + 1 + vlen)
-  pos = pos + 2 + vlen
-  if redis.call('GET', tag) ~= version then
-    redis.call('UNLINK', KEYS[1])
-    return false
-  end
-end
-return string.sub(v, pos)
-"""
-
-SET_SCRIPT: Final = """
--- Store an entry only if the tag versions it was built under are still current.
--- KEYS[1]: entry key; KEYS[2..]: tag keys. ARGV[1]: value; ARGV[2]: ttl in ms;
--- ARGV[3..]: the version recorded for each tag key. Extends each tag key to live at least as
--- long as the entry (PEXPIRE GT: never shortens). Returns 1 if stored, 0 if a tag moved on.
--- SET comes first: Redis checks maxmemory only at a script's first write, so a PEXPIRE
--- before it would let the script grow memory past the limit under noeviction.
-for i = 2, #KEYS do
-  if redis.call('GET', KEYS[i]) ~= ARGV[i + 1] then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[2], 'GT') end
-return 1
-"""
-
-VERSIONS_SCRIPT: Final = """
--- Return the current version of each tag key, creating missing ones.
--- KEYS: tag keys. ARGV[1]: ttl in ms; ARGV[2..]: a fresh random version per key, used only
--- when the key has none. Every key is left with an expiry of at least ARGV[1].
--- The SETs come before the PEXPIREs: Redis checks maxmemory only at a script's first write.
-local out = {}
-for i = 1, #KEYS do
-  local v = redis.call('GET', KEYS[i])
-  if not v then
-    v = ARGV[i + 1]
-    redis.call('SET', KEYS[i], v, 'PX', ARGV[1])
-  end
-  out[i] = v
-end
-for i = 1, #KEYS do
-  if out[i] ~= ARGV[i + 1] then redis.call('PEXPIRE', KEYS[i], ARGV[1], 'GT') end
-end
-return out
-"""
-
-EXTEND_LOCK_SCRIPT: Final = """
--- Reset a lock's expiry if the caller's token still holds it.
--- KEYS[1]: lock key. ARGV[1]: token; ARGV[2]: ttl in ms. Returns 1 if extended, else 0.
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-FENCED_SET_SCRIPT: Final = """
--- SET_SCRIPT fenced by a lock: store only while the writer still holds the key's lock.
--- KEYS[1]: entry key; KEYS[2]: lock key; KEYS[3..]: tag keys. ARGV[1]: value; ARGV[2]: ttl
--- in ms; ARGV[3]: the writer's lock token; ARGV[4..]: the version recorded for each tag key.
--- The token is the fencing version: a writer whose lease expired (the lock is gone, or holds
--- the next holder's token) cannot overwrite what the next holder wrote.
--- Returns 1 if stored, 0 if the lock or a tag moved on. SET comes first, as in SET_SCRIPT
--- (Redis checks maxmemory only at a script's first write).
-if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
-for i = 3, #KEYS do
-  if redis.call('GET', KEYS[i]) ~= ARGV[i + 1] then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-for i = 3, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[2], 'GT') end
-return 1
-"""
-
-RELEASE_LOCK_SCRIPT: Final = """
--- Compare-and-delete: release a lock only if the caller's token still holds it.
--- KEYS[1]: lock key. ARGV[1]: token. Returns 1 if released, else 0.
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
+MIN_REDIS_VERSION: Final = (7, 0)
+"""The oldest Redis the scripts run on: they extend tag keys with ``PEXPIRE ... GT`` (7.0)."""
 
 
-def encode_deps_header(deps: Sequence[Dependency]) -> bytes:
-    """Encode the dependency header that prefixes a stored entry."""
-    parts = [DEPS_MAGIC, _U16.pack(len(deps))]
-    for tag_key, version in deps:
-        k, v = tag_key.encode(), version.encode()
-        parts += (_U16.pack(len(k)), k, _U16.pack(len(v)), v)
-    return b"".join(parts)
+def version_problem(version: object) -> str | None:
+    """Why the Redis ``version`` (``INFO server``'s ``redis_version``) cannot serve, if it cannot.
 
-
-def decode_deps_header(data: bytes) -> tuple[list[Dependency], int] | None:
-    """Parse the dependency header; return the dependencies and the offset of the entry.
-
-    Returns ``None`` when ``data`` does not start with a well-formed header.
+    Returns ``None`` for 7.0 and later, and for a version that does not parse (a fork that
+    reports its own numbering is given the benefit of the doubt).
     """
-    if data[:2] != DEPS_MAGIC or len(data) < 4:
-        return None
     try:
-        (count,) = _U16.unpack_from(data, 2)
-        pos = 4
-        deps = []
-        for _ in range(count):
-            (klen,) = _U16.unpack_from(data, pos)
-            key = data[pos + 2 : pos + 2 + klen].decode()
-            pos += 2 + klen
-            (vlen,) = _U16.unpack_from(data, pos)
-            version = data[pos + 2 : pos + 2 + vlen].decode()
-            pos += 2 + vlen
-            deps.append((key, version))
-    except (struct.error, UnicodeDecodeError):
+        parts = tuple(int(p) for p in str(version).split(".")[:2])
+    except ValueError:
         return None
-    if pos > len(data):
+    if len(parts) < 2 or parts >= MIN_REDIS_VERSION:
         return None
-    return deps, pos
+    return (
+        f"Redis {version} is older than 7.0, which the cache's scripts need (PEXPIRE ... GT): "
+        "every store will fail and nothing will be cached"
+    )
 
 
 def _ms(seconds: float) -> int:
@@ -268,24 +165,24 @@ class RedisBackend(Backend):
                 return await coro
             async with asyncio.timeout(self.op_timeout):
                 return await coro
-        except TimeoutError:
+        except TimeoutError as exc:
             raise BackendTimeoutError(
                 f"redis {what} timed out after {self.op_timeout * 1000:.0f} ms"
-            ) from None
+            ) from exc
         except (RedisError, OSError) as exc:
             if isinstance(exc.__cause__, TimeoutError) and "No connection available" in str(exc):
                 # redis-py's BlockingConnectionPool gave up waiting (pool_timeout): local
                 # saturation, not a Redis fault (the breaker does not count it).
                 raise BackendBusyError(
                     f"redis {what}: no pooled connection free within the pool wait"
-                ) from None
+                ) from exc
             if "timeout" in type(exc).__name__.lower():
-                raise BackendTimeoutError(f"redis {what} timed out: {exc}") from None
+                raise BackendTimeoutError(f"redis {what} timed out: {exc}") from exc
             if isinstance(exc, ResponseError):  # READONLY, OOM, WRONGTYPE, script errors...
                 raise BackendReplyError(
                     f"redis {what} failed: {type(exc).__name__}: {exc}"
-                ) from None
-            raise BackendError(f"redis {what} failed: {type(exc).__name__}: {exc}") from None
+                ) from exc
+            raise BackendError(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
 
     # -- reads ---------------------------------------------------------------------------------
     # With batch_reads, a lone read goes over one connection this backend keeps for reads: a
