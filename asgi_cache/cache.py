@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from ._exceptions import BackendError
 from ._retry import InvalidationQueue
 from ._stats import RateLimitedLog, Stats
+from ._validate import TTL, whole
 from .backends.base import Backend, Dependency
 from .backends.breaker import CircuitBreakerBackend
 from .backends.memory import MemoryBackend
@@ -271,11 +272,7 @@ class Cache:
         """The freshness lifetime for ``ttl``: ``None`` means the default TTL, never forever."""
         if ttl is None:
             return self.settings.default_ttl
-        if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl <= 0:
-            from ._exceptions import ConfigurationError
-
-            raise ConfigurationError(f"ttl={ttl!r} is not allowed: expected seconds > 0 or None")
-        return float(ttl)
+        return float(TTL.require("ttl", ttl))
 
     def record_error(self, what: str, exc: BaseException) -> None:
         """Count a backend failure and log it (at most once per interval and kind)."""
@@ -597,10 +594,7 @@ class Cache:
                 reported rather than swallowed.
         """
         validate_key(prefix)
-        if not isinstance(batch, int) or isinstance(batch, bool) or batch <= 0:
-            from ._exceptions import ConfigurationError
-
-            raise ConfigurationError(f"batch={batch!r} is not allowed: expected a whole number > 0")
+        whole().require("batch", batch)
         try:
             count = await self.backend.delete_prefix(
                 self.keys.data(prefix), batch=batch, progress=progress
@@ -826,10 +820,24 @@ class Cache:
         annotation (or ``returns``). The options are those of :meth:`get_or_load`.
 
         Raises:
-            ConfigurationError: A template names something that is not a loader parameter.
+            ConfigurationError: A template names something that is not a loader parameter,
+                or an option has a value that is not allowed (checked here, not on the first
+                request).
         """
         from .aside import build_aside
+        from .loading import resolve_options
 
+        resolve_options(
+            self,
+            ttl=ttl,
+            tags=(),
+            lock=lock,
+            lock_timeout=lock_timeout,
+            stale_ttl=stale_ttl,
+            negative_ttl=negative_ttl,
+            early_refresh=early_refresh,
+            rebuild=None,
+        )
         return build_aside(
             self,
             loader,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,6 +29,7 @@ from redis.exceptions import RedisError
 
 from ._exceptions import BackendError, ConfigurationError
 from ._urls import mask_url
+from ._validate import Check, number, seconds, whole
 from .cache import Cache
 from .entry_info import describe_entry, format_entry
 from .keys import validate_key
@@ -203,44 +203,40 @@ def _add_demo_options(demo: argparse.ArgumentParser) -> None:
 # -- argument types -------------------------------------------------------------------------
 
 
-def _bounded(
-    convert: Callable[[str], float], *, low: float, open_low: bool = False, allowed: str
-) -> Callable[[str], Any]:
-    """An argparse type: a finite ``convert(raw)`` of at least (or above) ``low``."""
+def _argument(convert: Callable[[str], Any], check: Check) -> Callable[[str], Any]:
+    """An argparse type: ``convert(raw)``, accepted when it passes ``check``.
+
+    argparse names the option itself ("argument --batch: '0' is not allowed: ..."), so the
+    message quotes only what was typed, in the grammar of every other check.
+    """
 
     def parse(raw: str) -> Any:
         try:
             value = convert(raw)
         except ValueError:
             value = None
-        if value is None or not math.isfinite(value) or value < low or (open_low and value == low):
-            raise argparse.ArgumentTypeError(f"{raw!r} is not allowed: expected {allowed}")
+        if value is None or not check.ok(value):
+            raise argparse.ArgumentTypeError(f"{raw!r} is not allowed: expected {check.expected}")
         return value
 
     return parse
 
 
-_positive_int = _bounded(int, low=1, allowed="a whole number > 0")
-_non_negative_int = _bounded(int, low=0, allowed="a whole number >= 0")
-_seconds = _bounded(float, low=0, open_low=True, allowed="seconds > 0")
-_non_negative_seconds = _bounded(float, low=0, allowed="seconds >= 0")
+_positive_int = _argument(int, whole())
+_non_negative_int = _argument(int, whole(minimum=0))
+_seconds = _argument(float, seconds())
+_non_negative_seconds = _argument(float, seconds(zero=True))
+_port_number = _argument(int, Check(lambda v: v <= 65535, "a port 0-65535"))
 
 
 def _port(raw: str) -> int:
-    value: int = _non_negative_int(raw)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not allowed: expected a port 0-65535")
+    # Two messages: a non-number is told what a number is, a number what a port is.
+    _non_negative_int(raw)
+    value: int = _port_number(raw)
     return value
 
 
-def _fraction(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not allowed: expected a fraction 0-0.99")
-    return value
+_fraction = _argument(float, number(minimum=0, below=1, words="a fraction 0-0.99"))
 
 
 # -- plumbing -------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import BackendError, ConfigurationError
+from ._validate import TTL, Check, number, seconds
 from .aside import rebuilder
 from .codec import Entry, EntryKind
 from .keys import validate_key
@@ -63,19 +64,14 @@ class LoadOptions:
     rebuild: Rebuild | None = None
 
 
-def _seconds(name: str, value: float | None, default: float, *, zero_ok: bool = False) -> float:
-    if value is None:
-        return default
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not zero_ok)
-    ):
-        allowed = "seconds >= 0" if zero_ok else "seconds > 0"
-        raise ConfigurationError(f"{name}={value!r} is not allowed: expected {allowed} or None")
-    return float(value)
+_POSITIVE = seconds().or_none()
+_NON_NEGATIVE = seconds(zero=True).or_none()
+_BETA = number(minimum=0, words="True, False or an XFetch beta >= 0")
+
+
+def _seconds(name: str, value: float | None, default: float, check: Check) -> float:
+    check.require(name, value)
+    return default if value is None else float(value)
 
 
 def resolve_options(
@@ -95,8 +91,7 @@ def resolve_options(
     Raises:
         ConfigurationError: An option has a value that is not allowed (the message names it).
     """
-    if ttl is not None:
-        cache.resolve_ttl(ttl)  # validates
+    TTL.require("ttl", ttl)
     if isinstance(tags, str):
         raise ConfigurationError(f"tags={tags!r} is not allowed: expected a list of tag names")
     if early_refresh is True:
@@ -104,15 +99,15 @@ def resolve_options(
     elif early_refresh is False:
         beta = 0.0
     else:
-        beta = _seconds("early_refresh", early_refresh, 0.0, zero_ok=True)
+        beta = float(_BETA.require("early_refresh", early_refresh))
     s = cache.settings
     return LoadOptions(
         ttl=ttl,
         tags=tuple(tags),
         lock=bool(lock),
-        lock_timeout=_seconds("lock_timeout", lock_timeout, s.lock_timeout, zero_ok=True),
-        stale_ttl=_seconds("stale_ttl", stale_ttl, 0.0, zero_ok=True),
-        negative_ttl=_seconds("negative_ttl", negative_ttl, s.negative_ttl),
+        lock_timeout=_seconds("lock_timeout", lock_timeout, s.lock_timeout, _NON_NEGATIVE),
+        stale_ttl=_seconds("stale_ttl", stale_ttl, 0.0, _NON_NEGATIVE),
+        negative_ttl=_seconds("negative_ttl", negative_ttl, s.negative_ttl, _POSITIVE),
         early_refresh=beta,
         rebuild=rebuild,
     )

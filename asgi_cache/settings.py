@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 
 from ._exceptions import ConfigurationError
 from ._urls import parse_url
+from ._validate import FLAG, Check, number, one_of, problem, seconds, whole
 
 __all__ = ["ENV_PREFIX", "CacheSettings"]
 
@@ -95,12 +95,7 @@ class CacheSettings:
     def __post_init__(self) -> None:
         _check_url(self.url, "CacheSettings.url")
         for f in dataclasses.fields(self):
-            ok, allowed = _VALIDATORS[f.name]
-            value = getattr(self, f.name)
-            if not ok(value):
-                raise ConfigurationError(
-                    f"CacheSettings.{f.name}={value!r} is not allowed: expected {allowed}"
-                )
+            _CHECKS[f.name].require(f"CacheSettings.{f.name}", getattr(self, f.name))
 
     @property
     def backend_scheme(self) -> str:
@@ -125,20 +120,21 @@ class CacheSettings:
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for name, (parse, allowed) in _ENV_PARSERS.items():
+        for name, parse in _ENV_PARSERS.items():
             var = ENV_PREFIX + name.upper()
             raw = env.get(var)
             if raw is None or name in overrides:
                 continue
             if name == "url":
                 _check_url(raw.strip(), var)
+            check = _CHECKS[name]
             try:
                 value = parse(raw.strip())
             except ValueError:
                 value = _INVALID
-            ok, _ = _VALIDATORS[name]
-            if value is _INVALID or not ok(value):
-                raise ConfigurationError(f"{var}={raw!r} is not allowed: expected {allowed}")
+            if value is _INVALID or not check.ok(value):
+                # The message quotes what was written, not what it parsed to.
+                raise ConfigurationError(problem(var, raw, check.expected))
             values[name] = value
         unknown = sorted(
             k
@@ -154,13 +150,6 @@ class CacheSettings:
 
 
 _INVALID: Any = object()
-
-
-def _duration(raw: str) -> float:
-    value = float(raw)
-    if not math.isfinite(value):
-        raise ValueError(raw)
-    return value
 
 
 def _boolean(raw: str) -> bool:
@@ -188,62 +177,42 @@ def _check_url(value: object, name: str) -> None:
         )
 
 
-def _positive(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
-
-
-def _non_negative(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    )
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _non_negative_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-_DURATION = "a duration in seconds > 0 (decimals allowed, e.g. 0.25)"
-_VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
+_DURATION = seconds(words="a duration in seconds", note="decimals allowed, e.g. 0.25")
+_BOOLEAN = Check(FLAG.test, "a boolean: 1/0, true/false, yes/no, on/off")
+_COUNT = whole()
+_BYTES = whole(words="a whole number of bytes")
+_CHECKS: dict[str, Check] = {
     # The URL's own checks run first (_check_url) and name the part that is wrong.
-    "url": (lambda v: isinstance(v, str), "a URL"),
-    "namespace": (
+    "url": Check(lambda v: isinstance(v, str), "a URL"),
+    "namespace": Check(
         lambda v: isinstance(v, str) and len(v) <= 64 and bool(_NAMESPACE_RE.match(v)),
         "1-64 characters from letters, digits, '_', '.', '-', with ':' between segments",
     ),
-    "default_ttl": (_positive, _DURATION),
-    "enabled": (lambda v: isinstance(v, bool), "a boolean: 1/0, true/false, yes/no, on/off"),
-    "max_body_bytes": (_positive_int, "a whole number of bytes > 0"),
-    "serializer": (lambda v: v in SERIALIZERS, "one of: json, msgpack"),
-    "ttl_jitter": (
-        lambda v: _non_negative(v) and v < 1,
-        "a fraction >= 0 and < 1 (0.1 = plus or minus 10 percent)",
+    "default_ttl": _DURATION,
+    "enabled": _BOOLEAN,
+    "max_body_bytes": _BYTES,
+    "serializer": one_of(SERIALIZERS, "one of: json, msgpack"),
+    "ttl_jitter": number(
+        minimum=0, below=1, words="a fraction >= 0 and < 1 (0.1 = plus or minus 10 percent)"
     ),
-    "lock_timeout": (_positive, _DURATION),
-    "lock_lease": (_positive, _DURATION),
-    "op_timeout": (_positive, _DURATION),
-    "connect_timeout": (_positive, _DURATION),
-    "max_connections": (_positive_int, "a whole number > 0"),
-    "pool_timeout": (_non_negative, "a duration in seconds >= 0 (decimals allowed)"),
-    "batch_reads": (lambda v: isinstance(v, bool), "a boolean: 1/0, true/false, yes/no, on/off"),
-    "negative_ttl": (_positive, _DURATION),
-    "memory_max_entries": (_positive_int, "a whole number > 0"),
-    "memory_max_bytes": (_positive_int, "a whole number of bytes > 0"),
-    "breaker_threshold": (_non_negative_int, "a whole number >= 0 (0 turns the breaker off)"),
-    "breaker_cooldown": (_positive, _DURATION),
-    "l1_ttl": (_non_negative, "a duration in seconds >= 0 (0 turns the L1 near-cache off)"),
-    "l1_max_entries": (_positive_int, "a whole number > 0"),
+    "lock_timeout": _DURATION,
+    "lock_lease": _DURATION,
+    "op_timeout": _DURATION,
+    "connect_timeout": _DURATION,
+    "max_connections": _COUNT,
+    "pool_timeout": seconds(zero=True, words="a duration in seconds", note="decimals allowed"),
+    "batch_reads": _BOOLEAN,
+    "negative_ttl": _DURATION,
+    "memory_max_entries": _COUNT,
+    "memory_max_bytes": _BYTES,
+    "breaker_threshold": Check(
+        whole(minimum=0).test, "a whole number >= 0 (0 turns the breaker off)"
+    ),
+    "breaker_cooldown": _DURATION,
+    "l1_ttl": seconds(
+        zero=True, words="a duration in seconds", note="0 turns the L1 near-cache off"
+    ),
+    "l1_max_entries": _COUNT,
 }
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -259,6 +228,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "breaker_threshold": _integer,
     "l1_max_entries": _integer,
 }
-_ENV_PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
-    name: (_PARSERS.get(name, _duration), allowed) for name, (_, allowed) in _VALIDATORS.items()
+_ENV_PARSERS: dict[str, Callable[[str], Any]] = {
+    name: _PARSERS.get(name, float) for name in _CHECKS
 }

@@ -40,12 +40,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal, TypeVar
 
-from .._exceptions import (
-    BackendBusyError,
-    BackendError,
-    BackendReplyError,
-    ConfigurationError,
-)
+from .._exceptions import BackendBusyError, BackendError, BackendReplyError
+from .._validate import seconds, whole
 from .base import Backend, Dependency
 
 __all__ = ["BreakerState", "CircuitBreakerBackend"]
@@ -78,19 +74,8 @@ class CircuitBreakerBackend(Backend):
     """
 
     def __init__(self, backend: Backend, *, threshold: int = 5, cooldown: float = 2.0) -> None:
-        if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold <= 0:
-            raise ConfigurationError(
-                f"threshold={threshold!r} is not allowed: expected a whole number > 0"
-            )
-        if (
-            not isinstance(cooldown, int | float)
-            or isinstance(cooldown, bool)
-            or not cooldown > 0
-            or cooldown == float("inf")
-        ):
-            raise ConfigurationError(
-                f"cooldown={cooldown!r} is not allowed: expected a duration in seconds > 0"
-            )
+        whole().require("threshold", threshold)
+        seconds(words="a duration in seconds").require("cooldown", cooldown)
         self.inner = backend
         self.name = backend.name
         self.threshold = threshold

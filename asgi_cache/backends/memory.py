@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._validate import whole
 from .base import Backend, Dependency
 
 __all__ = ["MemoryBackend"]
@@ -29,6 +30,9 @@ class MemoryBackend(Backend):
         max_entries: Most entries kept (tag versions and locks are counted separately).
         max_bytes: Most bytes of keys and values kept.
         clock: Monotonic clock in seconds; tests may pass a fake one.
+
+    Raises:
+        ConfigurationError: A bound is not a whole number > 0.
     """
 
     name = "memory"
@@ -40,6 +44,8 @@ class MemoryBackend(Backend):
         max_bytes: int = 64 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        whole().require("max_entries", max_entries)
+        whole(words="a whole number of bytes").require("max_bytes", max_bytes)
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._clock = clock

@@ -45,6 +45,7 @@ from .._exceptions import (
     BackendReplyError,
     BackendTimeoutError,
 )
+from .._validate import seconds, whole
 from ._scripts import (
     EXTEND_LOCK_SCRIPT,
     FENCED_SET_SCRIPT,
@@ -61,6 +62,9 @@ __all__ = ["MIN_REDIS_VERSION", "RedisBackend", "version_problem"]
 
 MIN_REDIS_VERSION: Final = (7, 0)
 """The oldest Redis the scripts run on: they extend tag keys with ``PEXPIRE ... GT`` (7.0)."""
+
+
+_TIMEOUT = seconds()
 
 
 def version_problem(version: object) -> str | None:
@@ -98,6 +102,10 @@ class RedisBackend(Backend):
         pool_timeout: Longest wait in seconds for a free connection.
         batch_reads: Send concurrent :meth:`get` calls together as one pipeline, on a
             connection kept for reads (see :mod:`asgi_cache.backends.batching`).
+
+    Raises:
+        ConfigurationError: A timeout is not finite seconds > 0 (``pool_timeout``: >= 0) or
+            ``max_connections`` is not a whole number > 0.
     """
 
     name = "redis"
@@ -114,6 +122,10 @@ class RedisBackend(Backend):
         pool_timeout: float = 0.05,
         batch_reads: bool = True,
     ) -> None:
+        _TIMEOUT.require("op_timeout", op_timeout)
+        _TIMEOUT.require("connect_timeout", connect_timeout)
+        seconds(zero=True).require("pool_timeout", pool_timeout)
+        whole().require("max_connections", max_connections)
         self.url = url
         self.op_timeout = op_timeout
         if client is None:

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from starlette.routing import Route
 
 from .._exceptions import ConfigurationError
+from .._validate import problem, seconds, whole
 from ..cache import Cache
 from ..http import CacheMiddleware
 from .db import UserStore
@@ -92,10 +93,11 @@ class DemoConfig:
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {"database_url": env.get("DATABASE_URL") or None}
-        for var, field, parse, allowed in (
-            ("DEMO_DB_DELAY", "db_delay", float, "seconds >= 0, such as 0.1"),
-            ("DEMO_DB_POOL", "db_pool", int, "a whole number > 0"),
-            ("DEMO_USERS", "users", int, "a whole number > 0"),
+        parse: Callable[[str], Any]
+        for var, field, parse, check in (
+            ("DEMO_DB_DELAY", "db_delay", float, seconds(zero=True, note="such as 0.1")),
+            ("DEMO_DB_POOL", "db_pool", int, whole()),
+            ("DEMO_USERS", "users", int, whole()),
         ):
             raw = env.get(var)
             if raw is None:
@@ -103,9 +105,9 @@ class DemoConfig:
             try:
                 value = parse(raw)
             except ValueError:
-                value = -1
-            if value < 0 or (parse is int and value == 0):
-                raise ConfigurationError(f"{var}={raw!r} is not allowed: expected {allowed}")
+                value = None
+            if value is None or not check.ok(value):
+                raise ConfigurationError(problem(var, raw, check.expected))
             values[field] = value
         values.update(overrides)
         return cls(**values)

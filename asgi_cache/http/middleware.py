@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Final
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._exceptions import BackendError, ConfigurationError
+from .._validate import ASCII_TEXT, FLAG, whole
 from .exchange import Exchange, Shared
 from .invalidation import UnsafeRequest
 from .keying import (
@@ -45,6 +46,7 @@ logger = logging.getLogger("asgi_cache.http")
 
 
 UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_BYTES = whole(words="bytes").or_none()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,31 +122,11 @@ class CacheMiddleware:
             ("expose_cache_tags", expose_cache_tags),
             ("x_cache", x_cache),
         ):
-            if not isinstance(flag, bool):
-                raise ConfigurationError(f"{name}={flag!r} is not allowed: expected a bool")
-        for name, text in (
-            ("cache_tag_header", cache_tag_header),
-            ("cache_status_name", cache_status_name),
-        ):
-            if not isinstance(text, str) or not text.strip() or not text.isascii():
-                raise ConfigurationError(f"{name}={text!r} is not allowed: expected ASCII text")
-        if max_body_bytes is not None and (
-            not isinstance(max_body_bytes, int)
-            or isinstance(max_body_bytes, bool)
-            or max_body_bytes <= 0
-        ):
-            raise ConfigurationError(
-                f"max_body_bytes={max_body_bytes!r} is not allowed: expected bytes > 0"
-            )
-        if compress_min_bytes is not None and (
-            not isinstance(compress_min_bytes, int)
-            or isinstance(compress_min_bytes, bool)
-            or compress_min_bytes <= 0
-        ):
-            raise ConfigurationError(
-                f"compress_min_bytes={compress_min_bytes!r} is not allowed: expected bytes > 0 "
-                "or None"
-            )
+            FLAG.require(name, flag)
+        ASCII_TEXT.require("cache_tag_header", cache_tag_header)
+        ASCII_TEXT.require("cache_status_name", cache_status_name)
+        _BYTES.require("max_body_bytes", max_body_bytes)
+        _BYTES.require("compress_min_bytes", compress_min_bytes)
         self.app = app
         self.cache = cache
         self.options = MiddlewareOptions(

@@ -8,13 +8,13 @@ copies the attribute too, so other decorators in between keep it).
 from __future__ import annotations
 
 import dataclasses
-import math
 import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from .._exceptions import ConfigurationError
+from .._validate import FLAG, Check, seconds
 from .cache_control import CACHEABLE_BY_DEFAULT
 
 __all__ = [
@@ -58,19 +58,13 @@ def fill_templates(templates: Iterable[str], params: Mapping[str, Any]) -> list[
         return None
 
 
-def _duration(value: float | None, option: str, *, allow_zero: bool = True) -> float | None:
-    if value is None:
-        return None
-    ok = (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and (value >= 0 if allow_zero else value > 0)
-    )
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigurationError(f"{option}={value!r} is not allowed: expected seconds {bound}")
-    return float(value)
+_POSITIVE = seconds().or_none()
+_NON_NEGATIVE = seconds(zero=True).or_none()
+
+
+def _duration(value: float | None, option: str, check: Check = _NON_NEGATIVE) -> float | None:
+    check.require(option, value)
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,11 +146,10 @@ class ResponsePolicy:
             raise ConfigurationError(
                 f"statuses={statuses!r} is not allowed: expected HTTP statuses 200-599"
             )
-        for name, flag in (("public", public), ("lock", lock)):
-            if not isinstance(flag, bool):
-                raise ConfigurationError(f"{name}={flag!r} is not allowed: expected a bool")
+        FLAG.require("public", public)
+        FLAG.require("lock", lock)
         return cls(
-            ttl=_duration(ttl, "ttl", allow_zero=False),
+            ttl=_duration(ttl, "ttl", _POSITIVE),
             tags=tag_list,
             stale_while_revalidate=_duration(stale_while_revalidate, "stale_while_revalidate"),
             stale_if_error=_duration(stale_if_error, "stale_if_error"),
