@@ -114,6 +114,10 @@ def one_of(choices: Collection[object], words: str) -> Check:
 TTL: Final = seconds().or_none()
 """A freshness lifetime: seconds > 0, or ``None`` for the cache's default TTL."""
 
+TAG_LIST: Final = Check(lambda v: not isinstance(v, str), "a list of tag names")
+"""Tags of an entry: any collection but a lone ``str``, which would be read letter by letter
+(each tag name is checked where it is used)."""
+
 FLAG: Final = Check(lambda v: isinstance(v, bool), "a bool")
 """``True`` or ``False``; ``1``, ``"yes"`` and other truthy values are refused."""
 

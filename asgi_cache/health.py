@@ -16,23 +16,152 @@ The answer is never cached (``Cache-Control: no-store``).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, NotRequired, Protocol, TypedDict, cast
 
 import orjson
 from starlette.types import Receive, Scope, Send
 
-if TYPE_CHECKING:
-    from .cache import Cache
+from ._exceptions import BackendError
+from ._stats import CacheStats, L1Counts
+from ._store import Store
+from .backends.breaker import BreakerState
+from .backends.redis import version_problem
 
-__all__ = ["HealthApp", "health_report"]
+__all__ = ["CacheHealth", "HealthApp", "health_report"]
 
 logger = logging.getLogger("asgi_cache")
+
+HealthStatus = Literal["healthy", "degraded", "down"]
+
+
+class CacheHealth(TypedDict):
+    """What ``await cache.health()`` returns."""
+
+    backend: str
+    """The backend's name (``memory``, ``redis``)."""
+    namespace: str
+    """The cache's namespace."""
+    status: HealthStatus
+    """``healthy``; ``degraded`` when Redis answers but is unfit for a cache (see
+    ``warnings``); ``down`` when it does not answer (or the breaker is open)."""
+    latency_ms: float | None
+    """The ping's round trip, ``None`` when down."""
+    error: NotRequired[str]
+    """Why it is down."""
+    version: NotRequired[str | None]
+    """The server's version (``None`` for the in-process backend)."""
+    used_memory: NotRequired[int | None]
+    """Bytes in use."""
+    maxmemory: NotRequired[int | None]
+    """The memory bound (0: none)."""
+    maxmemory_policy: NotRequired[str | None]
+    """The eviction policy."""
+    keys: NotRequired[int]
+    """Entries held (``memory://`` only)."""
+    max_entries: NotRequired[int]
+    """The entry bound (``memory://`` only)."""
+    evictions: NotRequired[int]
+    """Entries evicted so far (``memory://`` only)."""
+    warnings: list[str]
+    """What makes the backend unfit for a cache (empty when healthy)."""
+    hit_rate: float
+    """The cache's hit rate so far (as in ``cache.stats()``)."""
+    breaker: NotRequired[BreakerState]
+    """The circuit breaker's state, when the backend has one."""
+
+
+_INFO_FIELDS = (
+    "version",
+    "used_memory",
+    "maxmemory",
+    "maxmemory_policy",
+    "keys",
+    "max_entries",
+    "evictions",
+)
+
+
+async def probe(store: Store) -> CacheHealth:
+    """Ping the backend of ``store`` and describe it (see ``Cache.health``)."""
+    runtime = store.runtime
+    backend = runtime.backend
+    report = CacheHealth(
+        backend=backend.name,
+        namespace=store.keys.namespace,
+        status="down",
+        latency_ms=None,
+        warnings=[],
+        hit_rate=0.0,
+    )
+    try:
+        latency = await backend.ping()
+        info = await backend.info()
+    except BackendError as exc:
+        report["error"] = str(exc)
+    else:
+        report["backend"] = info.get("backend", backend.name)
+        for field in _INFO_FIELDS:
+            if field in info:
+                report[field] = info[field]  # type: ignore[literal-required]
+        report["latency_ms"] = round(latency * 1000, 3)
+        warnings = report["warnings"]
+        if info.get("backend") == "redis":
+            if not info.get("maxmemory"):
+                warnings.append("maxmemory is not set")
+            if info.get("maxmemory_policy") == "noeviction":
+                warnings.append("maxmemory_policy is noeviction")
+            problem = version_problem(info.get("version"))
+            if problem is not None:
+                warnings.append(problem)
+        report["status"] = "degraded" if warnings else "healthy"
+    report["hit_rate"] = store.stats.counts()["hit_rate"]
+    breaker = runtime.breaker
+    if breaker is not None:
+        report["breaker"] = breaker.state
+    return report
+
+
+def describe_stats(store: Store) -> CacheStats:
+    """The events of ``store``'s cache so far, with the state they depend on (see
+    ``Cache.stats``)."""
+    runtime = store.runtime
+    queue = store.tags.queue
+    # cast: mypy cannot follow ** into a TypedDict that has optional keys.
+    report = cast(
+        CacheStats,
+        {
+            **store.stats.counts(),
+            "backend": runtime.backend.name,
+            "enabled": store.settings.enabled,
+            "pending_invalidations": len(queue),
+            "invalidation_overflows": queue.overflows,
+        },
+    )
+    near = runtime.near
+    if near is not None:
+        report["l1"] = L1Counts(entries=len(near), hits=near.hits)
+    breaker = runtime.breaker
+    if breaker is not None:
+        report["breaker"] = breaker.snapshot()
+    return report
+
+
+class Reporter(Protocol):
+    """What the health app describes: a :class:`~asgi_cache.Cache`."""
+
+    async def health(self) -> CacheHealth:
+        """Probe the backend."""
+        ...
+
+    def stats(self) -> CacheStats:
+        """The counters."""
+        ...
 
 
 _ALLOWED = "GET, HEAD"
 
 
-async def health_report(cache: Cache) -> dict[str, Any]:
+async def health_report(cache: Reporter) -> dict[str, Any]:
     """Describe ``cache``: ``await cache.health()`` plus ``cache.stats()`` under ``stats``.
 
     The breaker's state, when the cache's stats carry one, is also copied to the top level
@@ -76,7 +205,7 @@ class HealthApp:
         cache: The cache to describe.
     """
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: Reporter) -> None:
         self.cache = cache
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

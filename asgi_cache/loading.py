@@ -29,17 +29,16 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._exceptions import BackendError, ConfigurationError
-from ._validate import TTL, Check, number, seconds
+from ._exceptions import BackendError
+from ._store import Store, WriteResult
+from ._validate import TAG_LIST, TTL, Check, number, seconds
 from .aside import rebuilder
 from .codec import Entry, EntryKind
 from .keys import validate_key
-from .locking import DistributedLock, Notifier, SingleFlight
-
-if TYPE_CHECKING:
-    from .cache import Cache, TagSnapshot
+from .locking import DistributedLock, SingleFlight
+from .settings import CacheSettings
 
 __all__ = ["LoadOptions", "Loading"]
 
@@ -75,7 +74,7 @@ def _seconds(name: str, value: float | None, default: float, check: Check) -> fl
 
 
 def resolve_options(
-    cache: Cache,
+    settings: CacheSettings,
     *,
     ttl: float | None,
     tags: Sequence[str],
@@ -92,15 +91,14 @@ def resolve_options(
         ConfigurationError: An option has a value that is not allowed (the message names it).
     """
     TTL.require("ttl", ttl)
-    if isinstance(tags, str):
-        raise ConfigurationError(f"tags={tags!r} is not allowed: expected a list of tag names")
+    TAG_LIST.require("tags", tags)
     if early_refresh is True:
         beta = 1.0
     elif early_refresh is False:
         beta = 0.0
     else:
         beta = float(_BETA.require("early_refresh", early_refresh))
-    s = cache.settings
+    s = settings
     return LoadOptions(
         ttl=ttl,
         tags=tuple(tags),
@@ -131,13 +129,12 @@ class _Found:
 
 
 class Loading:
-    """The cache-aside engine of one :class:`~asgi_cache.Cache` (single-flight state, the
-    lock notifier and background refreshes)."""
+    """The cache-aside engine of one cache (single-flight state and background refreshes),
+    on its :class:`~asgi_cache._store.Store`."""
 
-    def __init__(self, cache: Cache) -> None:
-        self.cache = cache
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self.flights = SingleFlight()
-        self.notifier = Notifier(cache.keys.notify(""))
         self._background: set[asyncio.Task[Any]] = set()
         self._random = random.Random()
         self._rebuilders: dict[Any, Rebuild | None] = {}
@@ -161,21 +158,21 @@ class Loading:
         Concurrent callers of one key share one lookup (the read, and the load if it is a
         miss): a hot key costs one Redis read per burst of callers, not one per caller.
         """
-        cache = self.cache
-        full_key = cache.keys.data(validate_key(key))
-        stats = cache.counters
-        if not cache.settings.enabled:
-            stats.misses += 1
+        store = self.store
+        full_key = store.keys.data(validate_key(key))
+        stats = store.stats
+        if not store.settings.enabled:
+            stats.miss()
             return await self.flights.run(full_key, lambda: self._run_loader(loader))
         outcome, value = await self.flights.run(
             full_key, lambda: self._lookup(full_key, key, loader, opts)
         )
         if outcome is _Outcome.HIT:
-            stats.hits += 1
+            stats.hit()
         elif outcome is _Outcome.STALE:
-            stats.stale += 1
+            stats.served_stale()
         else:
-            stats.misses += 1
+            stats.miss()
         return value
 
     async def _lookup(
@@ -251,22 +248,22 @@ class Loading:
         background: bool = False,
         seen: Entry | None = None,
     ) -> Any:
-        cache = self.cache
+        store = self.store
         if not (opts.lock and reachable):
             return await self._load_and_store(full_key, key, loader, opts, reachable=reachable)
         deadline = time.monotonic() + opts.lock_timeout
         while True:
-            lock = cache.lock_for(full_key)
+            lock = store.locks.lock(full_key)
             try:
                 acquired = await lock.acquire()
             except BackendError as exc:
-                cache.record_error("lock", exc)
+                store.stats.error("lock", exc)
                 return await self._load_and_store(full_key, key, loader, opts, reachable=True)
             if acquired:
                 return await self._load_locked(full_key, key, loader, opts, lock, seen)
             if background:
                 return None  # another process is refreshing it; the stale value was served
-            cache.counters.lock_waits += 1
+            store.stats.lock_waited()
             outcome = await self._wait(full_key, opts, deadline)
             if isinstance(outcome, _Found):
                 return outcome.value
@@ -279,15 +276,16 @@ class Loading:
         if entry is not None and time.time() < entry.stale_until:
             found = self._decode(full_key, entry, opts)
             if found is not None:
-                cache.counters.stale += not entry.is_fresh(time.time())
+                if not entry.is_fresh(time.time()):
+                    store.stats.served_stale()
                 return found.value
         return await self._load_and_store(full_key, key, loader, opts, reachable=reachable)
 
     async def _wait(self, full_key: str, opts: LoadOptions, deadline: float) -> _Found | _Wait:
-        cache = self.cache
-        channel = cache.keys.notify(full_key)
-        await self.notifier.subscribe(cache.backend)
-        with self.notifier.waiter(channel) as woken:
+        locks = self.store.locks
+        channel = self.store.keys.notify(full_key)
+        await locks.listen()
+        with locks.notifier.waiter(channel) as woken:
             # Registered before this read, so a value that lands after it wakes us.
             found = await self._read_fresh(full_key, opts)
             if found is not None:
@@ -333,30 +331,31 @@ class Loading:
         reachable: bool = True,
         fence: DistributedLock | None = None,
     ) -> Any:
-        cache = self.cache
-        ttl = cache.jittered(cache.resolve_ttl(opts.ttl))
+        store = self.store
+        ttl = store.jittered(store.resolve_ttl(opts.ttl))
         snapshot = None
         if reachable:
-            snapshot = await cache.snapshot(opts.tags, ttl=ttl + opts.stale_ttl)
+            snapshot = await store.tags.snapshot(opts.tags, ttl=ttl + opts.stale_ttl)
         started = time.perf_counter()
         value = await self._run_loader(loader)
         load_time = time.perf_counter() - started
         if value is None:
-            entry = cache.make_value_entry(
+            entry = store.value_entry(
                 key, None, ttl=opts.negative_ttl, load_time=load_time, negative=True
             )
         else:
             # Raises SerializationError naming the key and type: a value that cannot be
             # cached is a programming error, reported at the first store.
-            entry = cache.make_value_entry(
+            entry = store.value_entry(
                 key, value, ttl=ttl, stale_ttl=opts.stale_ttl, load_time=load_time
             )
         if snapshot is not None:
-            await self.store(full_key, entry, snapshot, fence=fence)
+            # Fenced by the lock when there is one: refused if its lease ran out meanwhile.
+            await store.write(full_key, entry, snapshot, fence=fence)
         return value
 
     async def _run_loader(self, loader: Loader) -> Any:
-        self.cache.counters.loads += 1
+        self.store.stats.loaded()
         result = loader()
         if inspect.isawaitable(result):
             result = await result
@@ -373,64 +372,41 @@ class Loading:
         ttl: float | None,
         tags: Sequence[str],
     ) -> bool:
-        """Await ``write`` (the database), then cache ``value``; see :meth:`Cache.write_through`."""
-        cache = self.cache
-        full_key = cache.keys.data(validate_key(key))
-        if isinstance(tags, str):
-            raise ConfigurationError(f"tags={tags!r} is not allowed: expected a list of tag names")
-        fresh = cache.jittered(cache.resolve_ttl(ttl))
+        """Await ``write`` (the database), then cache ``value``; see ``Cache.write_through``."""
+        store = self.store
+        full_key = store.keys.data(validate_key(key))
+        TAG_LIST.require("tags", tags)
+        fresh = store.jittered(store.resolve_ttl(ttl))
         # Encode before the database write: a value that cannot be cached is a programming
         # error better raised before the row changes than after.
         if value is None:
-            entry = cache.make_value_entry(
-                key, None, ttl=cache.settings.negative_ttl, negative=True
-            )
+            entry = store.value_entry(key, None, ttl=store.settings.negative_ttl, negative=True)
         else:
-            entry = cache.make_value_entry(key, value, ttl=fresh)
+            entry = store.value_entry(key, value, ttl=fresh)
         await write()  # the database first; if it raises, the cache is untouched
-        if not cache.settings.enabled:
+        if not store.settings.enabled:
             return False
         # Loads that read the old row must not land after us. A locked load is fenced by its
         # lock token, so dropping the lock makes its store refuse; any load that depends on
         # ``tags`` is stopped by retiring their versions (the old entries die with them).
-        try:
-            await cache.backend.delete(cache.keys.lock(full_key))
-        except BackendError as exc:
-            cache.record_error("write-through", exc)
-            await cache.delete(key)  # queued for retry if it fails too: never dropped
+        if not await store.break_lock(full_key, what="write-through"):
+            await store.tags.delete(full_key)  # queued for retry if it fails too: never dropped
             return False
         if tags:
-            await cache.invalidate_tags(*tags)
-        snapshot = await cache.snapshot(tags, ttl=fresh)
-        if await self.store(full_key, entry, snapshot):
+            await store.tags.invalidate(*tags)
+        snapshot = await store.tags.snapshot(tags, ttl=fresh)
+        if await store.write(full_key, entry, snapshot) is WriteResult.STORED:
             return True
         # Not stored: the old value must not stay behind the new row. A failed delete is
-        # queued and retried by the cache until it lands.
-        await cache.delete(key)
+        # queued and retried until it lands.
+        await store.tags.delete(full_key)
         return False
 
-    # -- storage -------------------------------------------------------------------------------
-
-    async def store(
-        self,
-        full_key: str,
-        entry: Entry,
-        snapshot: TagSnapshot,
-        *,
-        fence: DistributedLock | None = None,
-    ) -> bool | None:
-        """Store ``entry``; ``True`` if stored, ``False`` if refused, ``None`` on a failure.
-
-        Refused means a tag moved on since ``snapshot`` or, with ``fence``, the lock no longer
-        holds its token. A failure (including an empty snapshot, which means the tag read
-        failed) is counted and logged.
-        """
-        lock = None if fence is None else (fence.key, fence.token)
-        return await self.cache.try_write_entry(full_key, entry, snapshot, fence=lock)
+    # -- reading -------------------------------------------------------------------------------
 
     async def _read(self, full_key: str) -> tuple[Entry | None, bool]:
         """The entry under ``full_key`` (or ``None``) and whether the backend answered."""
-        return await self.cache.lookup_entry(full_key)
+        return await self.store.lookup(full_key)
 
     async def _read_fresh(self, full_key: str, opts: LoadOptions) -> _Found | None:
         entry, _ = await self._read(full_key)
@@ -443,9 +419,9 @@ class Loading:
         if entry.kind is EntryKind.NEGATIVE:
             return _Found(None, entry)
         if entry.kind is EntryKind.RESPONSE:
-            self.cache.counters.corrupt += 1
+            self.store.stats.mismatch(full_key, "an HTTP response under a data key")
             return None
-        ok, value = self.cache.decode_value(full_key, entry)
+        ok, value = self.store.decode(full_key, entry)
         if not ok:
             return None
         if opts.rebuild is not None:
@@ -454,7 +430,6 @@ class Loading:
             except Exception as exc:
                 # The stored shape no longer fits the type (a deploy changed the model):
                 # a miss, and the reload overwrites it.
-                self.cache.counters.corrupt += 1
-                logger.debug("asgi-cache: cannot rebuild %r: %s", full_key, exc)
+                self.store.stats.mismatch(full_key, f"cannot rebuild: {exc}")
                 return None
         return _Found(value, entry)

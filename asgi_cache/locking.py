@@ -27,9 +27,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from ._exceptions import BackendError
+from ._stats import Stats
 from .backends.base import Backend
+from .keys import KeySpace
 
-__all__ = ["DistributedLock", "Notifier", "SingleFlight", "new_token"]
+__all__ = ["DistributedLock", "Locks", "Notifier", "SingleFlight", "new_token"]
 
 logger = logging.getLogger("asgi_cache")
 
@@ -232,3 +234,43 @@ class Notifier:
             waiters.discard(future)
             if not waiters and self._waiters.get(channel) is waiters:
                 del self._waiters[channel]
+
+
+class Locks:
+    """The distributed locks of one cache: building them and waking their waiters.
+
+    Args:
+        backend: Returns the cache's backend (built on first use, rebuilt after a close).
+        keys: The namespace's key space (locks and notify channels have their own).
+        lease: Initial expiry of a lock, in seconds; the watchdog renews it.
+        stats: Where lock waits and failures are reported.
+    """
+
+    def __init__(
+        self, backend: Callable[[], Backend], keys: KeySpace, *, lease: float, stats: Stats
+    ) -> None:
+        self._backend = backend
+        self.keys = keys
+        self.lease = lease
+        self.stats = stats
+        self.notifier = Notifier(keys.notify(""))
+        """Wakes this process's waiters (one subscription per backend, shared by cache-aside
+        and the middleware)."""
+
+    def lock(self, full_key: str) -> DistributedLock:
+        """A fresh (not yet acquired) lock guarding ``full_key``, in the lock key space.
+
+        Its release publishes on ``full_key``'s notify channel, waking the waiters of every
+        process.
+        """
+        return DistributedLock(
+            self._backend(),
+            self.keys.lock(full_key),
+            lease=self.lease,
+            on_error=self.stats.error,
+            notify=self.keys.notify(full_key),
+        )
+
+    async def listen(self) -> bool:
+        """Make sure this process hears lock releases; say whether it does."""
+        return await self.notifier.subscribe(self._backend())

@@ -1,8 +1,9 @@
 """The in-process L1 near-cache: decoded entries of hot keys, kept next to the code.
 
-With ``l1_ttl`` > 0 (and a Redis backend), :meth:`Cache.read_entry
-<asgi_cache.Cache.read_entry>` answers a key it read recently from a bounded LRU dict in
-this process, without a Redis round trip. An L1 entry is served until the earlier of
+With ``l1_ttl`` > 0 (and a Redis backend), the entry store (:meth:`Store.read
+<asgi_cache._store.Store.read>`, behind every read of the middleware, ``get`` and
+``get_or_load``) answers a key it read recently from a bounded LRU dict in this process,
+without a Redis round trip. An L1 entry is served until the earlier of
 ``l1_ttl`` after it was read and the end of the entry's freshness; a stale entry is never
 served from L1 (it goes to Redis, where a refresh may already have replaced it).
 

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from asgi_cache import Cache, CacheSettings, ConfigurationError, SerializationError
+from asgi_cache._store import WriteResult
 from asgi_cache.backends import CircuitBreakerBackend, MemoryBackend, RedisBackend
 
 ROUND_TRIPS: list[Any] = [
@@ -62,7 +63,7 @@ async def test_ttl_expiry(cache: Cache) -> None:
 
 async def test_ttl_none_means_default_never_forever(cache: Cache) -> None:
     await cache.set("d:1:x", "v", ttl=None)
-    entry = await cache.read_entry(cache.keys.data("d:1:x"))
+    entry = await cache._store.read(cache.keys.data("d:1:x"))
     assert entry is not None
     lifetime = entry.fresh_until - entry.created_at
     assert lifetime == pytest.approx(cache.settings.default_ttl, rel=1e-6)
@@ -75,7 +76,7 @@ async def test_jitter_stays_within_its_bound() -> None:
     lifetimes = []
     for i in range(200):
         await cache.set(f"j:{i}:x", i, ttl=100)
-        entry = await cache.read_entry(cache.keys.data(f"j:{i}:x"))
+        entry = await cache._store.read(cache.keys.data(f"j:{i}:x"))
         assert entry is not None
         lifetimes.append(entry.fresh_until - entry.created_at)
     assert all(80 <= t <= 120 for t in lifetimes)
@@ -98,10 +99,11 @@ async def test_tags_invalidate_only_their_entries(cache: Cache) -> None:
 
 async def test_store_after_invalidation_during_load_is_refused(cache: Cache) -> None:
     # The race the tag versions close: snapshot -> (invalidation) -> write.
-    snapshot = await cache.snapshot(["users:7"])
+    snapshot = await cache._tags.snapshot(["users:7"])
     await cache.invalidate_tags("users:7")
-    entry = cache.make_value_entry("users:7:profile", "stale", ttl=30)
-    assert await cache.write_entry(cache.keys.data("users:7:profile"), entry, snapshot) is False
+    entry = cache._store.value_entry("users:7:profile", "stale", ttl=30)
+    written = await cache._store.write(cache.keys.data("users:7:profile"), entry, snapshot)
+    assert written is WriteResult.REFUSED
     assert await cache.get("users:7:profile") is None
 
 
@@ -282,7 +284,7 @@ async def test_start_and_stop_nest_and_reopen(redis_url: str) -> None:
             await cache.set("n:1:x", 1)
         backend = cache.backend
         assert await cache.get("n:1:x") == 1  # still open after the inner exit
-    assert cache._backend is None  # the last exit released the connections
+    assert cache._runtime._backend is None  # the last exit released the connections
     assert isinstance(backend, CircuitBreakerBackend)
     assert isinstance(backend.inner, RedisBackend)
     async with cache:
@@ -316,18 +318,18 @@ async def test_lifespan_on_a_starlette_app_and_composed(redis_url: str) -> None:
     app = Starlette(routes=[Route("/", endpoint)], lifespan=cache.wrap_lifespan(app_lifespan))
     async with app.router.lifespan_context(app) as state:
         assert state == {"db": "connected"}
-        assert cache._users == 1
+        assert cache._runtime._users == 1
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t"):
             client_state = {"state": state}
             del client_state
     assert events == ["app start", "app stop"]
-    assert cache._users == 0
+    assert cache._runtime._users == 0
 
     plain = Starlette(lifespan=cache.lifespan)
     async with plain.router.lifespan_context(plain):
-        assert cache._users == 1
-    assert cache._users == 0
+        assert cache._runtime._users == 1
+    assert cache._runtime._users == 0
 
 
 async def test_memory_cache_is_the_default() -> None:

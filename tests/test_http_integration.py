@@ -137,7 +137,7 @@ async def test_lifespan_starts_and_stops_the_cache() -> None:
         while True:
             message = await receive()
             kind = message["type"].rsplit(".", 1)[1]
-            events.append(f"{kind}:{cache._started}")
+            events.append(f"{kind}:{cache._runtime._started}")
             await send({"type": f"{message['type']}.complete"})
             if kind == "shutdown":
                 return
@@ -158,7 +158,7 @@ async def test_lifespan_starts_and_stops_the_cache() -> None:
         "shutdown:True",  # the app's own shutdown may still use the cache
         "lifespan.shutdown.complete",
     ]
-    assert cache._started is False
+    assert cache._runtime._started is False
 
 
 async def test_uncached_route_costs_no_redis_command(
@@ -261,7 +261,7 @@ async def test_lock_coalesces_across_processes(redis_url: str) -> None:
         await entered.wait()
         second = asyncio.ensure_future(two.get("/x"))
         for _ in range(10_000):
-            if caches[1].counters.lock_waits:
+            if caches[1].stats()["lock_waits"]:
                 break
             await asyncio.sleep(0.001)
         reads_before = reads["n"]

@@ -41,7 +41,7 @@ async def test_concurrent_misses_are_coalesced(web_cache: Cache) -> None:
     app = wrap(Starlette(routes=[Route("/slow", slow)]), web_cache)
     async with client_for(app) as client:
         pending = asyncio.gather(*(client.get("/slow") for _ in range(50)))
-        await wait_until(lambda: web_cache.counters.misses == 50)
+        await wait_until(lambda: web_cache.stats()["misses"] == 50)
         gate.set()
         responses = await pending
     assert calls["slow"] == 1
@@ -71,7 +71,7 @@ async def test_unstorable_leader_releases_waiters_to_the_origin(web_cache: Cache
     app = wrap(Starlette(routes=[Route("/p", personal)]), web_cache)
     async with client_for(app) as client:
         pending = asyncio.gather(*(client.get("/p") for _ in range(10)))
-        await wait_until(lambda: web_cache.counters.misses == 10)
+        await wait_until(lambda: web_cache.stats()["misses"] == 10)
         gate.set()
         responses = await pending
     assert calls["n"] == 10
@@ -249,7 +249,7 @@ async def test_coalesced_waiters_never_get_another_variant(web_cache: Cache) -> 
         pending = asyncio.gather(
             *(client.get("/g", headers={"accept-language": lang}) for lang in langs)
         )
-        await wait_until(lambda: web_cache.counters.misses == len(langs) + 1)
+        await wait_until(lambda: web_cache.stats()["misses"] == len(langs) + 1)
         gate.set()
         first, responses = await leader, await pending
     assert first.text == "hello in en"

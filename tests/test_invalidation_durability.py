@@ -26,7 +26,7 @@ async def test_invalidation_while_redis_is_down_lands_after_restart(own_redis: A
         assert cache.stats()["pending_invalidations"] == 2
         own_redis.start()
         async with asyncio.timeout(10):  # hang detector: the retry task delivers by itself
-            await cache._pending.wait_drained()
+            await cache._tags.queue.wait_drained()
         assert cache.stats()["pending_invalidations"] == 0
         assert await cache.get("users:1:profile") is None
         assert await cache.get("users:3:profile") is None
@@ -44,7 +44,7 @@ async def test_invalidation_during_a_hang_lands_after_resume(own_redis: Any) -> 
         finally:
             own_redis.resume()
         async with asyncio.timeout(10):
-            await cache._pending.wait_drained()
+            await cache._tags.queue.wait_drained()
         assert await cache.get("users:1:profile") is None
 
 
@@ -71,7 +71,7 @@ class FlakyBackend(MemoryBackend):
 async def test_overflow_retires_the_whole_namespace_instead_of_dropping() -> None:
     backend = FlakyBackend()
     cache = Cache(CacheSettings(namespace="q"), backend=backend)
-    cache._pending.max_pending = 5
+    cache._tags.queue.max_pending = 5
     backend.down = False
     await cache.set("a:1:x", 1, tags=["a"])
     await cache.set("b:1:x", 2, tags=["b"])

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from asgi_cache import Cache, CacheSettings, ConfigurationError, SerializationError
+from asgi_cache._store import WriteResult
 from asgi_cache.codec import EntryKind
 
 
@@ -69,7 +70,7 @@ async def test_value_is_stored_with_the_ttl_and_readable_by_get(cache: Cache) ->
     loader = Counter([1, 2, 3])
     assert await cache.get_or_load("lists:1:items", loader, ttl=30) == [1, 2, 3]
     assert await cache.get("lists:1:items") == [1, 2, 3]
-    entry = await cache.read_entry(cache.keys.data("lists:1:items"))
+    entry = await cache._store.read(cache.keys.data("lists:1:items"))
     assert entry is not None
     assert 29 < entry.fresh_until - entry.created_at <= 30.0001
     assert entry.load_time >= 0
@@ -95,7 +96,7 @@ async def test_loader_exception_reaches_every_waiter_and_caches_nothing(cache: C
     results = await asyncio.gather(*waiters, return_exceptions=True)
     assert calls == 1
     assert all(isinstance(r, RuntimeError) and "on fire" in str(r) for r in results)
-    assert await cache.read_entry(cache.keys.data("users:1:profile")) is None
+    assert await cache._store.read(cache.keys.data("users:1:profile")) is None
     # The lock was released: the next call loads at once.
     assert await cache.get_or_load("users:1:profile", Counter("ok")) == "ok"
 
@@ -118,7 +119,7 @@ async def test_none_is_cached_as_a_negative_entry_that_expires(cache: Cache) -> 
     assert await cache.get_or_load("users:404:profile", missing, negative_ttl=0.2) is None
     assert await cache.get_or_load("users:404:profile", missing, negative_ttl=0.2) is None
     assert missing.calls == 1  # the second call was answered by the negative entry
-    entry = await cache.read_entry(cache.keys.data("users:404:profile"))
+    entry = await cache._store.read(cache.keys.data("users:404:profile"))
     assert entry is not None
     assert entry.kind is EntryKind.NEGATIVE
     assert entry.fresh_until - entry.created_at == pytest.approx(0.2)
@@ -130,21 +131,22 @@ async def test_none_is_cached_as_a_negative_entry_that_expires(cache: Cache) -> 
 async def test_negative_ttl_defaults_to_the_setting() -> None:
     async with Cache(CacheSettings(negative_ttl=3.0, ttl_jitter=0)) as cache:
         await cache.get_or_load("users:404:profile", Counter(None))
-        entry = await cache.read_entry(cache.keys.data("users:404:profile"))
+        entry = await cache._store.read(cache.keys.data("users:404:profile"))
         assert entry is not None
         assert entry.fresh_until - entry.created_at == pytest.approx(3.0)
 
 
 async def _store_stale(cache: Cache, key: str, value: Any, *, stale_for: float = 60) -> None:
     """Put an entry that went stale a second ago and stays servable for ``stale_for``."""
-    entry = cache.make_value_entry(key, value, ttl=1, stale_ttl=stale_for)
+    entry = cache._store.value_entry(key, value, ttl=1, stale_ttl=stale_for)
     entry = dataclasses.replace(
         entry,
         created_at=entry.created_at - 2,
         fresh_until=entry.created_at - 1,
         stale_until=entry.created_at - 1 + stale_for,
     )
-    assert await cache.write_entry(cache.keys.data(key), entry, await cache.snapshot())
+    snapshot = await cache._tags.snapshot()
+    assert await cache._store.write(cache.keys.data(key), entry, snapshot) is WriteResult.STORED
 
 
 async def test_stale_is_served_while_exactly_one_refresh_runs(cache: Cache) -> None:
@@ -183,7 +185,7 @@ async def test_failed_background_refresh_keeps_the_stale_value(
 
 async def test_stale_window_is_stored_with_the_entry(cache: Cache) -> None:
     await cache.get_or_load("users:1:profile", Counter("v"), ttl=10, stale_ttl=20)
-    entry = await cache.read_entry(cache.keys.data("users:1:profile"))
+    entry = await cache._store.read(cache.keys.data("users:1:profile"))
     assert entry is not None
     assert entry.stale_until - entry.fresh_until == pytest.approx(20)
 
@@ -191,7 +193,7 @@ async def test_stale_window_is_stored_with_the_entry(cache: Cache) -> None:
 async def test_xfetch_refreshes_a_fresh_key_early(cache: Cache) -> None:
     slow = Counter("v1")
     await cache.get_or_load("hot:1:key", slow, ttl=60)
-    entry = await cache.read_entry(cache.keys.data("hot:1:key"))
+    entry = await cache._store.read(cache.keys.data("hot:1:key"))
     assert entry is not None
     assert entry.load_time > 0
     newer = Counter("v2")
@@ -284,8 +286,8 @@ async def test_corrupt_entry_is_a_miss_and_gets_replaced(cache: Cache) -> None:
 
 async def test_response_entry_under_a_data_key_is_a_miss(cache: Cache) -> None:
     key = "users:1:profile"
-    entry = dataclasses.replace(cache.make_value_entry(key, "x", ttl=60), kind=EntryKind.RESPONSE)
-    await cache.write_entry(cache.keys.data(key), entry, await cache.snapshot())
+    entry = dataclasses.replace(cache._store.value_entry(key, "x", ttl=60), kind=EntryKind.RESPONSE)
+    await cache._store.write(cache.keys.data(key), entry, await cache._tags.snapshot())
     assert await cache.get_or_load(key, Counter("loaded")) == "loaded"
 
 
@@ -298,7 +300,7 @@ async def test_a_miss_during_a_refresh_gets_the_refreshed_value(cache: Cache) ->
     await cache.delete("users:1:profile")  # the stale entry is gone (evicted, say)
     second = Counter("second load")
     miss = asyncio.ensure_future(cache.get_or_load("users:1:profile", second, lock_timeout=30))
-    await until(lambda: cache.counters.lock_waits == 1)  # it waits for the refresh's lock
+    await until(lambda: cache.stats()["lock_waits"] == 1)  # it waits for the refresh's lock
     gate.set()
     async with asyncio.timeout(10):
         assert await miss == "new"

@@ -40,7 +40,7 @@ class Pair:
         return self.a.keys.lock(self.full_key)
 
     def loads(self) -> int:
-        return self.a.counters.loads + self.b.counters.loads
+        return self.a.stats()["loads"] + self.b.stats()["loads"]
 
 
 def _settings(**changes: Any) -> CacheSettings:
@@ -86,7 +86,7 @@ async def test_waiter_gets_the_holders_value_without_loading(pair: Pair) -> None
     first = asyncio.ensure_future(pair.a.get_or_load(KEY, holder))
     await holder.started.wait()
     second = asyncio.ensure_future(pair.b.get_or_load(KEY, waiter_loader, lock_timeout=30))
-    await until(lambda: pair.b.counters.lock_waits == 1)
+    await until(lambda: pair.b.stats()["lock_waits"] == 1)
     gate.set()
     async with asyncio.timeout(10):  # woken by the notification, not by lock_timeout
         assert await first == {"id": 42}
@@ -127,7 +127,7 @@ async def test_loader_crash_releases_the_lock_and_the_waiter_takes_over(pair: Pa
     await crash.started.wait()  # type: ignore[attr-defined]
     recovering = Counter("loaded by b")
     second = asyncio.ensure_future(pair.b.get_or_load(KEY, recovering, lock_timeout=30))
-    await until(lambda: pair.b.counters.lock_waits == 1)
+    await until(lambda: pair.b.stats()["lock_waits"] == 1)
     gate.set()
     with pytest.raises(RuntimeError, match="db gone"):
         await first
@@ -178,7 +178,7 @@ async def test_bounded_wait_then_load_itself(pair: Pair) -> None:
     loader = Counter("loaded after waiting")
     assert await pair.b.get_or_load(KEY, loader, lock_timeout=0.05) == "loaded after waiting"
     assert loader.calls == 1
-    assert pair.b.counters.lock_waits == 1
+    assert pair.b.stats()["lock_waits"] == 1
 
 
 async def test_bounded_wait_then_serve_what_landed_unannounced(pair: Pair) -> None:
@@ -186,7 +186,7 @@ async def test_bounded_wait_then_serve_what_landed_unannounced(pair: Pair) -> No
     loader = Counter("should not load")
 
     async def land_value_without_notification() -> None:
-        await until(lambda: pair.b.counters.lock_waits == 1)
+        await until(lambda: pair.b.stats()["lock_waits"] == 1)
         await pair.a.set(KEY, "landed")
 
     writer = asyncio.ensure_future(land_value_without_notification())
@@ -200,28 +200,28 @@ async def test_bounded_wait_then_serve_stale(pair: Pair) -> None:
     loader = Counter("should not load")
 
     async def land_stale_value() -> None:
-        await until(lambda: pair.b.counters.lock_waits == 1)
-        entry = pair.a.make_value_entry(KEY, "stale", ttl=1, stale_ttl=60)
+        await until(lambda: pair.b.stats()["lock_waits"] == 1)
+        entry = pair.a._store.value_entry(KEY, "stale", ttl=1, stale_ttl=60)
         entry = dataclasses.replace(entry, fresh_until=entry.created_at - 1)
-        await pair.a.write_entry(pair.full_key, entry, await pair.a.snapshot())
+        await pair.a._store.write(pair.full_key, entry, await pair.a._tags.snapshot())
 
     writer = asyncio.ensure_future(land_stale_value())
     assert await pair.b.get_or_load(KEY, loader, lock_timeout=0.3) == "stale"
     await writer
     assert loader.calls == 0
-    assert pair.b.counters.stale == 1
+    assert pair.b.stats()["stale"] == 1
 
 
 async def test_background_refresh_skips_when_another_process_refreshes(pair: Pair) -> None:
-    entry = pair.a.make_value_entry(KEY, "stale", ttl=1, stale_ttl=60)
+    entry = pair.a._store.value_entry(KEY, "stale", ttl=1, stale_ttl=60)
     entry = dataclasses.replace(entry, fresh_until=entry.created_at - 1)
-    await pair.a.write_entry(pair.full_key, entry, await pair.a.snapshot())
+    await pair.a._store.write(pair.full_key, entry, await pair.a._tags.snapshot())
     assert await pair.store.acquire_lock(pair.lock_key, "other-process", 30)
     refresh = Counter("new")
     assert await pair.b.get_or_load(KEY, refresh, stale_ttl=60) == "stale"
     await pair.b._loading.drain()
     assert refresh.calls == 0  # the other process's refresh is enough
-    assert pair.b.counters.lock_waits == 0
+    assert pair.b.stats()["lock_waits"] == 0
 
 
 async def test_distributed_lock_api(pair: Pair) -> None:
@@ -259,12 +259,12 @@ async def test_slow_loader_outlives_its_lease_and_still_runs_once(
         assert await p.store.get_raw(p.lock_key) is not None
         other = Counter("second load")
         second = asyncio.ensure_future(p.b.get_or_load(KEY, other, lock_timeout=30))
-        await until(lambda: p.b.counters.lock_waits == 1)
+        await until(lambda: p.b.stats()["lock_waits"] == 1)
         gate.set()
         assert await first == "slow value"
         assert await second == "slow value"
         assert other.calls == 0
-        assert p.a.counters.loads == 1
+        assert p.a.stats()["loads"] == 1
     finally:
         for c in (p.a, p.b):
             await c.stop()
@@ -299,7 +299,7 @@ async def test_waiters_sleep_until_notified_instead_of_polling(redis_url: str) -
             asyncio.ensure_future(b.get_or_load(KEY, Counter("x"), lock_timeout=30))
             for _ in range(20)
         ]
-        await until(lambda: b.counters.lock_waits == 1)  # single-flight: one waiter in b
+        await until(lambda: b.stats()["lock_waits"] == 1)  # single-flight: one waiter in b
         await asyncio.sleep(0.5)  # a window in which a polling waiter would poll many times
         # Everything process b sent while waiting: one read shared by its 20 callers, one
         # lock attempt, the one-time subscription (command and confirmation), one read after
@@ -308,7 +308,7 @@ async def test_waiters_sleep_until_notified_instead_of_polling(redis_url: str) -
         gate.set()
         assert await first == "v"
         assert await asyncio.gather(*waiters) == ["v"] * 20
-        assert a.counters.loads + b.counters.loads == 1
+        assert a.stats()["loads"] + b.stats()["loads"] == 1
         assert waiter_backend.calls["GET"] == 3  # woken: one read, and it had the value
     finally:
         for backend in (holder_backend, waiter_backend):

@@ -184,7 +184,7 @@ async def test_released_lock_wakes_waiters_even_when_unlock_fails() -> None:
     cache = Cache(CacheSettings(namespace="lk"), backend=MemoryBackend())
     woke: list[str] = []
     await cache.backend.subscribe(cache.keys.notify(""), woke.append)
-    lock = cache.lock_for("lk:d:k")
+    lock = cache._store.locks.lock("lk:d:k")
     assert lock.key == "lk:l:lk:d:k"
     assert await lock.acquire()
     assert await lock.release() is True

@@ -87,7 +87,7 @@ async def test_one_failing_read_fails_only_its_caller(redis_url: str) -> None:
         assert backend.read_batcher is not None
         assert backend.read_batcher.batches >= 1
         # Through the cache the failure is a miss, counted as an error, never raised.
-        entries = await asyncio.gather(*(cache.read_entry(k) for k in keys))
+        entries = await asyncio.gather(*(cache._store.read(k) for k in keys))
         assert entries[5] is None
         assert cache.stats()["errors"] == 1
     finally:

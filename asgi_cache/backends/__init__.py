@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 from .base import Backend, Dependency
-from .breaker import BreakerState, CircuitBreakerBackend
+from .breaker import BreakerSnapshot, BreakerState, CircuitBreakerBackend
 from .memory import MemoryBackend
 from .redis import RedisBackend
 
 __all__ = [
     "Backend",
+    "BreakerSnapshot",
     "BreakerState",
     "CircuitBreakerBackend",
     "Dependency",

@@ -44,6 +44,11 @@ class Backend(Protocol):
     name: str
     """Short name for logs and health output (``memory``, ``redis``)."""
 
+    in_process: bool = False
+    """Whether entries live in this process's memory: no network round trip, nothing shared
+    with other processes (so an in-process near-cache or gzip-coded bodies would gain
+    nothing)."""
+
     async def get(self, key: str) -> bytes | None:
         """Return the value under ``key`` if present, unexpired and all its dependencies current."""
         ...

@@ -38,18 +38,42 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypedDict, TypeVar
 
 from .._exceptions import BackendBusyError, BackendError, BackendReplyError
 from .._validate import seconds, whole
 from .base import Backend, Dependency
 
-__all__ = ["BreakerState", "CircuitBreakerBackend"]
+__all__ = ["BreakerSnapshot", "BreakerState", "CircuitBreakerBackend"]
 
 logger = logging.getLogger("asgi_cache")
 
 BreakerState = Literal["closed", "open", "half_open"]
 T = TypeVar("T")
+
+
+class BreakerSnapshot(TypedDict):
+    """The state of a :class:`CircuitBreakerBackend`, as ``cache.stats()`` reports it."""
+
+    state: BreakerState
+    """``closed``, ``open`` or ``half_open``."""
+    consecutive_failures: int
+    """Failures counted since the last success."""
+    threshold: int
+    """Consecutive failures that open the breaker."""
+    cooldown: float
+    """Seconds between probes while open."""
+    transitions: int
+    """Every state change so far."""
+    opened: int
+    """Times the breaker opened."""
+    short_circuited: int
+    """Calls refused without I/O while open."""
+    last_error: str | None
+    """Text of the last failure seen (the probe's included), or ``None``."""
+    state_age: float
+    """Seconds in the current state."""
+
 
 # closed -> open is what an operator must notice; the probe's own back and forth is detail.
 _LEVELS: Final[dict[tuple[str, str], int]] = {
@@ -78,6 +102,7 @@ class CircuitBreakerBackend(Backend):
         seconds(words="a duration in seconds").require("cooldown", cooldown)
         self.inner = backend
         self.name = backend.name
+        self.in_process = backend.in_process
         self.threshold = threshold
         self.cooldown = float(cooldown)
         self._state: BreakerState = "closed"
@@ -97,26 +122,20 @@ class CircuitBreakerBackend(Backend):
         """``closed`` (calls pass), ``open`` (calls fail fast) or ``half_open`` (probing)."""
         return self._state
 
-    def snapshot(self) -> dict[str, Any]:
-        """The breaker's state for ``cache.stats()`` and health output.
-
-        Returns:
-            ``state``, ``consecutive_failures``, ``threshold``, ``cooldown``, ``transitions``
-            (every state change), ``opened`` (times it opened), ``short_circuited`` (calls
-            refused without I/O), ``last_error`` (text of the last failure seen, the probe's
-            included, or ``None``) and ``state_age`` (seconds in the current state).
-        """
-        return {
-            "state": self._state,
-            "consecutive_failures": self._failures,
-            "threshold": self.threshold,
-            "cooldown": self.cooldown,
-            "transitions": self._transitions,
-            "opened": self._opened,
-            "short_circuited": self._short_circuited,
-            "last_error": self._last_error,
-            "state_age": round(time.monotonic() - self._changed_at, 3),
-        }
+    def snapshot(self) -> BreakerSnapshot:
+        """The breaker's state for ``cache.stats()`` and health output (see
+        :class:`BreakerSnapshot` for each field)."""
+        return BreakerSnapshot(
+            state=self._state,
+            consecutive_failures=self._failures,
+            threshold=self.threshold,
+            cooldown=self.cooldown,
+            transitions=self._transitions,
+            opened=self._opened,
+            short_circuited=self._short_circuited,
+            last_error=self._last_error,
+            state_age=round(time.monotonic() - self._changed_at, 3),
+        )
 
     def _move(self, new: BreakerState) -> None:
         old = self._state

@@ -36,6 +36,7 @@ class MemoryBackend(Backend):
     """
 
     name = "memory"
+    in_process = True
 
     def __init__(
         self,

@@ -109,6 +109,7 @@ class RedisBackend(Backend):
     """
 
     name = "redis"
+    in_process = False
 
     def __init__(
         self,

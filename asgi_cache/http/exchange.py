@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from starlette.types import Message, Receive, Send
 
 from .._exceptions import BackendError, ConfigurationError
-from ..cache import TagSnapshot
+from .._store import WriteResult
+from .._tags import NO_SNAPSHOT
 from ..keys import validate_tag
 from .cache_control import (
     delta_seconds,
@@ -159,7 +160,7 @@ class Exchange:
         self.fwd = "miss"
         self.stale: StoredResponse | None = None
         self.revalidating = False
-        self.snapshot = TagSnapshot(())
+        self.snapshot = NO_SNAPSHOT
         self.mode = PENDING
         self.facts: ResponseFacts | None = None
         self.start: Message = {}
@@ -214,21 +215,21 @@ class Exchange:
             self.fwd = "request"
             await self.forward()
             return
-        entry = await mw.cache.read_entry(self.full_key)
+        entry = await mw.store.read(self.full_key)
         if entry is None and local is None and await self._learn_vary():
-            entry = await mw.cache.read_entry(self.full_key)
+            entry = await mw.store.read(self.full_key)
         stored = StoredResponse.from_entry(entry) if entry is not None else None
         if stored is not None and local is None and self.remembered_tags is None:
             mw.vary_memory.put_local(key.url_digest, _vary_names(stored), None)
         if stored is not None and self.credentials and not stored.flags & FLAG_SHAREABLE:
             stored = None
         now = time.time()
-        counters = mw.cache.counters
+        stats = mw.store.stats
         if stored is not None:
             age = now - stored.created_at
             fresh = now < stored.fresh_until and not stored.flags & FLAG_NO_CACHE
             if fresh and (req_max_age is None or age <= req_max_age):
-                counters.hits += 1
+                stats.hit()
                 ttl = round(stored.fresh_until - now)
                 await self.serve(stored, f"hit; ttl={ttl}", "HIT", with_age=True)
                 return
@@ -236,7 +237,7 @@ class Exchange:
                 FLAG_MUST_REVALIDATE | FLAG_NO_CACHE
             )
             if can_serve_stale and now < stored.fresh_until + stored.swr:
-                counters.stale += 1
+                stats.served_stale()
                 mw.schedule_refresh(self, stored)
                 await self.serve(
                     stored, "fwd=stale; detail=stale-while-revalidate", "STALE", with_age=True
@@ -249,14 +250,14 @@ class Exchange:
         if only_if_cached:
             await self.send_plain(504, "fwd=miss; detail=only-if-cached", "MISS")
             return
-        counters.misses += 1
+        stats.miss()
         await self.forward()
 
     def _set_lookup(self, names: tuple[str, ...]) -> None:
         policy = self.policy
         self.lookup_names = tuple(sorted({*policy.key_names, *names}))
         digest = self.key.digest(self.lookup_names, exact=policy.keyed_headers)
-        self.full_key = self.mw.cache.keys.http(digest)
+        self.full_key = self.mw.store.keys.http(digest)
 
     async def _learn_vary(self) -> bool:
         """Read the URL's remembered Vary names and tags; return whether the key changed."""
@@ -323,16 +324,16 @@ class Exchange:
         # Cross-process coalescing: one process holds the lock (its lease extended by a
         # watchdog while the app runs) and calls its app; the others sleep until the holder
         # publishes on the entry's notify channel, bounded by lock_timeout, then go themselves.
-        cache = self.mw.cache
-        lock = cache.lock_for(self.full_key)
+        store = self.mw.store
+        lock = store.locks.lock(self.full_key)
         try:
             acquired = await lock.acquire()
         except BackendError as exc:
-            cache.record_error("lock", exc)
+            store.stats.error("lock", exc)
             await self.origin()  # no lock service: behave as if alone
             return
         if not acquired:
-            cache.counters.lock_waits += 1
+            store.stats.lock_waited()
             found = await self._wait_for_entry()
             if found is not None:
                 self.release(Shared(found, self.lookup_names, self.full_key))
@@ -362,16 +363,14 @@ class Exchange:
     def _served_by_another(self) -> None:
         # The lookup counted a miss; the response came from another request's origin call
         # after all (coalesced in process, or stored by the lock holder), so it is a hit.
-        counters = self.mw.cache.counters
-        counters.misses -= 1
-        counters.hits += 1
+        self.mw.store.stats.coalesced()
 
     async def _wait_for_entry(self) -> StoredResponse | None:
-        cache = self.mw.cache
-        deadline = time.monotonic() + cache.settings.lock_timeout
-        notifier = cache.lock_notifier
-        if await notifier.subscribe(cache.backend):
-            with notifier.waiter(cache.keys.notify(self.full_key)) as woken:
+        store = self.mw.store
+        deadline = time.monotonic() + store.settings.lock_timeout
+        notifier = store.locks.notifier
+        if await store.locks.listen():
+            with notifier.waiter(store.keys.notify(self.full_key)) as woken:
                 # Registered before this read, so a response stored after it wakes us.
                 found = await self._read_fresh()
                 if found is not None:
@@ -391,7 +390,7 @@ class Exchange:
         return None
 
     async def _read_fresh(self) -> StoredResponse | None:
-        entry = await self.mw.cache.read_entry(self.full_key)
+        entry = await self.mw.store.read(self.full_key)
         found = StoredResponse.from_entry(entry) if entry is not None else None
         if found is not None and time.time() < found.fresh_until:
             return found
@@ -400,7 +399,7 @@ class Exchange:
     def _key_for(self, names: tuple[str, ...]) -> str:
         if names == self.lookup_names:
             return self.full_key
-        return self.mw.cache.keys.http(self.key.digest(names, exact=self.policy.keyed_headers))
+        return self.mw.store.keys.http(self.key.digest(names, exact=self.policy.keyed_headers))
 
     def release(self, result: Shared | None) -> None:
         """Wake the requests coalesced on this one (``None``: they go to the app themselves)."""
@@ -416,7 +415,7 @@ class Exchange:
             if self.remembered_tags is None:
                 _, self.remembered_tags = await mw.vary_of(self.key)
             tags = [*self.tags, url_tag_for(self.scope["path"]), *self.remembered_tags]
-            self.snapshot = await mw.cache.snapshot(tags, ttl=self.policy.ttl)
+            self.snapshot = await mw.store.tags.snapshot(tags, ttl=self.policy.ttl)
         scope = self.origin_scope()
         try:
             await mw.app(scope, self._receive, self._on_send)
@@ -579,9 +578,9 @@ class Exchange:
         stale.freshen(facts.headers)
         merged = ResponseFacts.parse(stale.status, stale.headers_with_etag())
         now = time.time()
-        cache = self.mw.cache
+        store = self.mw.store
         lifetime = merged.lifetime(
-            self.policy, cache.settings.default_ttl, now, explicit_only=self.explicit_only
+            self.policy, store.settings.default_ttl, now, explicit_only=self.explicit_only
         )
         swr, sie = merged.stale_windows(self.policy)
         stale.flags = (stale.flags & (FLAG_DERIVED_ETAG | FLAG_GZIP)) | merged.flags()
@@ -590,7 +589,7 @@ class Exchange:
         if not self.no_store:
             ok, shared = await self.store(stale, merged)
             self.release(shared)
-        cache.counters.hits += 1
+        store.stats.hit()
         status = "fwd=stale; fwd-status=304" + ("; stored" if ok else "")
         await self.serve(stale, status, "HIT", with_age=True)
 
@@ -599,7 +598,7 @@ class Exchange:
         stale = self.stale
         if stale is None or self.background:
             return
-        self.mw.cache.counters.stale += 1
+        self.mw.store.stats.served_stale()
         fwd_status = f"; fwd-status={status}" if status is not None else ""
         await self.serve(
             stale, f"fwd=stale{fwd_status}; detail=stale-if-error", "STALE", with_age=True
@@ -618,9 +617,9 @@ class Exchange:
         *,
         keep: bool,
     ) -> None:
-        cache = self.mw.cache
+        store = self.mw.store
         if lifetime > 0:
-            lifetime = cache.jittered(lifetime)
+            lifetime = store.jittered(lifetime)
         if stored.flags & FLAG_MUST_REVALIDATE:
             swr = sie = 0.0
         created = now - origin_age
@@ -629,7 +628,7 @@ class Exchange:
         stored.swr, stored.sie = swr, sie
         window = max(swr, sie)
         if keep:  # an entry with a validator is worth keeping to revalidate cheaply
-            window = max(window, lifetime, cache.settings.default_ttl)
+            window = max(window, lifetime, store.settings.default_ttl)
         stored.stale_until = stored.fresh_until + window
 
     def build(self, facts: ResponseFacts, body: bytes) -> StoredResponse | None:
@@ -676,7 +675,7 @@ class Exchange:
             plain=plain,
         )
         lifetime = facts.lifetime(
-            policy, mw.cache.settings.default_ttl, now, explicit_only=self.explicit_only
+            policy, mw.store.settings.default_ttl, now, explicit_only=self.explicit_only
         )
         swr, sie = facts.stale_windows(policy)
         self._set_times(stored, now, facts.age, lifetime, swr, sie, keep=facts.has_validator)
@@ -693,7 +692,7 @@ class Exchange:
             minimum is not None
             # In process memory a smaller entry saves little and every identity hit would
             # pay a decompression; Redis saves memory and network bytes.
-            and mw.cache.backend.name != "memory"
+            and not mw.store.in_process
             and len(body) >= minimum
             and facts.status == 200
             and "no-transform" not in facts.cc  # RFC 9110 section 7.7
@@ -717,20 +716,16 @@ class Exchange:
     async def store(self, stored: StoredResponse, facts: ResponseFacts) -> tuple[bool, Shared]:
         """Write ``stored`` under the key of its own Vary; remember the URL's Vary names."""
         mw = self.mw
-        cache = mw.cache
+        store = mw.store
         vary = facts.vary or ()
         names = tuple(sorted({*self.policy.key_names, *vary}))
         full_key = self._key_for(names)
-        snapshot = self.snapshot
-        known = {k for k, _ in snapshot.deps}
-        new_tags = [t for t in stored.tags if cache.keys.tag(t) not in known]
-        if new_tags and snapshot.deps:
-            # Tags named at run time (Cache-Tag) are read now; the next miss of this URL reads
-            # them before calling the app, because they are remembered with the Vary names.
-            extra = await cache.snapshot(new_tags, ttl=stored.stale_until - time.time())
-            added = tuple(d for d in extra.deps if d[0] not in known)
-            snapshot = TagSnapshot(snapshot.deps + added)
-        ok = await cache.write_entry(full_key, stored.to_entry(), snapshot)
+        # Tags named at run time (Cache-Tag) are read now; the next miss of this URL reads
+        # them before calling the app, because they are remembered with the Vary names.
+        snapshot = await store.tags.extend(
+            self.snapshot, stored.tags, ttl=stored.stale_until - time.time()
+        )
+        ok = await store.write(full_key, stored.to_entry(), snapshot) is WriteResult.STORED
         await mw.remember(self.key, vary, stored.tags, stored.stale_until - time.time())
         return ok, Shared(stored, names, full_key)
 

@@ -84,7 +84,7 @@ class UnsafeRequest:
             if self.mw.path_cacheable(self.scope, path):
                 tags.append(url_tag_for(path))
         if tags:
-            await self.mw.cache.invalidate_tags(*tags)
+            await self.mw.store.tags.invalidate(*tags)
 
 
 def _host(scope: MutableMapping[str, Any]) -> str:

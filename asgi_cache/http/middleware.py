@@ -18,11 +18,11 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._exceptions import BackendError, ConfigurationError
+from .._store import HasStore, store_of
 from .._validate import ASCII_TEXT, FLAG, whole
 from .exchange import Exchange, Shared
 from .invalidation import UnsafeRequest
@@ -36,9 +36,6 @@ from .keying import (
 from .policy import ResponsePolicy
 from .responses import StoredResponse
 from .routing import RouteResolver
-
-if TYPE_CHECKING:
-    from ..cache import Cache
 
 __all__ = ["CacheMiddleware", "MiddlewareOptions"]
 
@@ -97,7 +94,7 @@ class CacheMiddleware:
         self,
         app: ASGIApp,
         *,
-        cache: Cache,
+        cache: HasStore,
         cache_all: bool = False,
         statuses: Sequence[int] | None = None,
         allowed_hosts: Sequence[str] | None = None,
@@ -111,10 +108,7 @@ class CacheMiddleware:
         max_body_bytes: int | None = None,
         compress_min_bytes: int | None = 500,
     ) -> None:
-        from ..cache import Cache
-
-        if not isinstance(cache, Cache):
-            raise ConfigurationError(f"cache={cache!r} is not allowed: expected a Cache")
+        store = store_of(cache)
         for name, flag in (
             ("cache_all", cache_all),
             ("honor_request_cache_control", honor_request_cache_control),
@@ -128,7 +122,8 @@ class CacheMiddleware:
         _BYTES.require("max_body_bytes", max_body_bytes)
         _BYTES.require("compress_min_bytes", compress_min_bytes)
         self.app = app
-        self.cache = cache
+        self.store = store
+        """The cache's store: entries, tags and locks (the middleware never sees the backend)."""
         self.options = MiddlewareOptions(
             cache_all=cache_all,
             honor_request_cache_control=honor_request_cache_control,
@@ -139,7 +134,7 @@ class CacheMiddleware:
         )
         self.keying = KeyOptions.build(allowed_hosts, ignored_query_params)
         self.default_policy = ResponsePolicy.build(statuses=statuses)
-        self.max_body_bytes = max_body_bytes or cache.settings.max_body_bytes
+        self.max_body_bytes = max_body_bytes or store.settings.max_body_bytes
         self.compress_min_bytes = compress_min_bytes
         self.cache_tag_header = cache_tag_header.strip().lower().encode()
         self.resolver = RouteResolver(
@@ -171,7 +166,7 @@ class CacheMiddleware:
     # -- GET / HEAD ----------------------------------------------------------------------------
 
     async def _get(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.cache.settings.enabled:
+        if not self.store.settings.enabled:
             await self.app(scope, receive, send)
             return
         resolution = self.resolver.resolve(scope, self.app)
@@ -218,11 +213,9 @@ class CacheMiddleware:
         local = memory.get_local(key.url_digest)
         if local is not None and local[1] is not None:
             return local[0], local[1]
-        cache = self.cache
-        try:
-            raw = await cache.backend.get_raw(cache.keys.vary(key.url_digest))
-        except BackendError as exc:
-            cache.record_error("vary read", exc)
+        store = self.store
+        raw, answered = await store.read_note(store.keys.vary(key.url_digest), what="vary read")
+        if not answered:
             return (), ()
         found = memory.decode(raw)
         memory.put_local(key.url_digest, *found)
@@ -236,14 +229,11 @@ class CacheMiddleware:
         if memory.get_local(key.url_digest) == (vary, tags):
             return
         memory.put_local(key.url_digest, vary, tags)
-        cache = self.cache
-        ttl = max(ttl, cache.settings.default_ttl)
-        try:
-            await cache.backend.set_raw(
-                cache.keys.vary(key.url_digest), memory.encode(vary, tags), ttl
-            )
-        except BackendError as exc:
-            cache.record_error("vary write", exc)
+        store = self.store
+        ttl = max(ttl, store.settings.default_ttl)
+        await store.write_note(
+            store.keys.vary(key.url_digest), memory.encode(vary, tags), ttl, what="vary write"
+        )
 
     def schedule_refresh(self, exchange: Exchange, stored: StoredResponse) -> None:
         """Start one background refresh of ``exchange``'s entry (stale-while-revalidate)."""
@@ -281,7 +271,7 @@ class CacheMiddleware:
     # -- unsafe methods ------------------------------------------------------------------------
 
     async def _unsafe(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.cache.settings.enabled:
+        if not self.store.settings.enabled:
             await self.app(scope, receive, send)
             return
         await UnsafeRequest(self, scope, receive, send).run()
@@ -296,7 +286,7 @@ class CacheMiddleware:
     # -- lifespan ------------------------------------------------------------------------------
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        cache = self.cache
+        runtime = self.store.runtime
         started = False
 
         async def wrapped_receive() -> Message:
@@ -304,7 +294,7 @@ class CacheMiddleware:
             message = await receive()
             if message["type"] == "lifespan.startup" and not started:
                 started = True
-                await cache.start()  # before the app's own startup, which may use it
+                await runtime.start()  # before the app's own startup, which may use it
             return message
 
         async def wrapped_send(message: Message) -> None:
@@ -313,14 +303,14 @@ class CacheMiddleware:
                 await self._stop_background()
                 if started:
                     started = False
-                    await cache.stop()  # after the app's own shutdown, which may use it
+                    await runtime.stop()  # after the app's own shutdown, which may use it
             await send(message)
 
         try:
             await self.app(scope, wrapped_receive, wrapped_send)
         finally:
             if started:
-                await cache.stop()
+                await runtime.stop()
 
     async def drain(self) -> None:
         """Wait for the background refreshes running now (stale-while-revalidate)."""

@@ -1,0 +1,172 @@
+"""What every part of one cache shares: settings, key space, events, the backend and the L1.
+
+A :class:`Runtime` is built by the :class:`~asgi_cache.Cache` facade and handed to the store
+layer (:class:`~asgi_cache._store.Store`, :class:`~asgi_cache._tags.Tags`, the locks), which
+the features build on. It owns the backend's lifetime: the backend is built on first use (a
+cache used before startup connects lazily) and rebuilt after a close (a cache may be started
+again), and the startup checks that tell an operator when Redis is unfit for a cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from ._exceptions import BackendError
+from ._stats import Stats
+from .backends.base import Backend
+from .backends.breaker import CircuitBreakerBackend
+from .backends.memory import MemoryBackend
+from .backends.redis import RedisBackend, version_problem
+from .keys import KeySpace
+from .near import NearCache
+from .settings import CacheSettings
+
+logger = logging.getLogger("asgi_cache")
+
+Closer = Callable[[], Awaitable[None]]
+
+
+class Runtime:
+    """The shared state and lifetime of one cache.
+
+    Args:
+        settings: The cache's configuration.
+        backend: A backend to use as given (never closed here) instead of the one
+            ``settings.url`` names.
+    """
+
+    def __init__(self, settings: CacheSettings, backend: Backend | None = None) -> None:
+        self.settings = settings
+        self.keys = KeySpace(settings.namespace)
+        self.stats = Stats()
+        self._backend = backend
+        self._owns_backend = backend is None
+        self._users = 0
+        self._started = False
+        self._checked = False  # startup checks warn once per cache, not once per start
+        self._closers: list[Closer] = []
+        self.near: NearCache | None = None
+        """The L1 near-cache, or ``None`` when it is off (``l1_ttl`` is 0, or the backend is
+        in process already)."""
+        if settings.l1_ttl > 0 and not self.in_process:
+            self.near = NearCache(
+                ttl=settings.l1_ttl,
+                max_entries=settings.l1_max_entries,
+                channel_prefix=self.keys.l1_channel(),
+            )
+
+    # -- the backend ---------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> Backend:
+        """The backend, built on first use."""
+        if self._backend is None:
+            self._backend = self._make_backend()
+        return self._backend
+
+    def _make_backend(self) -> Backend:
+        s = self.settings
+        if s.backend_scheme == "memory":
+            return MemoryBackend(max_entries=s.memory_max_entries, max_bytes=s.memory_max_bytes)
+        redis = RedisBackend(
+            s.url,
+            op_timeout=s.op_timeout,
+            connect_timeout=s.connect_timeout,
+            max_connections=s.max_connections,
+            pool_timeout=s.pool_timeout,
+            batch_reads=s.batch_reads,
+        )
+        if not s.breaker_threshold:
+            return redis
+        return CircuitBreakerBackend(
+            redis, threshold=s.breaker_threshold, cooldown=s.breaker_cooldown
+        )
+
+    @property
+    def breaker(self) -> CircuitBreakerBackend | None:
+        """The circuit breaker in front of the backend, if there is one."""
+        backend = self.backend
+        return backend if isinstance(backend, CircuitBreakerBackend) else None
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the backend lives in this process's memory (nothing shared, no network)."""
+        if self._backend is not None:
+            return self._backend.in_process
+        return self.settings.backend_scheme == "memory"
+
+    # -- lifetime ------------------------------------------------------------------------------
+
+    def on_close(self, closer: Closer) -> None:
+        """Run ``closer`` when the cache closes, before the backend does (the last one
+        registered runs first, as features close before what they build on)."""
+        self._closers.append(closer)
+
+    async def start(self) -> None:
+        """Count one user; the first start runs the startup checks (see ``Cache.start``)."""
+        self._users += 1
+        if self._started:
+            return
+        self._started = True
+        if self.settings.enabled and not self._checked:
+            await self._startup_checks()
+
+    async def stop(self) -> None:
+        """Undo one :meth:`start`; the last one closes."""
+        self._users = max(0, self._users - 1)
+        if self._users == 0:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close now: the features' closers, then the backend's connections, then the L1."""
+        self._started = False
+        self._users = 0
+        for closer in reversed(self._closers):
+            await closer()
+        backend = self._backend
+        near = self.near
+        if backend is not None and self._owns_backend:
+            self._backend = None
+            await backend.aclose()
+            if near is not None:
+                near.subscription.reset()  # its subscriber connection is gone
+        if near is not None:
+            near.clear()  # no invalidations are heard until the next subscription
+
+    async def _startup_checks(self) -> None:
+        try:
+            info = await self.backend.info()
+        except BackendError as exc:
+            logger.warning(
+                "asgi-cache: %s backend unreachable at startup (%s); serving from the origin "
+                "until it answers",
+                self.backend.name,
+                exc,
+            )
+            return
+        self._checked = True
+        for warning in _startup_warnings(info):
+            logger.warning("asgi-cache: %s", warning)
+
+
+def _startup_warnings(info: dict[str, object]) -> list[str]:
+    """What makes the Redis that ``info`` describes unfit for a cache, for an operator
+    reading the log (empty for a fit Redis, and for a backend that is not Redis)."""
+    if info.get("backend") != "redis":
+        return []
+    warnings = []
+    if not info.get("maxmemory"):
+        warnings.append(
+            "Redis has no maxmemory limit; a cache should set maxmemory and an evicting "
+            "policy such as allkeys-lru (see docs/operations.md)"
+        )
+    elif info.get("maxmemory_policy") == "noeviction":
+        warnings.append(
+            "Redis maxmemory-policy is noeviction; writes will fail with OOM when memory is "
+            "full. Use allkeys-lru or allkeys-lfu for a cache"
+        )
+    problem = version_problem(info.get("version"))
+    if problem is not None:
+        warnings.append(f"{problem}; upgrade Redis (see docs/operations.md)")
+    return warnings

@@ -1,0 +1,313 @@
+"""The entry store: what the data API, cache-aside and the middleware read and write.
+
+Data flows one way: a feature asks the :class:`Store`; the store turns values into versioned
+entries (:mod:`asgi_cache.codec`), records the tag versions they depend on
+(:class:`~asgi_cache._tags.Tags`) and calls the backend. It fails open: a backend error or
+timeout is a miss on reads and a counted, logged :attr:`WriteResult.FAILED` on writes, never
+an exception to the feature.
+
+With the L1 near-cache on, a fresh entry read recently comes from this process's memory,
+without a backend round trip; every store and delete brings the L1s in line through
+:meth:`Tags.apply <asgi_cache._tags.Tags.apply>`.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ._exceptions import BackendError, ConfigurationError
+from ._runtime import Runtime
+from ._tags import Tags, TagSnapshot
+from ._validate import TTL
+from .codec import CorruptEntry, Entry, EntryKind, Serializer, decode_entry, encode_entry
+from .keys import validate_key
+from .locking import DistributedLock, Locks
+
+
+class WriteResult(enum.Enum):
+    """What became of a write."""
+
+    STORED = "stored"
+    """The entry is in the backend."""
+    REFUSED = "refused"
+    """Not stored, by design: a tag moved on since the snapshot, the fence's lock is held by
+    someone else, the entry was already past its lifetime, or the cache is disabled."""
+    FAILED = "failed"
+    """Not stored because the backend failed (counted and logged), or because the tag read
+    before the load failed (an empty snapshot)."""
+
+
+class Store:
+    """The entries of one cache.
+
+    Args:
+        runtime: The cache's shared state (settings, keys, events, backend, L1).
+        tags: Its tags, for snapshots and for the L1 fan-out after a store.
+    """
+
+    __slots__ = (
+        "_random",
+        "keys",
+        "locks",
+        "near",
+        "runtime",
+        "serializer",
+        "settings",
+        "stats",
+        "tags",
+    )
+
+    def __init__(self, runtime: Runtime, tags: Tags) -> None:
+        self.runtime = runtime
+        self.tags = tags
+        self.settings = runtime.settings
+        self.keys = runtime.keys
+        self.stats = runtime.stats
+        self.near = runtime.near
+        self.serializer = Serializer(runtime.settings.serializer)
+        self.locks = Locks(
+            lambda: runtime.backend, runtime.keys, lease=self.settings.lock_lease, stats=self.stats
+        )
+        """Builds the distributed lock of a key, and wakes its waiters."""
+        self._random = random.Random()
+
+    @property
+    def in_process(self) -> bool:
+        """Whether entries live in this process's memory (the ``memory://`` backend)."""
+        return self.runtime.in_process
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def read(self, full_key: str) -> Entry | None:
+        """The entry under ``full_key``; ``None`` on a miss of any kind.
+
+        A backend failure, an invalidated entry and a corrupt or foreign value are all misses
+        (the latter reported as ``corrupt``). Hit and miss counting is left to the caller,
+        which knows whether the entry is usable.
+        """
+        entry, _ = await self.lookup(full_key)
+        return entry
+
+    async def lookup(self, full_key: str) -> tuple[Entry | None, bool]:
+        """Like :meth:`read`, also saying whether the backend answered (or the L1 did).
+
+        Returns:
+            The entry (``None`` on a miss of any kind) and ``False`` only when the backend
+            failed, so the caller can skip work that needs it (locks, stores).
+        """
+        if not self.settings.enabled:
+            return None, True
+        near = self.near
+        generation = -1
+        backend = self.runtime.backend
+        if near is not None:
+            entry = near.get(full_key)
+            if entry is not None:
+                return entry, True
+            # Filled only while subscribed, so no invalidation of what it holds goes unheard.
+            if await near.subscription.subscribe(backend):
+                generation = near.generation
+        try:
+            raw = await backend.get(full_key)
+        except BackendError as exc:
+            self.stats.error("read", exc)
+            return None, False
+        if raw is None:
+            return None, True
+        try:
+            entry = decode_entry(raw, full_key)
+        except CorruptEntry as exc:
+            self.stats.corrupt(full_key, exc)
+            return None, True
+        if generation >= 0 and near is not None:
+            near.put(full_key, entry, generation)
+        return entry, True
+
+    def decode(self, full_key: str, entry: Entry) -> tuple[bool, Any]:
+        """Decode a value entry: ``(True, value)``, or ``(False, None)`` if it is corrupt."""
+        try:
+            return True, self.serializer.decode(entry)
+        except CorruptEntry as exc:
+            self.stats.corrupt(full_key, exc)
+            return False, None
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def write(
+        self,
+        full_key: str,
+        entry: Entry,
+        snapshot: TagSnapshot,
+        *,
+        fence: DistributedLock | None = None,
+    ) -> WriteResult:
+        """Store ``entry`` until its ``stale_until`` if ``snapshot``'s tags are still current.
+
+        With ``fence`` (a lock this caller acquired), store only while its token still holds
+        the lock, so a holder whose lease ran out cannot overwrite what the next holder
+        wrote. Failures are counted and logged, never raised.
+        """
+        if not self.settings.enabled:
+            return WriteResult.REFUSED
+        if not snapshot.deps:
+            return WriteResult.FAILED
+        lifetime = entry.stale_until - time.time()
+        if lifetime <= 0:
+            return WriteResult.REFUSED
+        payload = encode_entry(entry, full_key)
+        backend = self.runtime.backend
+        if fence is None:
+            change = backend.set(full_key, payload, lifetime, snapshot.deps)
+        else:
+            change = backend.set_if_locked(
+                full_key, payload, lifetime, snapshot.deps, fence.key, fence.token
+            )
+        try:
+            # Whatever this process held for the key is older than what was written (even
+            # when the caller is cancelled while the write may have landed).
+            stored = await self.tags.apply(change, (full_key,))
+        except BackendError as exc:
+            self.stats.error("write", exc)
+            return WriteResult.FAILED
+        if not stored:
+            return WriteResult.REFUSED
+        self.stats.stored()
+        return WriteResult.STORED
+
+    def value_entry(
+        self,
+        key: str,
+        value: Any,
+        *,
+        ttl: float,
+        stale_ttl: float = 0.0,
+        load_time: float = 0.0,
+        negative: bool = False,
+    ) -> Entry:
+        """Encode ``value`` as an entry fresh for ``ttl`` seconds (jitter already applied).
+
+        Raises:
+            SerializationError: The value cannot be encoded; the message names key and type.
+        """
+        now = time.time()
+        if negative:
+            kind, body, tagged = EntryKind.NEGATIVE, b"", False
+        else:
+            kind, body, tagged = self.serializer.encode(value, key=key)
+        return Entry(
+            kind=kind,
+            body=body,
+            created_at=now,
+            fresh_until=now + ttl,
+            stale_until=now + ttl + stale_ttl,
+            load_time=load_time,
+            tagged=tagged,
+        )
+
+    # -- lifetimes -----------------------------------------------------------------------------
+
+    def resolve_ttl(self, ttl: float | None) -> float:
+        """The freshness lifetime for ``ttl``: ``None`` means the default TTL, never forever.
+
+        Raises:
+            ConfigurationError: ``ttl`` is not finite seconds > 0 (or ``None``).
+        """
+        if ttl is None:
+            return self.settings.default_ttl
+        return float(TTL.require("ttl", ttl))
+
+    def jittered(self, ttl: float) -> float:
+        """``ttl`` spread by the configured jitter (never below 1 ms)."""
+        jitter = self.settings.ttl_jitter
+        if jitter:
+            ttl *= 1.0 + self._random.uniform(-jitter, jitter)
+        return max(ttl, 0.001)
+
+    # -- the data API --------------------------------------------------------------------------
+
+    async def get_value(self, key: str, default: Any = None) -> Any:
+        """The fresh value cached under the caller's ``key``, or ``default`` (see
+        ``Cache.get``)."""
+        full_key = self.keys.data(validate_key(key))
+        entry = await self.read(full_key)
+        if entry is None or not entry.is_fresh(time.time()):
+            self.stats.miss()
+            return default
+        ok, value = self.decode(full_key, entry)
+        if not ok or entry.kind is EntryKind.NEGATIVE:
+            self.stats.miss()
+            return default
+        self.stats.hit()
+        return value
+
+    async def set_value(
+        self, key: str, value: Any, ttl: float | None, tags: Sequence[str]
+    ) -> WriteResult:
+        """Cache ``value`` under the caller's ``key`` (see ``Cache.set``).
+
+        Raises:
+            ConfigurationError: ``key``, ``ttl`` or a tag is not allowed.
+            SerializationError: The value cannot be encoded.
+        """
+        validate_key(key)
+        fresh = self.jittered(self.resolve_ttl(ttl))
+        entry = self.value_entry(key, value, ttl=fresh)
+        snapshot = await self.tags.snapshot(tags, ttl=fresh)
+        return await self.write(self.keys.data(key), entry, snapshot)
+
+    # -- bookkeeping and locks -----------------------------------------------------------------
+
+    async def read_note(self, key: str, *, what: str) -> tuple[bytes | None, bool]:
+        """Bookkeeping bytes under ``key`` (no tags, no entry format), and whether the backend
+        answered; a failure is reported as ``what``."""
+        try:
+            return await self.runtime.backend.get_raw(key), True
+        except BackendError as exc:
+            self.stats.error(what, exc)
+            return None, False
+
+    async def write_note(self, key: str, value: bytes, ttl: float, *, what: str) -> None:
+        """Keep bookkeeping bytes under ``key`` for ``ttl`` seconds (best effort)."""
+        try:
+            await self.runtime.backend.set_raw(key, value, ttl)
+        except BackendError as exc:
+            self.stats.error(what, exc)
+
+    async def break_lock(self, full_key: str, *, what: str) -> bool:
+        """Delete the lock of ``full_key``, whoever holds it, so that the holder's fenced
+        store is refused; return whether the backend answered (a failure is reported as
+        ``what``)."""
+        try:
+            await self.runtime.backend.delete(self.keys.lock(full_key))
+        except BackendError as exc:
+            self.stats.error(what, exc)
+            return False
+        return True
+
+
+class HasStore(Protocol):
+    """What a feature built around a cache, such as the middleware, is given: an object with
+    a store (:class:`~asgi_cache.Cache` keeps its own as ``_store``)."""
+
+    @property
+    def _store(self) -> Store: ...
+
+
+def store_of(cache: HasStore) -> Store:
+    """The store of ``cache``, for the features built around a cache by their users.
+
+    The only place the store is taken from a :class:`~asgi_cache.Cache` from outside it
+    (the ``cache=`` of :class:`~asgi_cache.CacheMiddleware`); the cache hands it to
+    everything it builds itself.
+
+    Raises:
+        ConfigurationError: ``cache`` is not a :class:`~asgi_cache.Cache`.
+    """
+    store = getattr(cache, "_store", None)
+    if not isinstance(store, Store):
+        raise ConfigurationError(f"cache={cache!r} is not allowed: expected a Cache")
+    return store

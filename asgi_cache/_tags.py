@@ -1,0 +1,210 @@
+"""Tags: the versions entries depend on, invalidation, and keeping every L1 in line.
+
+An entry records the versions of its tags when its value was loaded (a :class:`TagSnapshot`)
+and is served only while they are current (see :mod:`asgi_cache.backends.base`).
+Invalidating a tag retires its version: one command per tag, never a scan. Deleting keys and
+clearing the namespace are invalidations too, and all of them are durable: one that fails
+because the backend is unreachable waits in the retry queue (:mod:`asgi_cache._retry`) until
+it lands, never dropped.
+
+After every change this module brings the L1 near-caches in line, in one place
+(:meth:`Tags.apply`): this process's at once, the other processes' by a publish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+from ._exceptions import BackendError
+from ._retry import InvalidationQueue
+from ._runtime import Runtime
+from .backends.base import Dependency
+from .keys import validate_tag
+
+T = TypeVar("T")
+
+_BROADCAST_KEYS: Final = 16
+"""Most keys announced one by one; more are announced as one "empty every L1" message."""
+
+
+@dataclass(frozen=True, slots=True)
+class TagSnapshot:
+    """The versions of a set of tags, read before a value is loaded.
+
+    Storing the loaded value with this snapshot makes the store race-free: if any of the tags
+    is invalidated while the loader runs, the entry is not stored (or, if it lands, is never
+    served), because it records versions that are no longer current. An empty snapshot means
+    the versions could not be read (the backend failed): nothing is stored with it.
+    """
+
+    deps: tuple[Dependency, ...]
+
+
+NO_SNAPSHOT: Final = TagSnapshot(())
+"""The snapshot of a failed (or skipped) tag read: storing with it is a failure."""
+
+
+class Tags:
+    """Tag versions and every invalidation of one cache.
+
+    Args:
+        runtime: The cache's shared state; the retry queue closes with it.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._settings = runtime.settings
+        self._keys = runtime.keys
+        self._stats = runtime.stats
+        self.queue = InvalidationQueue(
+            invalidate=self._retry_invalidate,
+            delete=self._retry_delete,
+            all_tag=runtime.keys.all_tag,
+        )
+        """Invalidations waiting for the backend to come back."""
+        runtime.on_close(self.queue.aclose)
+
+    # -- versions ------------------------------------------------------------------------------
+
+    async def snapshot(self, tags: Iterable[str] = (), *, ttl: float | None = None) -> TagSnapshot:
+        """Read (creating if needed) the versions of ``tags`` before loading a value.
+
+        Every entry also depends on the namespace-wide tag, so :meth:`clear` reaches it. The
+        versions are kept alive at least ``ttl`` (the entry's lifetime) plus a lock lease.
+        On a backend failure the snapshot is empty (storing with it fails open too).
+        """
+        keys = self._keys
+        tag_keys = [keys.all_tag, *(keys.tag(validate_tag(t)) for t in tags)]
+        return await self._read(tag_keys, ttl)
+
+    async def extend(
+        self, snapshot: TagSnapshot, tags: Iterable[str], *, ttl: float
+    ) -> TagSnapshot:
+        """``snapshot`` plus the versions of ``tags`` it does not hold yet (tags a response
+        named at run time). An empty snapshot stays empty: its store fails anyway."""
+        known = {k for k, _ in snapshot.deps}
+        keys = self._keys
+        new = [keys.tag(t) for t in tags if keys.tag(t) not in known]
+        if not new or not snapshot.deps:
+            return snapshot
+        extra = await self._read(new, ttl)
+        if not extra.deps:
+            return snapshot  # the new tags could not be read: store under the ones we have
+        return TagSnapshot(snapshot.deps + extra.deps)
+
+    async def _read(self, tag_keys: list[str], ttl: float | None) -> TagSnapshot:
+        s = self._settings
+        if not s.enabled:
+            return NO_SNAPSHOT
+        lifetime = max(s.default_ttl, ttl or 0.0) + s.lock_lease
+        try:
+            versions = await self._runtime.backend.versions(tag_keys, lifetime)
+        except BackendError as exc:
+            self._stats.error("tag read", exc)
+            return NO_SNAPSHOT
+        return TagSnapshot(tuple(zip(tag_keys, versions, strict=True)))
+
+    # -- invalidation --------------------------------------------------------------------------
+
+    async def invalidate(self, *tags: str) -> int:
+        """Retire the versions of ``tags``; return how many had live entries (see
+        ``Cache.invalidate_tags``). Queued for retry when the backend fails."""
+        if not tags or not self._settings.enabled:
+            return 0
+        tag_keys = [self._keys.tag(validate_tag(t)) for t in tags]
+        try:
+            # L1 entries do not carry their tags: emptying it all is coarse but never wrong.
+            count = await self.apply(self._runtime.backend.invalidate(tag_keys))
+        except BackendError as exc:
+            self._stats.error("invalidate", exc)
+            self.queue.add(tags=tag_keys)
+            return 0
+        self._stats.invalidated(len(tag_keys))
+        return count
+
+    async def delete(self, *full_keys: str) -> int:
+        """Delete entries by full key; return how many existed. A delete is an invalidation:
+        when the backend fails it is queued for retry, never dropped."""
+        if not full_keys or not self._settings.enabled:
+            return 0
+        try:
+            count = await self.apply(self._runtime.backend.delete(*full_keys), full_keys)
+        except BackendError as exc:
+            self._stats.error("delete", exc)
+            self.queue.add(keys=full_keys)
+            return 0
+        self._stats.deleted(count)
+        return count
+
+    async def delete_prefix(
+        self, prefix: str, *, batch: int, progress: Callable[[int], None] | None
+    ) -> int:
+        """Delete every entry whose full key starts with ``prefix`` (a scan, see
+        ``Cache.invalidate_prefix``).
+
+        Raises:
+            BackendError: The backend failed (an operator asked for a count).
+        """
+        call = self._runtime.backend.delete_prefix(prefix, batch=batch, progress=progress)
+        count = await self.apply(call)
+        self._stats.deleted(count)
+        return count
+
+    async def clear(self) -> None:
+        """Invalidate every entry of the namespace (one tag version, O(1))."""
+        if not self._settings.enabled:
+            return
+        all_tag = self._keys.all_tag
+        try:
+            await self.apply(self._runtime.backend.invalidate([all_tag]))
+        except BackendError as exc:
+            self._stats.error("clear", exc)
+            self.queue.add(tags=[all_tag])
+
+    async def drain(self) -> bool:
+        """Retry queued invalidations now; return whether none are left pending."""
+        return await self.queue.flush() if len(self.queue) else True
+
+    async def _retry_invalidate(self, tag_keys: Sequence[str]) -> int:
+        return await self.apply(self._runtime.backend.invalidate(tag_keys))
+
+    async def _retry_delete(self, *full_keys: str) -> int:
+        return await self.apply(self._runtime.backend.delete(*full_keys), full_keys)
+
+    # -- the L1 fan-out ------------------------------------------------------------------------
+
+    async def apply(self, change: Awaitable[T], full_keys: Sequence[str] = ()) -> T:
+        """Await a backend ``change`` to ``full_keys`` (none: possibly every key), then bring
+        every L1 in line.
+
+        This process's L1 forgets the keys (all of it when none are named) whatever happens,
+        even when the change fails or is cancelled: what it held may be older than what
+        landed. The other processes are told by a publish once the change has landed,
+        unless it answered ``False`` (a store that was refused changed nothing). Best
+        effort: a lost message is bounded by ``l1_ttl`` (``docs/near-cache.md``).
+
+        Raises:
+            BackendError: The change failed (the caller fails open or queues it).
+        """
+        near = self._runtime.near
+        try:
+            result = await change
+        finally:
+            if near is not None:
+                if full_keys:
+                    near.drop(*full_keys)
+                else:
+                    near.clear()
+        if near is None or result is False:
+            return result
+        # Many keys at once: one message emptying every L1 beats one message per key.
+        keys = full_keys if len(full_keys) <= _BROADCAST_KEYS else ()
+        channels = [near.channel(k) for k in keys] or [near.channel()]
+        try:
+            for channel in channels:
+                await self._runtime.backend.publish(channel)
+        except BackendError as exc:
+            self._stats.error("L1 invalidation publish", exc)
+        return result
