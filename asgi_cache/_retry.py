@@ -10,11 +10,13 @@ tag version) instead of dropping anything: coarser, but never wrong.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+import anyio
+
 from ._exceptions import BackendError
+from ._tasks import BackgroundTasks
 
 __all__ = ["InvalidationQueue"]
 
@@ -51,7 +53,7 @@ class InvalidationQueue:
         self._tags: dict[str, None] = {}  # insertion-ordered sets
         self._keys: dict[str, None] = {}
         self._overflowed = False
-        self._task: asyncio.Task[None] | None = None
+        self._retrying = BackgroundTasks("invalidation retry")
         self._drained = asyncio.Event()
         self._drained.set()
         self.retried = 0
@@ -78,8 +80,8 @@ class InvalidationQueue:
                 self.max_pending,
             )
         self._drained.clear()
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        if not self._retrying:
+            self._retrying.start_soon(self._run)
 
     async def flush(self) -> bool:
         """Try every queued invalidation once, now; return whether the queue is empty."""
@@ -108,7 +110,7 @@ class InvalidationQueue:
     async def _run(self) -> None:
         delay = self.initial_backoff
         while self:
-            await asyncio.sleep(delay)
+            await anyio.sleep(delay)
             if await self.flush():
                 logger.info("asgi-cache: queued invalidations delivered")
                 return
@@ -116,11 +118,7 @@ class InvalidationQueue:
 
     async def aclose(self) -> None:
         """Stop retrying; one last attempt is made, and anything left is logged as lost."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._retrying.aclose()
         if self and not await self.flush():
             logger.error(
                 "asgi-cache: shutting down with %d undelivered invalidations: %s",

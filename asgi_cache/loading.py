@@ -20,7 +20,6 @@ still coalesces callers in this process) and no lock, wait or store is attempted
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import inspect
 import logging
@@ -31,13 +30,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._exceptions import BackendError
 from ._store import Store, WriteResult
+from ._tasks import BackgroundTasks
 from ._validate import TAG_LIST, TTL, Check, number, seconds
 from .aside import rebuilder
 from .codec import Entry, EntryKind
 from .keys import validate_key
-from .locking import DistributedLock, SingleFlight
+from .locking import DistributedLock, SingleFlight, TurnOutcome
 from .settings import CacheSettings
 
 __all__ = ["LoadOptions", "Loading"]
@@ -117,11 +116,6 @@ class _Outcome(enum.Enum):
     MISS = 3
 
 
-class _Wait(enum.Enum):
-    WOKEN = 1
-    TIMED_OUT = 2
-
-
 @dataclass(frozen=True, slots=True)
 class _Found:
     value: Any
@@ -135,7 +129,8 @@ class Loading:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.flights = SingleFlight()
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = BackgroundTasks("background refresh")
+        self._refreshing: set[str] = set()  # full keys with a refresh running
         self._random = random.Random()
         self._rebuilders: dict[Any, Rebuild | None] = {}
 
@@ -201,39 +196,36 @@ class Loading:
     def _refresh_in_background(
         self, full_key: str, key: str, loader: Loader, opts: LoadOptions, seen: Entry
     ) -> None:
-        # Refreshes have their own flight: a refresh may end without a value (another process
-        # is refreshing), which must not become the result of a miss that joined it.
-        refresh_key = "refresh\0" + full_key
-        if self.flights.in_flight(refresh_key):
+        # Refreshes run apart from the misses' flights: a refresh may end without a value
+        # (another process is refreshing), which must not become the result of a miss.
+        if full_key in self._refreshing:
             return
-        task = self.flights.start(
-            refresh_key,
-            lambda: self._load(
-                full_key, key, loader, opts, reachable=True, background=True, seen=seen
-            ),
-        )
-        self._background.add(task)
-        task.add_done_callback(self._background_done)
+        self._refreshing.add(full_key)
 
-    def _background_done(self, task: asyncio.Task[Any]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.warning(
-                "asgi-cache: background refresh failed; the stale value stays until it expires: %r",
-                task.exception(),
-            )
+        async def refresh() -> None:
+            try:
+                await self._load(
+                    full_key, key, loader, opts, reachable=True, background=True, seen=seen
+                )
+            except Exception as exc:
+                logger.warning(
+                    "asgi-cache: background refresh failed; the stale value stays until it "
+                    "expires: %r",
+                    exc,
+                )
+            finally:
+                self._refreshing.discard(full_key)
+
+        self._background.start_soon(refresh)
 
     async def drain(self) -> None:
         """Wait for the background refreshes running now (for shutdown and tests)."""
-        while self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self._background.drain()
 
     async def aclose(self) -> None:
         """Cancel the background refreshes still running (at shutdown)."""
-        tasks = list(self._background)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._background.aclose()
+        self._refreshing.clear()
 
     # -- the load path -------------------------------------------------------------------------
 
@@ -248,28 +240,32 @@ class Loading:
         background: bool = False,
         seen: Entry | None = None,
     ) -> Any:
-        store = self.store
         if not (opts.lock and reachable):
             return await self._load_and_store(full_key, key, loader, opts, reachable=reachable)
-        deadline = time.monotonic() + opts.lock_timeout
-        while True:
-            lock = store.locks.lock(full_key)
-            try:
-                acquired = await lock.acquire()
-            except BackendError as exc:
-                store.stats.error("lock", exc)
-                return await self._load_and_store(full_key, key, loader, opts, reachable=True)
-            if acquired:
-                return await self._load_locked(full_key, key, loader, opts, lock, seen)
-            if background:
-                return None  # another process is refreshing it; the stale value was served
-            store.stats.lock_waited()
-            outcome = await self._wait(full_key, opts, deadline)
-            if isinstance(outcome, _Found):
-                return outcome.value
-            if outcome is _Wait.TIMED_OUT:
-                break
-            # Woken without a value: the holder failed or lost its lease. Try to take over.
+
+        async def recheck() -> _Found | None:
+            # The previous holder may have stored a value between our read and our lock; a
+            # refresh wants one newer than the stale entry it saw.
+            found = await self._read_fresh(full_key, opts)
+            if found is not None and (seen is None or found.entry.created_at > seen.created_at):
+                return found
+            return None
+
+        async with self.store.locks.turn(
+            full_key,
+            read=lambda: self._read_fresh(full_key, opts),
+            recheck=recheck,
+            max_wait=opts.lock_timeout,
+            wait=not background,
+        ) as turn:
+            if turn.outcome is TurnOutcome.HOLD:
+                return await self._load_and_store(full_key, key, loader, opts, fence=turn.lock)
+            if turn.found is not None:
+                return turn.found.value
+            if turn.outcome is TurnOutcome.NO_LOCK:
+                return await self._load_and_store(full_key, key, loader, opts)
+        if background:
+            return None  # another process is refreshing it; the stale value was served
         # The holder is taking longer than lock_timeout: serve stale if there is any, else
         # load without the lock (the holder's value and ours are equally fresh).
         entry, reachable = await self._read(full_key)
@@ -277,49 +273,9 @@ class Loading:
             found = self._decode(full_key, entry, opts)
             if found is not None:
                 if not entry.is_fresh(time.time()):
-                    store.stats.served_stale()
+                    self.store.stats.served_stale()
                 return found.value
         return await self._load_and_store(full_key, key, loader, opts, reachable=reachable)
-
-    async def _wait(self, full_key: str, opts: LoadOptions, deadline: float) -> _Found | _Wait:
-        locks = self.store.locks
-        channel = self.store.keys.notify(full_key)
-        await locks.listen()
-        with locks.notifier.waiter(channel) as woken:
-            # Registered before this read, so a value that lands after it wakes us.
-            found = await self._read_fresh(full_key, opts)
-            if found is not None:
-                return found
-            remaining = deadline - time.monotonic()
-            outcome = _Wait.TIMED_OUT
-            if remaining > 0:
-                try:
-                    async with asyncio.timeout(remaining):
-                        await woken
-                    outcome = _Wait.WOKEN
-                except TimeoutError:
-                    pass
-        found = await self._read_fresh(full_key, opts)
-        return outcome if found is None else found
-
-    async def _load_locked(
-        self,
-        full_key: str,
-        key: str,
-        loader: Loader,
-        opts: LoadOptions,
-        lock: DistributedLock,
-        seen: Entry | None,
-    ) -> Any:
-        try:
-            # The previous holder may have stored a value between our read and our lock.
-            found = await self._read_fresh(full_key, opts)
-            if found is not None and (seen is None or found.entry.created_at > seen.created_at):
-                return found.value
-            lock.start_watchdog()
-            return await self._load_and_store(full_key, key, loader, opts, fence=lock)
-        finally:
-            await lock.release()  # and wake the waiters, whether the load worked or not
 
     async def _load_and_store(
         self,

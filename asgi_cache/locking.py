@@ -1,4 +1,4 @@
-"""Stampede protection: in-process single-flight and the distributed lock.
+"""Stampede protection: in-process single-flight, the distributed lock, one lock protocol.
 
 Two layers keep a cold or expired hot key from sending a thousand loads to the database:
 
@@ -7,31 +7,53 @@ Two layers keep a cold or expired hot key from sending a thousand loads to the d
 2. :class:`DistributedLock`: across processes and hosts, one caller takes a Redis lock with
    ``SET key token NX PX lease``. The token is fresh for every acquisition (128 random bits),
    release is compare-and-delete in Lua (a holder never deletes its successor's lock), and a
-   watchdog extends the lease while the loader still runs. The token doubles as a fencing
-   version: the value is stored by a script that refuses when the lock no longer holds it.
+   watchdog extends the lease while the holder works (:meth:`DistributedLock.held`). The
+   token doubles as a fencing version: the value is stored by a script that refuses when the
+   lock no longer holds it.
 
-Waiters on another process's load are woken by :class:`Notifier` when the holder publishes
-on ``keys.notify(key)``: one subscription per backend (one pub/sub connection per process)
-dispatches to the local waiters, so nobody polls Redis; every wait is bounded by
-``lock_timeout`` in case the notification is lost.
+Cache-aside and the middleware take their turn at a key's lock the same way,
+:meth:`Locks.turn`::
+
+    acquire -> re-read -> hold        this caller does the work, the lock held meanwhile
+                       -> found       the previous holder stored it between our read and lock
+    (held elsewhere) wait -> found    the holder's value landed
+                          -> timed out the holder took longer than the wait budget
+    (backend failed)   no lock service: go on alone
+
+Waiters are woken by :class:`Notifier` when the holder publishes on ``keys.notify(key)``:
+one subscription per backend (one pub/sub connection per process) dispatches to the local
+waiters, so nobody polls Redis while pub/sub works; when it does not, a waiter polls with
+backoff. Every wait is bounded by the caller's budget in case a notification is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
+
+import anyio
 
 from ._exceptions import BackendError
 from ._stats import Stats
 from .backends.base import Backend
 from .keys import KeySpace
 
-__all__ = ["DistributedLock", "Locks", "Notifier", "SingleFlight", "new_token"]
+__all__ = [
+    "DistributedLock",
+    "Locks",
+    "Notifier",
+    "SingleFlight",
+    "Turn",
+    "TurnOutcome",
+    "new_token",
+]
 
 logger = logging.getLogger("asgi_cache")
 
@@ -41,6 +63,8 @@ TOKEN_BYTES = 16
 """Random bytes in a lock token (128 bits), so tokens never repeat across acquisitions."""
 
 _RESUBSCRIBE_AFTER = 1.0  # seconds between subscription attempts while Redis is unreachable
+_POLL_FIRST: Final = 0.01  # without pub/sub, a waiter reads again after 10 ms...
+_POLL_MAX: Final = 0.2  # ...doubling up to 200 ms between reads
 
 
 def new_token() -> str:
@@ -52,7 +76,9 @@ class SingleFlight:
     """Runs at most one load per key at a time in this process; other callers share it.
 
     The load runs as its own task, so a caller that is cancelled (a client that went away)
-    does not cancel the load the other callers are waiting on.
+    does not cancel the load the other callers are waiting on. (A plain ``asyncio`` task on
+    purpose: its callers await one shared result, which anyio's structured tasks do not
+    hand out.)
     """
 
     def __init__(self) -> None:
@@ -117,7 +143,6 @@ class DistributedLock:
         self.lost = False
         """Set when the watchdog found the lock taken away (expired, or another holder)."""
         self._on_error = on_error
-        self._watchdog: asyncio.Task[None] | None = None
 
     async def acquire(self) -> bool:
         """Try once to take the lock (``SET NX PX``); return whether this token now holds it.
@@ -127,15 +152,34 @@ class DistributedLock:
         """
         return await self.backend.acquire_lock(self.key, self.token, self.lease)
 
-    def start_watchdog(self) -> None:
-        """Keep extending the lease until :meth:`release`."""
-        if self._watchdog is None:
-            self._watchdog = asyncio.create_task(self._extend_forever())
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """Hold the acquired lock while the block runs, then release it.
+
+        A watchdog extends the lease every third of a lease meanwhile, in an anyio task group
+        with the block; however the block ends (value, exception, cancellation), the
+        watchdog is cancelled and the lock released, which wakes the waiters.
+        """
+        failure: Exception | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._extend_forever)
+                try:
+                    yield
+                except Exception as exc:
+                    # Re-raised below as it is: out of a task group it would come wrapped in
+                    # an ExceptionGroup, and callers expect their loader's own exception.
+                    failure = exc
+                group.cancel_scope.cancel()
+        finally:
+            await self.release()
+        if failure is not None:
+            raise failure
 
     async def _extend_forever(self) -> None:
         while True:
             # A timer for renewing our own lease, not a poll for the value.
-            await asyncio.sleep(self.lease / 3)
+            await anyio.sleep(self.lease / 3)
             try:
                 held = await self.backend.extend_lock(self.key, self.token, self.lease)
             except BackendError as exc:
@@ -150,17 +194,11 @@ class DistributedLock:
                 return
 
     async def release(self) -> bool:
-        """Stop the watchdog and release the lock if this token still holds it.
+        """Release the lock if this token still holds it, then publish on ``notify``.
 
-        Then publishes on ``notify`` when it is set. Returns whether the lock was released;
-        a backend failure is reported to
+        Returns whether the lock was released; a backend failure is reported to
         ``on_error`` and returns ``False`` (the lease then runs out on its own).
         """
-        watchdog, self._watchdog = self._watchdog, None
-        if watchdog is not None:
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
         try:
             released = await self.backend.release_lock(self.key, self.token)
         except BackendError as exc:
@@ -236,6 +274,31 @@ class Notifier:
                 del self._waiters[channel]
 
 
+class TurnOutcome(enum.Enum):
+    """How a turn at a key's lock ended (see :meth:`Locks.turn`)."""
+
+    HOLD = "hold"
+    """This caller holds the lock: do the work inside the turn's block (the lock is held,
+    its lease extended, until the block ends)."""
+    FOUND = "found"
+    """Another holder's result is there: :attr:`Turn.found`."""
+    TIMED_OUT = "timed out"
+    """The holder took longer than the wait budget (or the caller asked not to wait)."""
+    NO_LOCK = "no lock service"
+    """The backend failed (counted and logged): go on alone, as without a lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class Turn(Generic[T]):
+    """The outcome of one turn at a key's lock."""
+
+    outcome: TurnOutcome
+    found: T | None = None
+    """What the read found (with :attr:`TurnOutcome.FOUND`)."""
+    lock: DistributedLock | None = None
+    """The lock this caller holds (with :attr:`TurnOutcome.HOLD`), for fenced stores."""
+
+
 class Locks:
     """The distributed locks of one cache: building them and waking their waiters.
 
@@ -274,3 +337,106 @@ class Locks:
     async def listen(self) -> bool:
         """Make sure this process hears lock releases; say whether it does."""
         return await self.notifier.subscribe(self._backend())
+
+    @contextlib.asynccontextmanager
+    async def turn(
+        self,
+        full_key: str,
+        *,
+        read: Callable[[], Awaitable[T | None]],
+        recheck: Callable[[], Awaitable[T | None]] | None,
+        max_wait: float,
+        wait: bool = True,
+    ) -> AsyncIterator[Turn[T]]:
+        """Take a turn at ``full_key``'s lock; the block runs with its outcome.
+
+        The one protocol of cache-aside and the middleware: try to take the lock; once held,
+        ``recheck`` (the previous holder may have stored the value between the caller's
+        miss and its lock: then the lock is released at once and that value is
+        :attr:`~TurnOutcome.FOUND`); else the caller holds it for the block. While another
+        process holds it, wait (no polling while pub/sub works) until its value lands,
+        ``read`` finds it, or ``max_wait`` seconds pass; a holder that released without a
+        value (it failed, or lost its lease) is replaced by trying again.
+
+        Args:
+            full_key: The entry the lock guards.
+            read: Reads the entry a holder stores (``None`` while there is none).
+            recheck: Run once the lock is held; ``None`` skips it (the client asked for the
+                origin).
+            max_wait: Longest wait for another holder, in seconds (then
+                :attr:`~TurnOutcome.TIMED_OUT`; nothing is cancelled).
+            wait: ``False`` gives up at once when another process holds the lock (a
+                background refresh: someone else is refreshing).
+        """
+        turn = await self._take(full_key, read, recheck, max_wait, wait)
+        if turn.lock is None:
+            yield turn
+            return
+        async with turn.lock.held():
+            yield turn
+
+    async def _take(
+        self,
+        full_key: str,
+        read: Callable[[], Awaitable[T | None]],
+        recheck: Callable[[], Awaitable[T | None]] | None,
+        max_wait: float,
+        wait: bool,
+    ) -> Turn[T]:
+        deadline = time.monotonic() + max_wait
+        while True:
+            lock = self.lock(full_key)
+            try:
+                acquired = await lock.acquire()
+            except BackendError as exc:
+                self.stats.error("lock", exc)
+                return Turn(TurnOutcome.NO_LOCK)
+            if acquired:
+                return await self._recheck(lock, recheck)
+            if not wait:
+                return Turn(TurnOutcome.TIMED_OUT)
+            self.stats.lock_waited()
+            found, woken = await self._wait(full_key, read, deadline)
+            if found is not None:
+                return Turn(TurnOutcome.FOUND, found=found)
+            if not woken:
+                return Turn(TurnOutcome.TIMED_OUT)
+            # Woken without a value: the holder failed or lost its lease. Try to take over.
+
+    async def _recheck(
+        self, lock: DistributedLock, recheck: Callable[[], Awaitable[T | None]] | None
+    ) -> Turn[T]:
+        try:
+            found = None if recheck is None else await recheck()
+        except BaseException:
+            await lock.release()
+            raise
+        if found is None:
+            return Turn(TurnOutcome.HOLD, lock=lock)
+        await lock.release()  # and wake the waiters: they read it too
+        return Turn(TurnOutcome.FOUND, found=found)
+
+    async def _wait(
+        self, full_key: str, read: Callable[[], Awaitable[T | None]], deadline: float
+    ) -> tuple[T | None, bool]:
+        """Wait for the holder of ``full_key``'s lock: what ``read`` then finds, and whether
+        the holder said it released (``False``: the budget ran out first)."""
+        notifier = self.notifier
+        if await self.listen():
+            with notifier.waiter(self.keys.notify(full_key)) as woken:
+                # Registered before this read, so a value that lands after it wakes us.
+                found = await read()
+                if found is not None:
+                    return found, True
+                with anyio.move_on_after(max(0.0, deadline - time.monotonic())) as budget:
+                    await woken
+            return await read(), not budget.cancelled_caught
+        # No notifications (pub/sub unavailable): poll with backoff, still bounded.
+        delay = _POLL_FIRST
+        while (remaining := deadline - time.monotonic()) > 0:
+            await anyio.sleep(min(delay, remaining))
+            delay = min(delay * 2, _POLL_MAX)
+            found = await read()
+            if found is not None:
+                return found, True
+        return None, False

@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
@@ -19,6 +20,7 @@ from asgi_cache.backends import RedisBackend
 
 from .http_support import client_for, command_calls, make_cache, wrap
 from .redis_server import RedisServer
+from .test_loading_get_or_load import until
 
 
 def fastapi_app(cache: Cache, calls: Counter[str]) -> FastAPI:
@@ -491,3 +493,49 @@ async def test_request_no_cache_on_a_locked_route_reaches_the_app(redis_url: str
     assert forced.text == "computed 2"
     assert forced.headers["cache-status"] == "asgi-cache; fwd=request; stored"
     assert after.text == "computed 2"
+
+
+async def test_a_waiter_takes_over_the_lock_when_the_holder_fails(redis_url: str) -> None:
+    # Three processes miss together. The holder's app fails (nothing stored); the two waiters
+    # are woken without a response and take their turn at the lock again (the protocol of
+    # cache-aside too): one calls its app and stores, the other is served what it stored.
+    calls: Counter[str] = Counter()
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+    caches = [make_cache(RedisBackend(redis_url)) for _ in range(3)]
+
+    def build(cache: Cache) -> Any:
+        @cache.response(ttl=60, lock=True)
+        async def flaky(request: Request) -> Response:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                entered.set()
+                await gate.wait()
+                raise RuntimeError("origin failed")
+            return PlainTextResponse(f"computed {calls['n']}")
+
+        return wrap(Starlette(routes=[Route("/x", flaky)]), cache)
+
+    apps = [build(c) for c in caches]
+    transport = httpx.ASGITransport(app=apps[0], raise_app_exceptions=False)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as one,
+        client_for(apps[1]) as two,
+        client_for(apps[2]) as three,
+    ):
+        first = asyncio.ensure_future(one.get("/x"))
+        await entered.wait()
+        waiting = [asyncio.ensure_future(c.get("/x")) for c in (two, three)]
+        await until(lambda: all(c.stats()["lock_waits"] for c in caches[1:]))
+        gate.set()
+        failed = await first
+        answers = [await w for w in waiting]
+    for c in caches:
+        await c.backend.aclose()
+    assert failed.status_code == 500
+    assert calls["n"] == 2  # the failed holder, then one waiter for both
+    assert sorted(r.text for r in answers) == ["computed 2", "computed 2"]
+    assert sorted(r.headers["cache-status"] for r in answers) == [
+        "asgi-cache; fwd=miss; stored",
+        "asgi-cache; hit; detail=lock",
+    ]

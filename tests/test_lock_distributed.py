@@ -16,7 +16,7 @@ from typing import Any
 import fakeredis
 import pytest
 
-from asgi_cache import Cache, CacheSettings
+from asgi_cache import BackendError, Cache, CacheSettings
 from asgi_cache.backends import Backend, MemoryBackend, RedisBackend
 from asgi_cache.locking import TOKEN_BYTES, DistributedLock, new_token
 
@@ -335,3 +335,37 @@ async def test_round_trips_of_a_hit_and_a_locked_miss(redis_url: str) -> None:
         "PUBLISH": 1,
     }
     assert hit == {"GET": 1}
+
+
+class Deaf(MemoryBackend):
+    """One shared store whose pub/sub subscriptions are refused (pub/sub down)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.subscribe_calls = 0
+
+    async def subscribe(self, prefix: str, callback: Any) -> None:
+        self.subscribe_calls += 1
+        raise BackendError("psubscribe refused")
+
+
+async def test_waiter_without_pubsub_polls_until_the_value_lands() -> None:
+    # The same wait policy as the middleware's: no notifications, so the waiter reads again
+    # with backoff instead of sleeping until lock_timeout runs out.
+    shared = Deaf()
+    a, b = (Cache(_settings(), backend=shared) for _ in range(2))
+    async with a, b:
+        gate = asyncio.Event()
+        holder = Counter({"id": 42}, gate=gate)
+        waiter_loader = Counter({"id": -1})
+        first = asyncio.ensure_future(a.get_or_load(KEY, holder))
+        await holder.started.wait()
+        second = asyncio.ensure_future(b.get_or_load(KEY, waiter_loader, lock_timeout=60))
+        await until(lambda: b.stats()["lock_waits"] == 1)
+        gate.set()
+        async with asyncio.timeout(10):  # found by a poll, not at the end of lock_timeout
+            assert await first == {"id": 42}
+            assert await second == {"id": 42}
+    assert waiter_loader.calls == 0
+    assert a.stats()["loads"] + b.stats()["loads"] == 1
+    assert shared.subscribe_calls >= 1  # it did try to listen first

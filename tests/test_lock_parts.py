@@ -50,13 +50,12 @@ async def test_watchdog_extends_the_lease_and_notices_a_lost_lock(
     errors: list[str] = []
     lock = DistributedLock(backend, "ns:l:k", lease=0.3, on_error=lambda w, e: errors.append(w))
     assert await lock.acquire()
-    lock.start_watchdog()
-    lock.start_watchdog()  # idempotent
-    await asyncio.sleep(1.0)  # more than three leases pass (time passing, not ordering)
-    assert await backend.acquire_lock("ns:l:k", "other", 1) is False  # still held
-    await backend.delete("ns:l:k")  # the lock is taken away (expired under a pause)
-    with caplog.at_level(logging.WARNING, logger="asgi_cache"):
-        await until(lambda: lock.lost)
+    async with lock.held():  # the watchdog runs while the block does
+        await asyncio.sleep(1.0)  # more than three leases pass (time passing, not ordering)
+        assert await backend.acquire_lock("ns:l:k", "other", 1) is False  # still held
+        await backend.delete("ns:l:k")  # the lock is taken away (expired under a pause)
+        with caplog.at_level(logging.WARNING, logger="asgi_cache"):
+            await until(lambda: lock.lost)
     assert "lost the lock" in caplog.text
     assert await lock.release() is False
     assert errors == []
@@ -93,10 +92,11 @@ async def test_watchdog_keeps_trying_through_backend_errors() -> None:
     errors: list[str] = []
     lock = DistributedLock(backend, "ns:l:k", lease=0.06, on_error=lambda w, e: errors.append(w))
     assert await lock.acquire()
-    lock.start_watchdog()
-    await until(lambda: backend.extend_failures == 0 and len(errors) == 2)
-    assert errors == ["lock extend", "lock extend"]
-    assert not lock.lost
+    async with lock.held():
+        await until(lambda: backend.extend_failures == 0 and len(errors) == 2)
+        assert errors == ["lock extend", "lock extend"]
+        assert not lock.lost
+    assert errors[-1] == "unlock"  # released at the end: the unlock failed, reported
     assert await lock.release() is False  # the unlock failed: reported, not raised
     assert errors[-1] == "unlock"
 

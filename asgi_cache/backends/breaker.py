@@ -34,13 +34,15 @@ the concurrency, and a refused connection after ``threshold`` quick failures.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal, TypedDict, TypeVar
 
+import anyio
+
 from .._exceptions import BackendBusyError, BackendError, BackendReplyError
+from .._tasks import BackgroundTasks
 from .._validate import seconds, whole
 from .base import Backend, Dependency
 
@@ -113,7 +115,7 @@ class CircuitBreakerBackend(Backend):
         self._short_circuited = 0
         self._last_error: str | None = None
         self._changed_at = time.monotonic()
-        self._probe: asyncio.Task[None] | None = None
+        self._probes = BackgroundTasks("circuit breaker probe")
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -207,14 +209,12 @@ class CircuitBreakerBackend(Backend):
 
     def _ensure_probe(self) -> None:
         """Make sure one probe task runs while the breaker is open."""
-        if self._probe is None or self._probe.done():
-            self._probe = asyncio.get_running_loop().create_task(
-                self._probe_loop(), name="asgi-cache breaker probe"
-            )
+        if not self._probes:
+            self._probes.start_soon(self._probe_loop)
 
     async def _probe_loop(self) -> None:
         while self._state != "closed":
-            await asyncio.sleep(self.cooldown)
+            await anyio.sleep(self.cooldown)
             self._move("half_open")
             try:
                 await self.inner.ping()
@@ -321,9 +321,5 @@ class CircuitBreakerBackend(Backend):
 
     async def aclose(self) -> None:
         """Stop probing and close the wrapped backend."""
-        probe, self._probe = self._probe, None
-        if probe is not None and not probe.done():
-            probe.cancel()
-            if probe.get_loop() is asyncio.get_running_loop():
-                await asyncio.wait([probe])  # let it unwind; our own cancellation still raises
+        await self._probes.aclose()  # let it unwind; our own cancellation still raises
         await self.inner.aclose()

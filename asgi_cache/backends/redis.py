@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+import anyio
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -45,6 +46,7 @@ from .._exceptions import (
     BackendReplyError,
     BackendTimeoutError,
 )
+from .._tasks import BackgroundTasks
 from .._validate import seconds, whole
 from ._scripts import (
     EXTEND_LOCK_SCRIPT,
@@ -167,7 +169,7 @@ class RedisBackend(Backend):
         self._fenced_set = client.register_script(FENCED_SET_SCRIPT)
         self._subscribers: list[tuple[str, Callable[[str], None]]] = []
         self._pubsub: aioredis.client.PubSub | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._reader = BackgroundTasks("redis pub/sub reader")
         self._confirmed: dict[str, asyncio.Event] = {}
 
     async def _run(self, what: str, coro: Any, *, bounded: bool = True) -> Any:
@@ -359,8 +361,9 @@ class RedisBackend(Backend):
             except BackendError:
                 del self._confirmed[pattern]
                 raise
-            if self._reader is None:
-                self._reader = asyncio.create_task(self._read_messages(self._pubsub))
+            if not self._reader:
+                pubsub = self._pubsub
+                self._reader.start_soon(lambda: self._read_messages(pubsub))
         if (prefix, callback) not in self._subscribers:
             self._subscribers.append((prefix, callback))
         # Redis confirms a subscription on the subscriber connection; only after that is a
@@ -380,7 +383,7 @@ class RedisBackend(Backend):
                 for event in self._confirmed.values():
                     event.clear()
                 failures += 1
-                await asyncio.sleep(min(2.0, 0.05 * 2**failures))
+                await anyio.sleep(min(2.0, 0.05 * 2**failures))
                 continue
             failures = 0
             if message is None:  # pragma: no cover - only with health checks enabled
@@ -413,14 +416,10 @@ class RedisBackend(Backend):
         }
 
     async def aclose(self) -> None:
-        reader, pubsub = self._reader, self._pubsub
-        self._reader = self._pubsub = None
+        pubsub, self._pubsub = self._pubsub, None
         self._subscribers.clear()
         self._confirmed.clear()
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        await self._reader.aclose()
         if pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]

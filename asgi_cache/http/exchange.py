@@ -16,7 +16,6 @@ path is a small state machine over the app's ``send`` messages:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import zlib
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from starlette.types import Message, Receive, Send
 
-from .._exceptions import BackendError, ConfigurationError
+from .._exceptions import ConfigurationError
 from .._store import WriteResult
 from .._tags import NO_SNAPSHOT
 from ..keys import validate_tag
@@ -325,69 +324,38 @@ class Exchange:
         # watchdog while the app runs) and calls its app; the others sleep until the holder
         # publishes on the entry's notify channel, bounded by lock_timeout, then go themselves.
         store = self.mw.store
-        lock = store.locks.lock(self.full_key)
-        try:
-            acquired = await lock.acquire()
-        except BackendError as exc:
-            store.stats.error("lock", exc)
-            await self.origin()  # no lock service: behave as if alone
-            return
-        if not acquired:
-            store.stats.lock_waited()
-            found = await self._wait_for_entry()
+        stale = self.stale
+
+        async def recheck() -> StoredResponse | None:
+            # The previous holder may have stored a response between our lookup and our lock:
+            # serve that instead of calling the app again.
+            found = await self._read_fresh()
+            if found is not None and (stale is None or found.created_at > stale.created_at):
+                return found
+            return None
+
+        async with store.locks.turn(
+            self.full_key,
+            read=self._read_fresh,
+            # Unless the client asked for a response from the origin (request no-cache,
+            # max-age=0, Pragma).
+            recheck=recheck if self.fwd != "request" else None,
+            max_wait=store.settings.lock_timeout,
+        ) as turn:
+            found = turn.found
             if found is not None:
                 self.release(Shared(found, self.lookup_names, self.full_key))
                 self._served_by_another()
                 await self.serve(found, "hit; detail=lock", "HIT", with_age=True)
                 return
+            # Holding the lock (released when this block ends, which wakes the waiters
+            # whether a response was stored or not), timed out, or no lock service.
             await self.origin()
-            return
-        try:
-            # The previous holder may have stored a response between our lookup and our lock:
-            # serve that instead of calling the app again (unless the client asked for a
-            # response from the origin: request no-cache, max-age=0, Pragma).
-            found = await self._read_fresh() if self.fwd != "request" else None
-            stale = self.stale
-            if found is not None and (stale is None or found.created_at > stale.created_at):
-                self.release(Shared(found, self.lookup_names, self.full_key))
-                self._served_by_another()
-                await self.serve(found, "hit; detail=lock", "HIT", with_age=True)
-                return
-            lock.start_watchdog()
-            await self.origin()
-        finally:
-            # Releasing wakes the waiters whether a response was stored or not: they read
-            # it, or go to the app themselves at once instead of waiting out lock_timeout.
-            await lock.release()
 
     def _served_by_another(self) -> None:
         # The lookup counted a miss; the response came from another request's origin call
         # after all (coalesced in process, or stored by the lock holder), so it is a hit.
         self.mw.store.stats.coalesced()
-
-    async def _wait_for_entry(self) -> StoredResponse | None:
-        store = self.mw.store
-        deadline = time.monotonic() + store.settings.lock_timeout
-        notifier = store.locks.notifier
-        if await store.locks.listen():
-            with notifier.waiter(store.keys.notify(self.full_key)) as woken:
-                # Registered before this read, so a response stored after it wakes us.
-                found = await self._read_fresh()
-                if found is not None:
-                    return found
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                        await woken
-            return await self._read_fresh()
-        # No notifications (pub/sub unavailable): poll with backoff, still bounded.
-        delay = 0.01
-        while time.monotonic() < deadline:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
-            found = await self._read_fresh()
-            if found is not None:
-                return found
-        return None
 
     async def _read_fresh(self) -> StoredResponse | None:
         entry = await self.mw.store.read(self.full_key)

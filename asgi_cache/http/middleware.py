@@ -23,6 +23,7 @@ from typing import Final
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._store import HasStore, store_of
+from .._tasks import BackgroundTasks
 from .._validate import ASCII_TEXT, FLAG, whole
 from .exchange import Exchange, Shared
 from .invalidation import UnsafeRequest
@@ -145,7 +146,7 @@ class CacheMiddleware:
         self.digests = DigestMemo()
         self.inflight: dict[str, asyncio.Future[Shared | None]] = {}
         self.refreshing: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks("background refresh")
         self._status_prefix = cache_status_name.strip() + "; "
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -256,9 +257,7 @@ class CacheMiddleware:
         refresh.full_key = full_key
         refresh.stale = stored
         refresh.fwd = "stale"
-        task = asyncio.get_running_loop().create_task(self._refresh(refresh))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background.start_soon(lambda: self._refresh(refresh))
 
     async def _refresh(self, refresh: Exchange) -> None:
         try:
@@ -314,15 +313,10 @@ class CacheMiddleware:
 
     async def drain(self) -> None:
         """Wait for the background refreshes running now (stale-while-revalidate)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._background.drain()
 
     async def _stop_background(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._background.aclose()
 
 
 async def _never() -> Message:
