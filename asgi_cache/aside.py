@@ -3,37 +3,32 @@
 The callable returned mirrors the loader's signature (``__signature__``), so FastAPI resolves
 the loader's own path, query and ``Depends`` parameters and passes them in; the key and tag
 templates are filled from those arguments by name (``"users:{user_id}:profile"``). Outside
-FastAPI it is awaited like the loader itself: ``await profile(42, db=session)``.
+FastAPI it is awaited like the loader itself: ``await profile(42, db=session)``; its type is
+the loader's own (``Callable[P, Awaitable[T]]``).
 
-Type fidelity: a hit must return what a miss returns. Values are stored as JSON or msgpack,
-so a pydantic model or dataclass comes back as a dict; :func:`rebuilder` turns it back into
-the loader's return annotation (``User``, ``list[User]``, ``User | None``,
-``dict[str, Item]``...). With pydantic installed it uses a ``TypeAdapter``; without, a small
-walker rebuilds dataclasses, lists, tuples, dicts and optionals.
+Type fidelity: a hit must return what a miss returns. Hits are rebuilt into the loader's
+return annotation (see :mod:`asgi_cache._rebuild`), so a pydantic model or dataclass comes
+back as one, never as the dict it was stored as.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
 import inspect
 import logging
 import re
 import string
-import types
-import typing
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from ._exceptions import ConfigurationError
+from ._options import LoadOptions
 from .keys import validate_key, validate_tag
+from .loading import Loading
 
-if TYPE_CHECKING:
-    from .cache import Cache
+__all__ = ["build_aside", "template_fields"]
 
-__all__ = ["build_aside", "rebuilder", "template_fields"]
-
+P = ParamSpec("P")
 T = TypeVar("T")
 
 _FIELD_ROOT = re.compile(r"[.\[]")
@@ -93,15 +88,23 @@ def _loader_signature(loader: Callable[..., Any]) -> inspect.Signature:
 
 
 def build_aside(
-    cache: Cache,
-    loader: Callable[..., Awaitable[T]],
+    loading: Loading,
+    loader: Callable[P, Awaitable[T]],
     *,
     key: str,
     tags: Sequence[str],
-    options: dict[str, Any],
+    options: LoadOptions,
     returns: Any,
-) -> Callable[..., Awaitable[T]]:
+) -> Callable[P, Awaitable[T]]:
     """Build the dependency behind :meth:`Cache.aside <asgi_cache.Cache.aside>`.
+
+    Args:
+        loading: The cache-aside engine that serves it.
+        loader: The function whose results are cached.
+        key: The key template.
+        tags: The tag templates.
+        options: The resolved options (tags and rebuilding are filled in here).
+        returns: The type hits are rebuilt into; ``None`` means the loader's annotation.
 
     Raises:
         ConfigurationError: ``key`` or a tag names something that is not a loader parameter,
@@ -126,10 +129,11 @@ def build_aside(
                 f"is not a parameter of the loader (it has: {', '.join(sig.parameters) or 'none'})"
             )
     annotation = sig.return_annotation if returns is None else returns
+    resolved = options.with_rebuild(loading.rebuilder(annotation))
     tag_templates = tuple(tags)
     loader_name = getattr(loader, "__qualname__", repr(loader))
 
-    async def dependency(*args: Any, **kwargs: Any) -> T:
+    async def dependency(*args: P.args, **kwargs: P.kwargs) -> T:
         bound = sig.bind(*args, **kwargs)
         bound.apply_defaults()
         arguments = bound.arguments
@@ -147,9 +151,7 @@ def build_aside(
             # bypasses the cache rather than failing the request.
             logger.debug("asgi-cache: bypassing the cache for %s: %s", loader_name, exc)
             return await load()
-        value: T = await cache.get_or_load(
-            filled_key, load, tags=filled_tags, returns=annotation, **options
-        )
+        value: T = await loading.get_or_load(filled_key, load, resolved.with_tags(filled_tags))
         return value
 
     # No __wrapped__ (FastAPI would unwrap to the loader): the resolved signature is the
@@ -159,76 +161,3 @@ def build_aside(
             setattr(dependency, attr, getattr(loader, attr))
     dependency.__signature__ = sig  # type: ignore[attr-defined]
     return dependency
-
-
-# -- type fidelity -----------------------------------------------------------------------------
-
-
-def _needs_rebuild(annotation: Any) -> bool:
-    """Whether values of ``annotation`` contain a model or dataclass somewhere."""
-    if isinstance(annotation, type):
-        if dataclasses.is_dataclass(annotation):
-            return True
-        return callable(getattr(annotation, "model_validate", None))
-    return any(_needs_rebuild(arg) for arg in typing.get_args(annotation))
-
-
-def rebuilder(annotation: Any, *, use_pydantic: bool = True) -> Callable[[Any], Any] | None:
-    """A function turning a decoded value back into ``annotation``; ``None`` if not needed.
-
-    Only annotations that mention a dataclass or a pydantic model need it: plain JSON types
-    already come back as they went in.
-    """
-    if annotation is inspect.Signature.empty or not _needs_rebuild(annotation):
-        return None
-    if use_pydantic:
-        try:
-            from pydantic import TypeAdapter
-        except ImportError:  # pragma: no cover - pydantic is a dev dependency
-            pass
-        else:
-            return TypeAdapter(annotation).validate_python
-    return functools.partial(_walk, annotation)
-
-
-def _walk(tp: Any, value: Any) -> Any:
-    """Rebuild ``value`` as ``tp`` without pydantic (dataclasses and containers of them)."""
-    if value is None:
-        return None
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is typing.Annotated:
-        return _walk(args[0], value)
-    if origin is typing.Union or origin is types.UnionType:
-        # Members that need rebuilding first: ``int | Account`` must not stop at ``int``.
-        for arg in sorted(args, key=lambda a: not _needs_rebuild(a)):
-            try:
-                return _walk(arg, value)
-            except (TypeError, ValueError, KeyError):
-                continue
-        return value
-    if origin in (list, Sequence, set, frozenset) and args:
-        container = list if origin is Sequence else origin
-        return container(_walk(args[0], v) for v in value)
-    if origin is tuple and args:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_walk(args[0], v) for v in value)
-        return tuple(_walk(a, v) for a, v in zip(args, value, strict=True))
-    if origin in (dict, typing.Mapping) and len(args) == 2:
-        return {k: _walk(args[1], v) for k, v in value.items()}
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, dict):
-            raise TypeError(f"cannot rebuild {tp.__name__} from {type(value).__name__}")
-        hints = typing.get_type_hints(tp)
-        kwargs = {
-            f.name: _walk(hints.get(f.name, Any), value[f.name])
-            for f in dataclasses.fields(tp)
-            if f.init and f.name in value
-        }
-        return tp(**kwargs)
-    validate = getattr(tp, "model_validate", None)
-    if callable(validate):
-        return validate(value)
-    return value

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, ParamSpec, Self, TypeVar
 
+from ._options import LoadOptions
 from ._runtime import Runtime
 from ._stats import CacheStats
 from ._store import Store, WriteResult
@@ -29,12 +30,13 @@ from .health import CacheHealth, HealthApp, describe_stats, probe
 from .http.keying import url_tag
 from .http.policy import InvalidationPolicy, ResponsePolicy
 from .keys import validate_key
-from .loading import Loading, resolve_options
+from .loading import Loading
 from .near import NearCache
 from .settings import CacheSettings
 
 __all__ = ["Cache"]
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
@@ -361,7 +363,7 @@ class Cache:
             SerializationError: The loaded value cannot be encoded (names key and type).
             Exception: Whatever the loader raised (nothing is cached then).
         """
-        opts = resolve_options(
+        opts = LoadOptions.build(
             self.settings,
             ttl=ttl,
             tags=tags,
@@ -377,7 +379,7 @@ class Cache:
 
     def aside(
         self,
-        loader: Callable[..., Awaitable[T]],
+        loader: Callable[P, Awaitable[T]],
         *,
         key: str,
         ttl: float | None = None,
@@ -388,7 +390,7 @@ class Cache:
         negative_ttl: float | None = None,
         early_refresh: bool | float = False,
         returns: Any = None,
-    ) -> Callable[..., Awaitable[T]]:
+    ) -> Callable[P, Awaitable[T]]:
         """Wrap ``loader`` as a cache-aside FastAPI dependency (or a plain async helper).
 
         The result has the loader's signature, so FastAPI resolves the loader's own path,
@@ -401,31 +403,17 @@ class Cache:
                 or an option has a value that is not allowed (checked here, not on the first
                 request).
         """
-        resolve_options(
+        options = LoadOptions.build(
             self.settings,
             ttl=ttl,
-            tags=(),
             lock=lock,
             lock_timeout=lock_timeout,
             stale_ttl=stale_ttl,
             negative_ttl=negative_ttl,
             early_refresh=early_refresh,
-            rebuild=None,
         )
         return build_aside(
-            self,
-            loader,
-            key=key,
-            tags=tags,
-            returns=returns,
-            options={
-                "ttl": ttl,
-                "lock": lock,
-                "lock_timeout": lock_timeout,
-                "stale_ttl": stale_ttl,
-                "negative_ttl": negative_ttl,
-                "early_refresh": early_refresh,
-            },
+            self._loading, loader, key=key, tags=tags, options=options, returns=returns
         )
 
     async def write_through(

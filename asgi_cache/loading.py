@@ -30,84 +30,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._options import LoadOptions
+from ._rebuild import Rebuild, rebuilder
 from ._store import Store, WriteResult
 from ._tasks import BackgroundTasks
-from ._validate import TAG_LIST, TTL, Check, number, seconds
-from .aside import rebuilder
+from ._validate import TAG_LIST
 from .codec import Entry, EntryKind
 from .keys import validate_key
 from .locking import DistributedLock, SingleFlight, TurnOutcome
-from .settings import CacheSettings
 
 __all__ = ["LoadOptions", "Loading"]
 
 logger = logging.getLogger("asgi_cache")
 
 Loader = Callable[[], Awaitable[Any] | Any]
-Rebuild = Callable[[Any], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class LoadOptions:
-    """The resolved options of one ``get_or_load`` call (see :meth:`Cache.get_or_load`)."""
-
-    ttl: float | None
-    tags: tuple[str, ...]
-    lock: bool
-    lock_timeout: float
-    stale_ttl: float
-    negative_ttl: float
-    early_refresh: float
-    """XFetch beta; 0 disables early refresh."""
-    rebuild: Rebuild | None = None
-
-
-_POSITIVE = seconds().or_none()
-_NON_NEGATIVE = seconds(zero=True).or_none()
-_BETA = number(minimum=0, words="True, False or an XFetch beta >= 0")
-
-
-def _seconds(name: str, value: float | None, default: float, check: Check) -> float:
-    check.require(name, value)
-    return default if value is None else float(value)
-
-
-def resolve_options(
-    settings: CacheSettings,
-    *,
-    ttl: float | None,
-    tags: Sequence[str],
-    lock: bool,
-    lock_timeout: float | None,
-    stale_ttl: float | None,
-    negative_ttl: float | None,
-    early_refresh: bool | float,
-    rebuild: Rebuild | None,
-) -> LoadOptions:
-    """Validate ``get_or_load`` keyword options and fill defaults from the settings.
-
-    Raises:
-        ConfigurationError: An option has a value that is not allowed (the message names it).
-    """
-    TTL.require("ttl", ttl)
-    TAG_LIST.require("tags", tags)
-    if early_refresh is True:
-        beta = 1.0
-    elif early_refresh is False:
-        beta = 0.0
-    else:
-        beta = float(_BETA.require("early_refresh", early_refresh))
-    s = settings
-    return LoadOptions(
-        ttl=ttl,
-        tags=tuple(tags),
-        lock=bool(lock),
-        lock_timeout=_seconds("lock_timeout", lock_timeout, s.lock_timeout, _NON_NEGATIVE),
-        stale_ttl=_seconds("stale_ttl", stale_ttl, 0.0, _NON_NEGATIVE),
-        negative_ttl=_seconds("negative_ttl", negative_ttl, s.negative_ttl, _POSITIVE),
-        early_refresh=beta,
-        rebuild=rebuild,
-    )
 
 
 class _Outcome(enum.Enum):

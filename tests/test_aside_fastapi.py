@@ -14,7 +14,8 @@ from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
 from asgi_cache import Cache, CacheSettings, ConfigurationError
-from asgi_cache.aside import rebuilder, template_fields
+from asgi_cache._rebuild import rebuilder
+from asgi_cache.aside import template_fields
 
 
 class User(BaseModel):

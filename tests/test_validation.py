@@ -156,3 +156,16 @@ def test_breaker_and_backends_refuse_bad_numbers(value: float) -> None:
         RedisBackend(op_timeout=value)
     with refused("max_entries", value):
         MemoryBackend(max_entries=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+async def test_flags_are_bools_only(value: Any) -> None:
+    async with Cache() as cache:
+        origin = Origin()
+        with refused("lock", value):
+            await cache.get_or_load("v:1:x", origin, lock=value)
+        with refused("lock", value):
+            cache.response(lock=value)
+        with refused("public", value):
+            cache.response(public=value)
+    assert origin.calls == 0

@@ -175,6 +175,10 @@ class RedisBackend(Backend):
     async def _run(self, what: str, coro: Any, *, bounded: bool = True) -> Any:
         # ``bounded=False``: ``coro`` enforces op_timeout itself (the read batcher does, with
         # one timer per round trip instead of one per read).
+        # asyncio.timeout, not anyio.fail_after, on purpose: it cancels once, so redis-py's
+        # own clean-up after the cancellation (returning the connection to the pool, which
+        # awaits the pool's lock) runs to the end. anyio's scopes cancel every await until
+        # the scope is left and would cancel that clean-up too, leaking pooled connections.
         try:
             if not bounded:
                 return await coro
