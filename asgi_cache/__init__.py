@@ -14,11 +14,11 @@ from ._exceptions import (
     BackendTimeoutError,
     CacheError,
     ConfigurationError,
-    LockError,
     SerializationError,
 )
+from ._stats import CacheStats
 from .cache import Cache
-from .health import HealthApp
+from .health import CacheHealth, HealthApp
 from .http import CacheMiddleware
 from .near import NearCache
 from .settings import CacheSettings
@@ -30,11 +30,12 @@ __all__ = [
     "BackendTimeoutError",
     "Cache",
     "CacheError",
+    "CacheHealth",
     "CacheMiddleware",
     "CacheSettings",
+    "CacheStats",
     "ConfigurationError",
     "HealthApp",
-    "LockError",
     "NearCache",
     "SerializationError",
 ]

@@ -10,26 +10,17 @@ boundary and never leak out under their own names::
     │   ├── BackendTimeoutError
     │   ├── BackendBusyError  no pooled connection came free in time
     │   └── BackendReplyError the backend answered with an error (READONLY, OOM, ...)
-    ├── SerializationError   (also a TypeError) a value cannot be encoded or decoded
-    └── LockError            a distributed lock could not be used as asked
+    └── SerializationError   (also a TypeError) a value cannot be encoded or decoded
 
 The data API (``get``, ``set``, ``delete``, ``get_or_load``, ``invalidate_tags``) never raises
-:class:`BackendError` to its callers: it fails open, counts the error and logs it. Backend
-errors surface only from explicit operator calls that need an answer, such as ``health()``.
+:class:`BackendError` to its callers: it fails open, counts the error and logs it. A lock
+that cannot be taken, extended or released is the same: the caller loads without it, and
+the lease runs out on its own. Backend errors surface only from operator calls that ask for
+a count, such as ``invalidate_prefix()``; ``health()`` reports a backend that does not
+answer as ``status: down`` instead of raising.
 """
 
 from __future__ import annotations
-
-__all__ = [
-    "BackendBusyError",
-    "BackendError",
-    "BackendReplyError",
-    "BackendTimeoutError",
-    "CacheError",
-    "ConfigurationError",
-    "LockError",
-    "SerializationError",
-]
 
 
 class CacheError(Exception):
@@ -71,7 +62,3 @@ class BackendReplyError(BackendError):
 
 class SerializationError(CacheError, TypeError):
     """A value cannot be encoded for storage, or stored bytes cannot be decoded."""
-
-
-class LockError(CacheError):
-    """A distributed lock could not be acquired, extended or released as requested."""

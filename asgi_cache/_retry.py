@@ -18,8 +18,6 @@ import anyio
 from ._exceptions import BackendError
 from ._tasks import BackgroundTasks
 
-__all__ = ["InvalidationQueue"]
-
 logger = logging.getLogger("asgi_cache")
 
 

@@ -35,19 +35,6 @@ from urllib.parse import parse_qsl, unquote
 
 from ._exceptions import ConfigurationError
 
-__all__ = [
-    "DEFAULT_PORT",
-    "DEFAULT_SENTINEL_PORT",
-    "OPTIONS",
-    "SCHEMES",
-    "BackendURL",
-    "HostPort",
-    "UrlKind",
-    "UrlOptions",
-    "mask_url",
-    "parse_url",
-]
-
 DEFAULT_PORT = 6379
 """Port of a Redis server (and of a cluster seed) when the URL gives none."""
 DEFAULT_SENTINEL_PORT = 26379

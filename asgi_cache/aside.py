@@ -26,8 +26,6 @@ from ._options import LoadOptions
 from .keys import validate_key, validate_tag
 from .loading import Loading
 
-__all__ = ["build_aside", "template_fields"]
-
 P = ParamSpec("P")
 T = TypeVar("T")
 

@@ -34,8 +34,6 @@ from .loading import Loading
 from .near import NearCache
 from .settings import CacheSettings
 
-__all__ = ["Cache"]
-
 P = ParamSpec("P")
 T = TypeVar("T")
 

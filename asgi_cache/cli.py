@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,8 +35,6 @@ from .cache import Cache
 from .entry_info import describe_entry, format_entry
 from .keys import validate_key
 from .settings import CacheSettings
-
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
 EXIT_OK = 0
 """The command did what was asked."""
@@ -520,15 +519,18 @@ def _glob(text: str) -> str:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    # Loaded on demand, not imported at the top: the demo needs the ``demo`` extra
+    # (FastAPI, uvicorn, SQLAlchemy), which the other commands do without.
     try:
-        from .demo.run import run_demo  # the demo extra's dependencies load here
+        demo = importlib.import_module("asgi_cache.demo.run")
     except ImportError as exc:
         raise CommandFailed(
             f"the demo needs its extra dependencies ({exc.name} is missing): "
             "pip install 'asgi-cache[demo]'",
             EXIT_USAGE,
         ) from None
-    return run_demo(args)
+    code: int = demo.run_demo(args)
+    return code
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Cache, TextIO, TextIO], Awaitable[int]]] = {

@@ -43,17 +43,6 @@ import orjson
 
 from ._exceptions import ConfigurationError, SerializationError
 
-__all__ = [
-    "FORMAT_VERSION",
-    "CorruptEntry",
-    "Entry",
-    "EntryKind",
-    "Serializer",
-    "decode_entry",
-    "encode_entry",
-    "fingerprint",
-]
-
 MAGIC: Final = b"\xacE"
 FORMAT_VERSION: Final = 1
 _HEADER = struct.Struct(">2sBB8sddddBI")

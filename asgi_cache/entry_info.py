@@ -16,8 +16,6 @@ from .backends._wire import decode_deps_header
 from .codec import MAGIC, CorruptEntry, EntryKind, Serializer, decode_entry
 from .keys import ALL_TAG, KeySpace
 
-__all__ = ["describe_entry", "format_entry"]
-
 _VALUE_PREVIEW = 2000
 
 

@@ -27,8 +27,6 @@ from ._store import Store
 from .backends.breaker import BreakerState
 from .backends.redis import version_problem
 
-__all__ = ["CacheHealth", "HealthApp", "health_report"]
-
 logger = logging.getLogger("asgi_cache")
 
 HealthStatus = Literal["healthy", "degraded", "down"]

@@ -21,8 +21,6 @@ from collections.abc import Iterable
 
 from ._exceptions import ConfigurationError
 
-__all__ = ["ALL_TAG", "KeySpace", "canonical_digest", "validate_key", "validate_tag"]
-
 ALL_TAG = "*"
 """The implicit tag every entry of a namespace depends on; invalidating it clears them all."""
 

@@ -39,8 +39,6 @@ from .codec import Entry, EntryKind
 from .keys import validate_key
 from .locking import DistributedLock, SingleFlight, TurnOutcome
 
-__all__ = ["LoadOptions", "Loading"]
-
 logger = logging.getLogger("asgi_cache")
 
 Loader = Callable[[], Awaitable[Any] | Any]

@@ -45,16 +45,6 @@ from ._stats import Stats
 from .backends.base import Backend
 from .keys import KeySpace
 
-__all__ = [
-    "DistributedLock",
-    "Locks",
-    "Notifier",
-    "SingleFlight",
-    "Turn",
-    "TurnOutcome",
-    "new_token",
-]
-
 logger = logging.getLogger("asgi_cache")
 
 T = TypeVar("T")

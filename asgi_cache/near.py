@@ -34,8 +34,6 @@ from collections.abc import Callable
 from .codec import Entry
 from .locking import Notifier
 
-__all__ = ["NearCache"]
-
 
 class NearCache:
     """A bounded LRU of decoded entries with an expiry each, for one :class:`Cache`.

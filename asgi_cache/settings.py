@@ -21,8 +21,6 @@ from ._exceptions import ConfigurationError
 from ._urls import parse_url
 from ._validate import FLAG, Check, number, one_of, problem, seconds, whole
 
-__all__ = ["ENV_PREFIX", "CacheSettings"]
-
 logger = logging.getLogger("asgi_cache")
 
 ENV_PREFIX = "ASGI_CACHE_"

@@ -31,8 +31,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Backend", "Dependency"]
-
 Dependency = tuple[str, str]
 """A (tag key, version) pair an entry depends on."""
 

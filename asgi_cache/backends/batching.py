@@ -21,8 +21,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-__all__ = ["ReadBatcher"]
-
 ReadOne = Callable[[str], Awaitable[Any]]
 ReadMany = Callable[[Sequence[str]], Awaitable[Sequence[Any]]]
 """Reads many keys in one round trip; an item that is an exception is that key's failure."""

@@ -46,8 +46,6 @@ from .._tasks import BackgroundTasks
 from .._validate import seconds, whole
 from .base import Backend, Dependency
 
-__all__ = ["BreakerSnapshot", "BreakerState", "CircuitBreakerBackend"]
-
 logger = logging.getLogger("asgi_cache")
 
 BreakerState = Literal["closed", "open", "half_open"]

@@ -18,8 +18,6 @@ from typing import Any
 from .._validate import whole
 from .base import Backend, Dependency
 
-__all__ = ["MemoryBackend"]
-
 _ENTRY_OVERHEAD = 96  # bytes accounted per entry for the dict slot, tuple and key object
 
 

@@ -60,8 +60,6 @@ from ._wire import encode_deps_header
 from .base import Backend, Dependency
 from .batching import ReadBatcher
 
-__all__ = ["MIN_REDIS_VERSION", "RedisBackend", "version_problem"]
-
 MIN_REDIS_VERSION: Final = (7, 0)
 """The oldest Redis the scripts run on: they extend tag keys with ``PEXPIRE ... GT`` (7.0)."""
 

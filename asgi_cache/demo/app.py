@@ -36,8 +36,6 @@ from ..cache import Cache
 from ..http import CacheMiddleware
 from .db import UserStore
 
-__all__ = ["DemoConfig", "Profile", "User", "UserIn", "create_app", "demo_cache"]
-
 DEFAULT_NAMESPACE = "asgi-cache-demo"
 
 _Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

@@ -20,8 +20,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .._exceptions import ConfigurationError
 
-__all__ = ["UserRow", "UserStore", "async_url"]
-
 _FIRST = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia"]
 _LAST = ["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson"]
 

@@ -9,8 +9,6 @@ from typing import Any
 
 from .workload import Outcome, percentile
 
-__all__ = ["RunReport", "hit_rate", "render_table", "summarize"]
-
 
 @dataclass(frozen=True, slots=True)
 class RunReport:

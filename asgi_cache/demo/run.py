@@ -32,8 +32,6 @@ from .app import DemoConfig, create_app, demo_cache
 from .report import RunReport, hit_rate, render_table, summarize
 from .workload import Outcome, PlannedRequest, drive_blocking, plan
 
-__all__ = ["DemoServer", "run_demo"]
-
 
 class DemoServer:
     """An ASGI app served by uvicorn in a background thread on 127.0.0.1.

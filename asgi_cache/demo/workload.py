@@ -25,8 +25,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-__all__ = ["Outcome", "PlannedRequest", "Zipf", "drive", "drive_blocking", "percentile", "plan"]
-
 READ_MIX = (("user", 0.70), ("profile", 0.27), ("list", 0.03))
 """Shares of the reads: one user, a user's profile, the first page of the user list."""
 

@@ -9,17 +9,6 @@ from __future__ import annotations
 from email.utils import parsedate_to_datetime
 from typing import Final
 
-__all__ = [
-    "CACHEABLE_BY_DEFAULT",
-    "HEURISTIC_STATUSES",
-    "delta_seconds",
-    "explicit_freshness",
-    "parse_cache_control",
-    "parse_http_date",
-    "parse_vary",
-    "weak_match",
-]
-
 CACHEABLE_BY_DEFAULT: Final = frozenset({200})
 """Statuses stored unless a policy says otherwise: only full successful responses."""
 

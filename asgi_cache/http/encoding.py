@@ -20,15 +20,6 @@ import zlib
 from functools import lru_cache
 from typing import Final
 
-__all__ = [
-    "accepts_gzip",
-    "add_vary_accept_encoding",
-    "compressible_type",
-    "gunzip",
-    "gzip_etag",
-    "try_gzip",
-]
-
 GZIP_LEVEL: Final = 6
 """zlib's default level: compression runs once per stored response, not per hit."""
 _GZIP_WBITS: Final = 31  # deflate with the gzip header and trailer (RFC 1952)

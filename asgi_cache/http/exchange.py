@@ -59,7 +59,6 @@ from .rules import ResponseFacts, credentials_reason, request_bypass_reason
 if TYPE_CHECKING:
     from .middleware import CacheMiddleware
 
-__all__ = ["Exchange", "Shared"]
 
 logger = logging.getLogger("asgi_cache.http")
 

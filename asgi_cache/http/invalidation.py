@@ -29,7 +29,6 @@ from .policy import fill_templates
 if TYPE_CHECKING:
     from .middleware import CacheMiddleware
 
-__all__ = ["UnsafeRequest"]
 
 logger = logging.getLogger("asgi_cache.http")
 

@@ -26,16 +26,6 @@ import orjson
 from .._exceptions import ConfigurationError
 from ..keys import canonical_digest
 
-__all__ = [
-    "DEFAULT_IGNORED_QUERY_PARAMS",
-    "DigestMemo",
-    "KeyOptions",
-    "RequestKey",
-    "VaryMemory",
-    "url_tag",
-    "url_tag_for",
-]
-
 DEFAULT_IGNORED_QUERY_PARAMS: Final = (
     "utm_*",
     "fbclid",

@@ -38,8 +38,6 @@ from .policy import ResponsePolicy
 from .responses import StoredResponse
 from .routing import RouteResolver
 
-__all__ = ["CacheMiddleware", "MiddlewareOptions"]
-
 logger = logging.getLogger("asgi_cache.http")
 
 

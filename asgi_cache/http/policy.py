@@ -17,16 +17,6 @@ from .._exceptions import ConfigurationError
 from .._validate import FLAG, Check, seconds
 from .cache_control import CACHEABLE_BY_DEFAULT
 
-__all__ = [
-    "INVALIDATES_ATTR",
-    "RESPONSE_ATTR",
-    "InvalidationPolicy",
-    "ResponsePolicy",
-    "fill_templates",
-    "invalidation_policy_of",
-    "response_policy_of",
-]
-
 RESPONSE_ATTR: Final = "__asgi_cache_response__"
 INVALIDATES_ATTR: Final = "__asgi_cache_invalidates__"
 

@@ -30,18 +30,6 @@ from typing import Final
 from ..codec import Entry, EntryKind
 from .cache_control import parse_http_date
 
-__all__ = [
-    "FLAG_DERIVED_ETAG",
-    "FLAG_GZIP",
-    "FLAG_MUST_REVALIDATE",
-    "FLAG_NO_CACHE",
-    "FLAG_SHAREABLE",
-    "HOP_BY_HOP",
-    "StoredResponse",
-    "derive_etag",
-    "end_to_end_headers",
-]
-
 FLAG_NO_CACHE: Final = 1
 """Stored, but revalidated before every use (``Cache-Control: no-cache``)."""
 FLAG_MUST_REVALIDATE: Final = 2

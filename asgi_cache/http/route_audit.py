@@ -33,8 +33,6 @@ from starlette.routing import BaseRoute
 from .policy import INVALIDATES_ATTR, RESPONSE_ATTR
 from .route_shapes import enumerate_endpoints
 
-__all__ = ["Unreachable", "unreachable_policies"]
-
 _MAX_OBJECTS: Final = 50_000
 """Objects visited at most by one audit (a guard for very large or cyclic apps)."""
 _ROUTE_LIKE_ATTRS: Final = ("routes", "endpoint", "original_route", "original_router", "app")

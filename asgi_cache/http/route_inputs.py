@@ -35,8 +35,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["RouteInputs", "route_inputs"]
-
 _AUTHORIZATION_SCHEMES: Final = frozenset({"http", "oauth2", "openIdConnect"})
 _API_KEY_PLACES: Final = frozenset({"header", "cookie", "query"})
 _MAX_NODES: Final = 2000

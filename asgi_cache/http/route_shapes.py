@@ -26,16 +26,6 @@ from typing import Any, Final, NamedTuple
 
 from starlette.routing import Host, Match, Mount
 
-__all__ = [
-    "Selected",
-    "enumerate_endpoints",
-    "has_custom_matching",
-    "included_candidates",
-    "is_included_router",
-    "mounted_routes",
-    "select_included",
-]
-
 # The modules whose ``matches`` only look at the path, method and (Host) host header.
 _STOCK_MODULES: Final = frozenset({"starlette.routing", "fastapi.routing"})
 MAX_DEPTH: Final = 32

@@ -46,8 +46,6 @@ from .route_shapes import (
     select_included,
 )
 
-__all__ = ["UNCACHEABLE_INPUTS", "Resolution", "RouteResolver"]
-
 logger = logging.getLogger("asgi_cache.http")
 
 UNCACHEABLE_INPUTS: Final = "request-inputs"

@@ -25,13 +25,6 @@ from .responses import (
     FLAG_SHAREABLE,
 )
 
-__all__ = [
-    "METHOD_OVERRIDE_HEADERS",
-    "ResponseFacts",
-    "credentials_reason",
-    "request_bypass_reason",
-]
-
 METHOD_OVERRIDE_HEADERS: Final = ("x-http-method-override", "x-http-method", "x-method-override")
 _CREDENTIALS: Final = ("authorization", "cookie")
 
