@@ -20,10 +20,11 @@ Cache-aside and the middleware take their turn at a key's lock the same way,
                           -> timed out the holder took longer than the wait budget
     (backend failed)   no lock service: go on alone
 
-Waiters are woken by :class:`Notifier` when the holder publishes on ``keys.notify(key)``:
-one subscription per backend (one pub/sub connection per process) dispatches to the local
-waiters, so nobody polls Redis while pub/sub works; when it does not, a waiter polls with
-backoff. Every wait is bounded by the caller's budget in case a notification is lost.
+Waiters are woken by a :class:`~asgi_cache._notify.Notifier` when the holder publishes on
+``keys.notify(key)``: one subscription per backend (one pub/sub connection per process)
+dispatches to the local waiters, so nobody polls Redis while pub/sub works; when it does
+not, a waiter polls with backoff. Every wait is bounded by the caller's budget in case a
+notification is lost.
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ import enum
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 import anyio
 
 from ._exceptions import BackendError
+from ._notify import Notifier
 from ._stats import Stats
 from .backends.base import Backend
 from .keys import KeySpace
@@ -52,7 +54,6 @@ T = TypeVar("T")
 TOKEN_BYTES = 16
 """Random bytes in a lock token (128 bits), so tokens never repeat across acquisitions."""
 
-_RESUBSCRIBE_AFTER = 1.0  # seconds between subscription attempts while Redis is unreachable
 _POLL_FIRST: Final = 0.01  # without pub/sub, a waiter reads again after 10 ms...
 _POLL_MAX: Final = 0.2  # ...doubling up to 200 ms between reads
 
@@ -202,66 +203,6 @@ class DistributedLock:
             except BackendError as exc:
                 self._on_error("notify", exc)
         return released
-
-
-class Notifier:
-    """Wakes this process's waiters when a value lands under a notify channel.
-
-    It subscribes once per backend to every channel starting with ``prefix`` and dispatches
-    each publish to the futures waiting on that channel.
-
-    Args:
-        prefix: The channel prefix of one namespace (``cache.keys.notify("")``).
-        retry_after: Seconds between subscription attempts while the backend refuses.
-    """
-
-    def __init__(self, prefix: str, *, retry_after: float = _RESUBSCRIBE_AFTER) -> None:
-        self.prefix = prefix
-        self.retry_after = retry_after
-        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
-        self._backend: Backend | None = None
-        self._retry_at = 0.0
-        self._lock = asyncio.Lock()
-
-    async def subscribe(self, backend: Backend) -> bool:
-        """Make sure ``backend`` delivers this namespace's notifications; say if it does.
-
-        A failed subscription is retried at most once per ``retry_after`` seconds, so an
-        unreachable Redis does not cost every waiter a timeout.
-        """
-        if self._backend is backend:
-            return True
-        async with self._lock:
-            if self._backend is backend:
-                return True
-            if time.monotonic() < self._retry_at:
-                return False
-            try:
-                await backend.subscribe(self.prefix, self._deliver)
-            except BackendError as exc:
-                self._retry_at = time.monotonic() + self.retry_after
-                logger.debug("asgi-cache: lock notifications unavailable: %s", exc)
-                return False
-            self._backend = backend
-            return True
-
-    def _deliver(self, channel: str) -> None:
-        for future in self._waiters.pop(channel, ()):
-            if not future.done():
-                future.set_result(None)
-
-    @contextlib.contextmanager
-    def waiter(self, channel: str) -> Iterator[asyncio.Future[None]]:
-        """A future resolved by the next publish on ``channel`` while the block runs."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiters = self._waiters.setdefault(channel, set())
-        waiters.add(future)
-        try:
-            yield future
-        finally:
-            waiters.discard(future)
-            if not waiters and self._waiters.get(channel) is waiters:
-                del self._waiters[channel]
 
 
 class TurnOutcome(enum.Enum):

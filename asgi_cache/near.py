@@ -31,8 +31,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from ._notify import Notifier
 from .codec import Entry
-from .locking import Notifier
 
 
 class NearCache:

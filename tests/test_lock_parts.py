@@ -12,8 +12,9 @@ import fakeredis
 import pytest
 
 from asgi_cache import BackendError, Cache, CacheSettings
+from asgi_cache._notify import Notifier
 from asgi_cache.backends import MemoryBackend, RedisBackend
-from asgi_cache.locking import DistributedLock, Notifier, SingleFlight
+from asgi_cache.locking import DistributedLock, SingleFlight
 
 from .test_loading_get_or_load import Counter, until
 

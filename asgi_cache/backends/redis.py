@@ -14,7 +14,8 @@ versions; with ``batch_reads``, the gets of concurrent requests share one pipeli
 :mod:`asgi_cache.backends.batching`), ``set`` one EVALSHA, ``versions`` one EVALSHA,
 ``invalidate`` one DEL/UNLINK.
 ``publish`` is one PUBLISH; every ``subscribe`` of a backend shares one pub/sub connection
-(one PSUBSCRIBE per prefix) read by one task, which reconnects and resubscribes after a fault.
+(one PSUBSCRIBE per prefix) read by one task, which reconnects and resubscribes after a fault
+(:mod:`._pubsub <asgi_cache.backends._pubsub>`).
 The scripts read tag keys named inside the entry, which a single Redis node allows; on Redis
 Cluster they would need the entry and its tags in one slot (not supported yet).
 
@@ -26,14 +27,12 @@ the timeout) so the cause stays in the traceback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-import anyio
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -46,8 +45,8 @@ from .._exceptions import (
     BackendReplyError,
     BackendTimeoutError,
 )
-from .._tasks import BackgroundTasks
 from .._validate import seconds, whole
+from ._pubsub import Subscriber, glob_escape
 from ._scripts import (
     EXTEND_LOCK_SCRIPT,
     FENCED_SET_SCRIPT,
@@ -165,10 +164,7 @@ class RedisBackend(Backend):
         self._extend = client.register_script(EXTEND_LOCK_SCRIPT)
         self._release = client.register_script(RELEASE_LOCK_SCRIPT)
         self._fenced_set = client.register_script(FENCED_SET_SCRIPT)
-        self._subscribers: list[tuple[str, Callable[[str], None]]] = []
-        self._pubsub: aioredis.client.PubSub | None = None
-        self._reader = BackgroundTasks("redis pub/sub reader")
-        self._confirmed: dict[str, asyncio.Event] = {}
+        self._subscriber = Subscriber(client, self._run)
 
     async def _run(self, what: str, coro: Any, *, bounded: bool = True) -> Any:
         # ``bounded=False``: ``coro`` enforces op_timeout itself (the read batcher does, with
@@ -308,7 +304,7 @@ class RedisBackend(Backend):
     async def delete_prefix(
         self, prefix: str, *, batch: int = 500, progress: Callable[[int], None] | None = None
     ) -> int:
-        pattern = _glob_escape(prefix) + "*"
+        pattern = glob_escape(prefix) + "*"
         count = 0
         cursor: int = 0
         while True:
@@ -351,55 +347,7 @@ class RedisBackend(Backend):
         await self._run("PUBLISH", self.client.publish(channel, b"1"))
 
     async def subscribe(self, prefix: str, callback: Callable[[str], None]) -> None:
-        pattern = _glob_escape(prefix) + "*"
-        confirmed = self._confirmed.get(pattern)
-        if confirmed is None:
-            if self._pubsub is None:
-                self._pubsub = self.client.pubsub()
-            # Registered first: the reader may see the confirmation before psubscribe returns.
-            confirmed = self._confirmed[pattern] = asyncio.Event()
-            try:
-                await self._run("PSUBSCRIBE", self._pubsub.psubscribe(pattern))
-            except BackendError:
-                del self._confirmed[pattern]
-                raise
-            if not self._reader:
-                pubsub = self._pubsub
-                self._reader.start_soon(lambda: self._read_messages(pubsub))
-        if (prefix, callback) not in self._subscribers:
-            self._subscribers.append((prefix, callback))
-        # Redis confirms a subscription on the subscriber connection; only after that is a
-        # PUBLISH from another connection guaranteed to reach it.
-        await self._run("PSUBSCRIBE", confirmed.wait())
-
-    async def _read_messages(self, pubsub: aioredis.client.PubSub) -> None:
-        failures = 0
-        while True:
-            try:
-                message = await pubsub.get_message(timeout=None)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Connection lost: redis-py reconnects and resubscribes on the next read.
-                # Until Redis confirms again, publishes are missed; waiters bound their waits.
-                for event in self._confirmed.values():
-                    event.clear()
-                failures += 1
-                await anyio.sleep(min(2.0, 0.05 * 2**failures))
-                continue
-            failures = 0
-            if message is None:  # pragma: no cover - only with health checks enabled
-                continue
-            kind = message["type"]
-            if kind == "psubscribe":
-                pending = self._confirmed.get(_text(message["channel"]))
-                if pending is not None:
-                    pending.set()
-            elif kind == "pmessage":
-                channel = _text(message["channel"])
-                for prefix, callback in list(self._subscribers):
-                    if channel.startswith(prefix):
-                        callback(channel)
+        await self._subscriber.subscribe(prefix, callback)
 
     async def ping(self) -> float:
         start = time.perf_counter()
@@ -418,13 +366,7 @@ class RedisBackend(Backend):
         }
 
     async def aclose(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        self._subscribers.clear()
-        self._confirmed.clear()
-        await self._reader.aclose()
-        if pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._subscriber.aclose()
         if self.read_batcher is not None:
             await self.read_batcher.aclose()
         conn, self._reads_conn = self._reads_conn, None
@@ -433,11 +375,3 @@ class RedisBackend(Backend):
         if self._owns_client:
             # A client built on an explicit pool leaves the pool open on a plain aclose().
             await self.client.aclose(close_connection_pool=True)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
