@@ -173,7 +173,9 @@ class Cache:
         Never raises because of the backend: a failure, a corrupt value or an invalidated entry
         is a miss. A cached "not found" (negative entry) also returns ``default``.
         """
-        return await self._store.get_value(key, default)
+        store = self._store
+        full_key = self.keys.data(validate_key(key))
+        return store.value_of(full_key, await store.read(full_key), default)
 
     async def set(
         self, key: str, value: Any, ttl: float | None = None, tags: Sequence[str] = ()
