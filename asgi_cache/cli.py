@@ -28,10 +28,10 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from . import Cache
 from ._exceptions import BackendError, ConfigurationError
 from ._urls import mask_url
 from ._validate import Check, number, seconds, whole
-from .cache import Cache
 from .entry_info import describe_entry, format_entry
 from .keys import validate_key
 from .settings import CacheSettings

@@ -30,10 +30,9 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from pydantic import BaseModel
 from starlette.routing import Route
 
+from .. import Cache, CacheMiddleware
 from .._exceptions import ConfigurationError
 from .._validate import problem, seconds, whole
-from ..cache import Cache
-from ..http import CacheMiddleware
 from .db import UserStore
 
 DEFAULT_NAMESPACE = "asgi-cache-demo"

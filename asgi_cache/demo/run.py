@@ -27,7 +27,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from ..cache import Cache
+from .. import Cache
 from .app import DemoConfig, create_app, demo_cache
 from .report import RunReport, hit_rate, render_table, summarize
 from .workload import Outcome, PlannedRequest, drive_blocking, plan
