@@ -17,6 +17,7 @@ from ._exceptions import (
     SerializationError,
 )
 from ._stats import CacheStats
+from ._templates import fill_tag
 from .cache import Cache
 from .health import CacheHealth, HealthApp
 from .http import CacheMiddleware
@@ -38,6 +39,7 @@ __all__ = [
     "HealthApp",
     "NearCache",
     "SerializationError",
+    "fill_tag",
 ]
 
 __version__ = "0.1.0"

@@ -9,6 +9,7 @@ cache-aside engine (:mod:`asgi_cache.loading`) sees only resolved, validated val
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Self
@@ -25,6 +26,17 @@ _BETA = number(minimum=0, words="True, False or an XFetch beta >= 0")
 def _seconds(name: str, value: float | None, default: float, check: Check) -> float:
     check.require(name, value)
     return default if value is None else float(value)
+
+
+class Unstorable(enum.Enum):
+    """What a cache-aside read does with a loaded value that cannot be encoded."""
+
+    RAISE = "raise"
+    """Raise :class:`~asgi_cache.SerializationError` (``get_or_load``): once per model or
+    dataclass type, whose later values are returned uncached without trying again."""
+    LOG = "log"
+    """Log the error once and return the value uncached (``aside``: the route still answers
+    from its loader)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +59,8 @@ class LoadOptions:
     """XFetch beta; 0 disables early refresh."""
     rebuild: Rebuild | None = None
     """Turns a decoded hit back into the loader's type (``None``: used as decoded)."""
+    unstorable: Unstorable = Unstorable.RAISE
+    """What to do with a loaded value that cannot be encoded."""
 
     @classmethod
     def build(
@@ -61,6 +75,7 @@ class LoadOptions:
         negative_ttl: float | None = None,
         early_refresh: bool | float = False,
         rebuild: Rebuild | None = None,
+        unstorable: Unstorable = Unstorable.RAISE,
     ) -> Self:
         """Validate the keyword options of ``get_or_load``/``aside``; fill in the defaults
         from ``settings``.
@@ -89,6 +104,7 @@ class LoadOptions:
             negative_ttl=_seconds("negative_ttl", negative_ttl, settings.negative_ttl, _POSITIVE),
             early_refresh=beta,
             rebuild=rebuild,
+            unstorable=unstorable,
         )
 
     def with_tags(self, tags: Iterable[str]) -> Self:

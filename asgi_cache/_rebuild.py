@@ -1,9 +1,12 @@
 """Type fidelity: a hit returns what a miss returns.
 
 Values are stored as JSON or msgpack, so a pydantic model or dataclass comes back as a dict;
-:func:`rebuilder` turns it back into the loader's return annotation (``User``, ``list[User]``,
-``User | None``, ``dict[str, Item]``...). With pydantic installed it uses a ``TypeAdapter``;
-without, a small walker rebuilds dataclasses, lists, tuples, dicts and optionals.
+:func:`rebuilder` turns it back into the type the caller names (``returns=``) or the loader's
+return annotation (``User``, ``list[User]``, ``User | None``, ``dict[int, Item]``...), found
+by :func:`return_type`. With pydantic installed it uses a ``TypeAdapter`` in lax mode (models
+are dumped in JSON mode, so a ``datetime`` comes back as a string for the adapter to parse,
+even for a model declared strict); without, a small walker rebuilds dataclasses, lists,
+tuples, dicts and optionals.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ import functools
 import inspect
 import types
 import typing
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Final
 
 Rebuild = Callable[[Any], Any]
 """Turns a decoded value back into the caller's type."""
+
+NO_TYPE: Final = inspect.Signature.empty
+"""What :func:`return_type` answers for a loader without a usable return annotation."""
 
 
 def _needs_rebuild(annotation: Any) -> bool:
@@ -43,8 +49,50 @@ def rebuilder(annotation: Any, *, use_pydantic: bool = True) -> Callable[[Any], 
         except ImportError:  # pragma: no cover - pydantic is a dev dependency
             pass
         else:
-            return TypeAdapter(annotation).validate_python
+            # Lax: JSON-mode dumps hold strings where a strict model wants datetimes.
+            return functools.partial(TypeAdapter(annotation).validate_python, strict=False)
     return functools.partial(_walk, annotation)
+
+
+def return_type(loader: Callable[..., Any]) -> Any:
+    """The type ``loader`` says it returns (``async def load() -> User``: ``User``), or
+    :data:`NO_TYPE` when it has none (a lambda) or it cannot be resolved.
+
+    ``functools.partial`` is looked through; ``Awaitable[User]`` (a plain function returning
+    an awaitable) means ``User``. A string annotation (``from __future__ import
+    annotations``) is evaluated in the loader's module.
+    """
+    while isinstance(loader, functools.partial):
+        loader = loader.func
+    annotations = getattr(loader, "__annotations__", None)
+    if not isinstance(annotations, dict) or "return" not in annotations:
+        return NO_TYPE
+    annotation = annotations["return"]
+    if isinstance(annotation, str):
+        try:
+            annotation = typing.get_type_hints(loader).get("return", NO_TYPE)
+        except Exception:  # a name defined inside a function, a typo: no usable type
+            return NO_TYPE
+    origin: Any = typing.get_origin(annotation)
+    if origin in (Awaitable, Coroutine) and typing.get_args(annotation):
+        annotation = typing.get_args(annotation)[-1]
+    return annotation
+
+
+def untyped_hint(loader: Callable[..., Any], model: str) -> str:
+    """How to fix a loader whose ``model`` values come back from a hit as dicts."""
+    short = model.rpartition(".")[2]
+    while isinstance(loader, functools.partial):
+        loader = loader.func
+    name = getattr(loader, "__qualname__", None) or repr(loader)
+    annotation = return_type(loader)
+    if name == "<lambda>" or name.endswith(".<lambda>"):
+        why = "the loader is a lambda, and a lambda has no return annotation"
+    elif annotation is NO_TYPE:
+        why = f"the loader {name} has no return annotation the cache can resolve"
+    else:
+        why = f"the loader's return annotation ({annotation!r}) names no model or dataclass"
+    return f"{why}; pass returns={short} (or annotate the loader: async def load() -> {short})"
 
 
 def _walk(tp: Any, value: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from ._exceptions import BackendError
 from ._stats import Stats
@@ -150,9 +151,20 @@ class Runtime:
             logger.warning("asgi-cache: %s", warning)
 
 
+MEMORY_PER_PROCESS: Final = (
+    "memory:// keeps entries in this process only: with several workers (uvicorn --workers, "
+    "gunicorn) each worker has a cache of its own, so after a write or an invalidation in one "
+    "worker the others serve stale data until their entries expire; set ASGI_CACHE_URL to a "
+    "redis:// URL to share one cache (see docs/configuration.md)"
+)
+"""The startup warning of an in-process backend (``memory://``, the default of ``from_env``)."""
+
+
 def _startup_warnings(info: dict[str, object]) -> list[str]:
-    """What makes the Redis that ``info`` describes unfit for a cache, for an operator
-    reading the log (empty for a fit Redis, and for a backend that is not Redis)."""
+    """What makes the backend that ``info`` describes unfit for a cache shared by workers,
+    for an operator reading the log (empty for a fit Redis)."""
+    if info.get("backend") == "memory":
+        return [MEMORY_PER_PROCESS]
     if info.get("backend") != "redis":
         return []
     warnings = []

@@ -14,18 +14,30 @@ without a backend round trip; every store and delete brings the L1s in line thro
 from __future__ import annotations
 
 import enum
+import logging
 import random
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ._exceptions import BackendError, ConfigurationError
+from ._rebuild import Rebuild
 from ._runtime import Runtime
 from ._tags import Tags, TagSnapshot
 from ._validate import TTL
-from .codec import CorruptEntry, Entry, EntryKind, Serializer, decode_entry, encode_entry
+from .codec import (
+    CorruptEntry,
+    Entry,
+    EntryKind,
+    Serializer,
+    decode_entry,
+    encode_entry,
+    model_name,
+)
 from .keys import validate_key
 from .locking import DistributedLock, Locks
+
+logger = logging.getLogger("asgi_cache")
 
 
 class WriteResult(enum.Enum):
@@ -51,6 +63,7 @@ class Store:
 
     __slots__ = (
         "_random",
+        "_warned",
         "keys",
         "locks",
         "near",
@@ -74,6 +87,7 @@ class Store:
         )
         """Builds the distributed lock of a key, and wakes its waiters."""
         self._random = random.Random()
+        self._warned: set[str] = set()
 
     @property
     def in_process(self) -> bool:
@@ -101,6 +115,10 @@ class Store:
         """
         if not self.settings.enabled:
             return None, True
+        if self.tags.queue and not await self.tags.settle():
+            # Invalidations are waiting to land (the backend was unreachable): until they
+            # do, what the backend holds may be older than them, so it is not read.
+            return None, False
         near = self.near
         generation = -1
         if near is not None:
@@ -126,13 +144,40 @@ class Store:
             near.put(full_key, entry, generation)
         return entry, True
 
-    def decode(self, full_key: str, entry: Entry) -> tuple[bool, Any]:
-        """Decode a value entry: ``(True, value)``, or ``(False, None)`` if it is corrupt."""
+    def decode(
+        self, full_key: str, entry: Entry, rebuild: Rebuild | None = None
+    ) -> tuple[bool, Any]:
+        """Decode a value entry: ``(True, value)``, or ``(False, None)`` if it is unusable.
+
+        With ``rebuild``, the value is rebuilt into the caller's type; a stored shape that no
+        longer fits it (a deploy changed the model) is unusable too, reported as a mismatch.
+        """
         try:
-            return True, self.serializer.decode(entry)
+            value = self.serializer.decode(entry)
         except CorruptEntry as exc:
             self.stats.corrupt(full_key, exc)
             return False, None
+        if rebuild is None or entry.kind is EntryKind.NEGATIVE:
+            return True, value
+        try:
+            return True, rebuild(value)
+        except Exception as exc:
+            self.stats.mismatch(full_key, f"cannot rebuild: {exc}")
+            return False, None
+
+    def warn_untyped(self, model: str, *, call: str, hint: str) -> None:
+        """Warn once per model that ``call`` returns a dict on a hit where a miss returns
+        the model itself; ``hint`` says how to fix it."""
+        if model in self._warned:
+            return
+        self._warned.add(model)
+        logger.warning(
+            "asgi-cache: %s returns a dict on a hit where the value stored was a %s (hits "
+            "and misses differ in type); %s",
+            call,
+            model,
+            hint,
+        )
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -194,9 +239,9 @@ class Store:
         """
         now = time.time()
         if negative:
-            kind, body, tagged = EntryKind.NEGATIVE, b"", False
+            kind, body, tagged, model = EntryKind.NEGATIVE, b"", False, None
         else:
-            kind, body, tagged = self.serializer.encode(value, key=key)
+            kind, body, tagged, model = self.serializer.encode(value, key=key)
         return Entry(
             kind=kind,
             body=body,
@@ -204,6 +249,8 @@ class Store:
             fresh_until=now + ttl,
             stale_until=now + ttl + stale_ttl,
             load_time=load_time,
+            # The model's name, so a read without a type can say what it should have asked.
+            extra=model.encode() if model else b"",
             tagged=tagged,
         )
 
@@ -228,17 +275,37 @@ class Store:
 
     # -- the data API --------------------------------------------------------------------------
 
-    def value_of(self, full_key: str, entry: Entry | None, default: Any = None) -> Any:
+    def value_of(
+        self,
+        full_key: str,
+        entry: Entry | None,
+        default: Any = None,
+        rebuild: Rebuild | None = None,
+    ) -> Any:
         """The value a :meth:`read` of ``full_key`` found, counted as a hit, or ``default``
-        counted as a miss (nothing, stale, corrupt, or a cached "not found"); see
-        ``Cache.get``. Kept apart from the read so a hit costs no extra await."""
+        counted as a miss (nothing, stale, corrupt, an HTTP response, a shape ``rebuild``
+        refuses, or a cached "not found"); see ``Cache.get``. Kept apart from the read so a
+        hit costs no extra await."""
         if entry is None or not entry.is_fresh(time.time()):
             self.stats.miss()
             return default
-        ok, value = self.decode(full_key, entry)
+        if entry.kind is EntryKind.RESPONSE:
+            self.stats.mismatch(full_key, "an HTTP response under a data key")
+            self.stats.miss()
+            return default
+        ok, value = self.decode(full_key, entry, rebuild)
         if not ok or entry.kind is EntryKind.NEGATIVE:
             self.stats.miss()
             return default
+        if rebuild is None:
+            model = model_name(entry)
+            if model is not None:
+                short = model.rpartition(".")[2]
+                self.warn_untyped(
+                    model,
+                    call=f"cache.get({self.keys.user_key(full_key)!r})",
+                    hint=f"pass returns={short} to rebuild it",
+                )
         self.stats.hit()
         return value
 

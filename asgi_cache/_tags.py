@@ -9,6 +9,13 @@ it lands, never dropped.
 
 After every change this module brings the L1 near-caches in line, in one place
 (:meth:`Tags.apply`): this process's at once, the other processes' by a publish.
+
+Queued invalidations land before this process reads from or stores to the backend again
+(:meth:`Tags.settle`): when Redis comes back with its old data (a restart from its RDB, a
+failover), a read or a store first delivers the queue; while it cannot, the read is a miss
+and the store fails open. Other
+processes do not know this process's queue: they may serve the old entries until it lands
+(``docs/invalidation.md``).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from ._retry import InvalidationQueue
 from ._runtime import Runtime
 from .backends.base import Dependency
 from .keys import validate_tag
+from .locking import SingleFlight
 
 T = TypeVar("T")
 
@@ -64,6 +72,7 @@ class Tags:
             all_tag=runtime.keys.all_tag,
         )
         """Invalidations waiting for the backend to come back."""
+        self._settling = SingleFlight()
         runtime.on_close(self.queue.aclose)
 
     # -- versions ------------------------------------------------------------------------------
@@ -97,6 +106,10 @@ class Tags:
     async def _read(self, tag_keys: list[str], ttl: float | None) -> TagSnapshot:
         s = self._settings
         if not s.enabled:
+            return NO_SNAPSHOT
+        if self.queue and not await self.settle():
+            # Queued invalidations land before anything new is stored: a store under the
+            # versions they are about to retire would be killed by them when they land.
             return NO_SNAPSHOT
         lifetime = max(s.default_ttl, ttl or 0.0) + s.lock_lease
         try:
@@ -166,6 +179,18 @@ class Tags:
     async def drain(self) -> bool:
         """Retry queued invalidations now; return whether none are left pending."""
         return await self.queue.flush() if len(self.queue) else True
+
+    async def settle(self) -> bool:
+        """Deliver the queued invalidations before a read; return whether none are left.
+
+        Called by every read while the queue is not empty: the first caller tries once
+        (each command bounded by ``op_timeout``; at once while the circuit breaker is open)
+        and concurrent readers share its attempt. ``False`` means the backend may still hold
+        entries older than an invalidation: the read must be a miss.
+        """
+        if not self.queue:
+            return True
+        return await self._settling.run("settle", self.queue.flush)
 
     async def _retry_invalidate(self, tag_keys: Sequence[str]) -> int:
         return await self.apply(self._runtime.backend.invalidate(tag_keys))

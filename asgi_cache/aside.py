@@ -2,7 +2,8 @@
 
 The callable returned mirrors the loader's signature (``__signature__``), so FastAPI resolves
 the loader's own path, query and ``Depends`` parameters and passes them in; the key and tag
-templates are filled from those arguments by name (``"users:{user_id}:profile"``). Outside
+templates are filled from those arguments by name (``"users:{user_id}:profile"``), by
+:mod:`asgi_cache._templates` (tags exactly as the middleware fills them). Outside
 FastAPI it is awaited like the loader itself: ``await profile(42, db=session)``; its type is
 the loader's own (``Callable[P, Awaitable[T]]``).
 
@@ -16,63 +17,19 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import re
-import string
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from ._exceptions import ConfigurationError
 from ._options import LoadOptions
+from ._templates import fill_key, fill_tags, template_fields
 from .keys import validate_key, validate_tag
 from .loading import Loading
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_FIELD_ROOT = re.compile(r"[.\[]")
-
 logger = logging.getLogger("asgi_cache")
-
-
-class _KeyFormatter(string.Formatter):
-    """``str.format`` that percent-escapes the filled values.
-
-    Arguments often come from requests. Escaping ``%`` and ``:`` keeps keys unambiguous
-    (``users:{a}:{b}`` with ``a="1:2", b="3"`` and ``a="1", b="2:3"`` stay two keys), and
-    escaping CR, LF and NUL keeps every filled key valid. Plain ids are left readable.
-    """
-
-    _ESCAPES = str.maketrans({"%": "%25", ":": "%3A", "\r": "%0D", "\n": "%0A", "\0": "%00"})
-
-    def format_field(self, value: Any, format_spec: str) -> str:
-        return str(super().format_field(value, format_spec)).translate(self._ESCAPES)
-
-
-_FORMATTER = _KeyFormatter()
-
-
-def template_fields(template: str) -> set[str]:
-    """The argument names a ``str.format`` template refers to (``{user.id}`` -> ``user``).
-
-    Raises:
-        ConfigurationError: The template is malformed or uses positional fields (``{}``).
-    """
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise ConfigurationError(f"template {template!r} is not allowed: {exc}") from None
-    names = set()
-    for _, field, _, _ in parsed:
-        if field is None:
-            continue
-        root = _FIELD_ROOT.split(field, maxsplit=1)[0]
-        if not root or root.isdigit():
-            raise ConfigurationError(
-                f"template {template!r} is not allowed: fields must name the loader's "
-                "parameters, such as '{user_id}'"
-            )
-        names.add(root)
-    return names
 
 
 def _loader_signature(loader: Callable[..., Any]) -> inspect.Signature:
@@ -139,11 +96,13 @@ def build_aside(
         def load() -> Awaitable[T]:
             return loader(*bound.args, **bound.kwargs)
 
+        load.__qualname__ = loader_name  # warnings name the loader, not this closure
+        load.__annotations__ = {"return": annotation}
+
         try:
-            filled_key = validate_key(_FORMATTER.vformat(key, (), arguments))
-            filled_tags = [
-                validate_tag(_FORMATTER.vformat(t, (), arguments)) for t in tag_templates
-            ]
+            filled_key = validate_key(fill_key(key, arguments))
+            # Tags are filled as the middleware fills them: one tag, one spelling.
+            filled_tags = [validate_tag(t) for t in fill_tags(tag_templates, arguments)]
         except ConfigurationError as exc:
             # Arguments come from requests: one that makes no valid key (an oversized string)
             # bypasses the cache rather than failing the request.

@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any, ParamSpec, Self, TypeVar
 
-from ._options import LoadOptions
+from ._options import LoadOptions, Unstorable
 from ._runtime import Runtime
 from ._stats import CacheStats
 from ._store import Store, WriteResult
@@ -167,15 +167,23 @@ class Cache:
 
     # -- the data API --------------------------------------------------------------------------
 
-    async def get(self, key: str, default: Any = None) -> Any:
+    async def get(self, key: str, default: Any = None, *, returns: Any = None) -> Any:
         """Return the fresh value cached under ``key``, or ``default`` on a miss.
 
         Never raises because of the backend: a failure, a corrupt value or an invalidated entry
         is a miss. A cached "not found" (negative entry) also returns ``default``.
+
+        Args:
+            key: The caller's key, as given to :meth:`set`.
+            default: Returned on a miss.
+            returns: Type to rebuild the value into (``User``, ``list[User]``): models and
+                dataclasses are stored as dicts. A value that no longer fits the type is a
+                miss. Without it, reading a stored model logs a warning once.
         """
         store = self._store
         full_key = self.keys.data(validate_key(key))
-        return store.value_of(full_key, await store.read(full_key), default)
+        rebuild = None if returns is None else self._loading.rebuilder(returns)
+        return store.value_of(full_key, await store.read(full_key), default, rebuild)
 
     async def set(
         self, key: str, value: Any, ttl: float | None = None, tags: Sequence[str] = ()
@@ -353,14 +361,18 @@ class Cache:
             early_refresh: XFetch: ``True`` (beta 1.0) or a beta > 0 refreshes hot keys
                 before they expire, with a probability scaled by the measured load time.
             returns: Type to rebuild hits into (``User``, ``list[User]``, ``User | None``), so
-                a hit returns what the loader returns.
+                a hit returns what the loader returns. ``None`` means the loader's return
+                annotation (``async def load() -> User``); a lambda has none, so a lambda
+                returning a model needs ``returns=`` (a warning says so otherwise).
 
         Returns:
             The cached or freshly loaded value.
 
         Raises:
             ConfigurationError: An option has a value that is not allowed.
-            SerializationError: The loaded value cannot be encoded (names key and type).
+            SerializationError: The loaded value cannot be encoded (the message names the
+                key, the field and its type). Raised once per model type: later values of
+                it are returned uncached.
             Exception: Whatever the loader raised (nothing is cached then).
         """
         opts = LoadOptions.build(
@@ -372,7 +384,7 @@ class Cache:
             stale_ttl=stale_ttl,
             negative_ttl=negative_ttl,
             early_refresh=early_refresh,
-            rebuild=None if returns is None else self._loading.rebuilder(returns),
+            rebuild=self._loading.rebuild_for(loader, returns),
         )
         value: T = await self._loading.get_or_load(key, loader, opts)
         return value
@@ -395,8 +407,11 @@ class Cache:
 
         The result has the loader's signature, so FastAPI resolves the loader's own path,
         query and ``Depends`` parameters; ``key`` and ``tags`` are templates filled from
-        them (``"users:{user_id}:profile"``). Hits are rebuilt into the loader's return
-        annotation (or ``returns``). The options are those of :meth:`get_or_load`.
+        them (``"users:{user_id}:profile"``); tags are filled like the middleware's
+        (:func:`~asgi_cache.fill_tag`), the key with ``:`` and ``%`` in values escaped. Hits
+        are rebuilt into the loader's return annotation (or ``returns``). A value that cannot
+        be encoded is logged once and returned uncached: the route still answers. The options
+        are those of :meth:`get_or_load`.
 
         Raises:
             ConfigurationError: A template names something that is not a loader parameter,
@@ -411,6 +426,7 @@ class Cache:
             stale_ttl=stale_ttl,
             negative_ttl=negative_ttl,
             early_refresh=early_refresh,
+            unstorable=Unstorable.LOG,
         )
         return build_aside(
             self._loading, loader, key=key, tags=tags, options=options, returns=returns

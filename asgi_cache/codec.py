@@ -1,12 +1,13 @@
 """Value serializers and the versioned stored-entry format.
 
 An entry is what the :class:`~asgi_cache.Cache` stores under one key: a fixed binary header
-followed by an opaque ``extra`` block (used by the HTTP middleware for status and headers) and
-the body. The header carries everything later features need without a second round trip::
+followed by an opaque ``extra`` block (used by the HTTP middleware for status and headers, and
+by values for the name of the model they were dumped from) and the body. The header carries
+everything later features need without a second round trip::
 
     offset size field
     0      2    magic b"\\xacE"
-    2      1    format version (1)
+    2      1    format version (2)
     3      1    kind (value-json, value-msgpack, raw bytes, raw str, negative, response)
     4      8    fingerprint of the full Redis key the entry was written under
     12     8    created at (unix seconds, float64)
@@ -15,13 +16,22 @@ the body. The header carries everything later features need without a second rou
     36     8    load time (seconds the loader or origin took; used by early refresh)
     44     1    flags (bit 0: the JSON body holds tagged non-JSON types to revive)
     45     4    length of ``extra``
-    49     ...  extra, then body
+    49     4    length of the body
+    53     4    CRC-32 of ``extra`` and body
+    57     ...  extra, then body
+
+Decoding is total: whatever bytes a key holds, :func:`decode_entry` returns an entry or raises
+:class:`CorruptEntry`, which callers treat as a miss. The lengths and the checksum catch a
+truncated, extended or altered value (a foreign writer, a bit flip, a partial copy); the
+times must be finite and plausible (a NaN or an infinity would otherwise become an ``Age``
+header or a lifetime). Format version 1 entries (no lengths, no checksum) read as misses.
 
 Values are never pickled. JSON (orjson) is the default serializer; ``bytes``, ``datetime``,
-``date``, ``time``, ``UUID``, ``Decimal`` and tuples survive a round trip through tagged
-objects (``{"__ac__": type, "v": value}``), decoded only when the entry's flag says so.
-Anything that is not well-formed is reported as :class:`CorruptEntry`, which callers treat as
-a miss.
+``date``, ``time``, ``timedelta``, ``UUID``, ``Decimal``, tuples, sets, frozensets, paths, IP
+addresses and dicts with non-``str`` keys survive a round trip through tagged objects
+(``{"__ac__": type, "v": value}``), decoded only when the entry's flag says so. Pydantic models
+are dumped in JSON mode (every field type pydantic knows becomes JSON) and rebuilt through
+their type (:mod:`asgi_cache._rebuild`); dataclasses are dumped field by field.
 """
 
 from __future__ import annotations
@@ -31,24 +41,29 @@ import dataclasses
 import datetime as dt
 import enum
 import hashlib
+import ipaddress
+import pathlib
 import struct
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
 from ._exceptions import ConfigurationError, SerializationError
 
 MAGIC: Final = b"\xacE"
-FORMAT_VERSION: Final = 1
-_HEADER = struct.Struct(">2sBB8sddddBI")
+FORMAT_VERSION: Final = 2
+_HEADER = struct.Struct(">2sBB8sddddBIII")
 HEADER_SIZE: Final = _HEADER.size
 _FLAG_TAGGED = 1
 _TAG = "__ac__"
+_MAX_TIME: Final = 1e11
+"""Latest plausible unix time in an entry (year 5138); anything later is corruption."""
 
 
 class CorruptEntry(Exception):
@@ -77,6 +92,9 @@ class Entry:
     """A decoded stored entry.
 
     ``body`` is the raw body bytes; use :meth:`Serializer.decode` (via the cache) for values.
+    For a value, ``extra`` holds the qualified name of the model or dataclass it was dumped
+    from (empty for plain values): the cache warns when such a value is read without a type
+    to rebuild it into (see :func:`model_name`).
     """
 
     kind: EntryKind
@@ -116,6 +134,8 @@ def encode_entry(entry: Entry, full_key: str) -> bytes:
         entry.load_time,
         _FLAG_TAGGED if entry.tagged else 0,
         len(entry.extra),
+        len(entry.body),
+        zlib.crc32(entry.body, zlib.crc32(entry.extra)),
     )
     return b"".join((header, entry.extra, entry.body))
 
@@ -123,14 +143,16 @@ def encode_entry(entry: Entry, full_key: str) -> bytes:
 def decode_entry(data: bytes | memoryview, full_key: str) -> Entry:
     """Decode bytes stored under ``full_key``.
 
+    Total: any input either decodes or raises :class:`CorruptEntry`.
+
     Raises:
-        CorruptEntry: The bytes are not an entry of this format, are truncated, or were
-            written under another key.
+        CorruptEntry: The bytes are not an entry of this format, are truncated or extended,
+            fail their checksum, hold implausible times, or were written under another key.
     """
     if len(data) < HEADER_SIZE:
         raise CorruptEntry("truncated header")
     try:
-        magic, version, kind, fp, created, fresh, stale, load, flags, extra_len = (
+        (magic, version, kind, fp, created, fresh, stale, load, flags, extra_len, body_len, crc) = (
             _HEADER.unpack_from(data)
         )
         kind = EntryKind(kind)
@@ -141,9 +163,17 @@ def decode_entry(data: bytes | memoryview, full_key: str) -> Entry:
     if fp != fingerprint(full_key):
         raise CorruptEntry("entry belongs to another key")
     end_extra = HEADER_SIZE + extra_len
-    if end_extra > len(data):
-        raise CorruptEntry("truncated extra block")
+    if end_extra + body_len != len(data):
+        what = "truncated" if end_extra + body_len > len(data) else "has trailing bytes"
+        raise CorruptEntry(f"entry {what} ({len(data)} bytes, header says {end_extra + body_len})")
     view = memoryview(data)
+    if zlib.crc32(view[HEADER_SIZE:]) != crc:
+        raise CorruptEntry("checksum mismatch")
+    # Every time is finite and plausible, so no NaN or infinity becomes an Age or a lifetime.
+    if not all(0.0 <= t <= _MAX_TIME for t in (created, fresh, stale)) or not (
+        0.0 <= load <= _MAX_TIME
+    ):
+        raise CorruptEntry("implausible times in the header")
     return Entry(
         kind=kind,
         body=bytes(view[end_extra:]),
@@ -156,14 +186,38 @@ def decode_entry(data: bytes | memoryview, full_key: str) -> Entry:
     )
 
 
+def model_name(entry: Entry) -> str | None:
+    """The model or dataclass a value entry was dumped from (``myapp.User``), if any."""
+    if entry.kind not in (EntryKind.JSON, EntryKind.MSGPACK) or not entry.extra:
+        return None
+    return entry.extra.decode("utf-8", "replace")
+
+
+class Encoded(NamedTuple):
+    """An encoded value (see :meth:`Serializer.encode`)."""
+
+    kind: EntryKind
+    """How the body is encoded."""
+    body: bytes
+    """The encoded value."""
+    tagged: bool
+    """Whether the body holds tagged non-JSON types to revive."""
+    model: str | None = None
+    """Qualified name of the (first) model or dataclass in the value, if any: a hit needs
+    its type to come back as one rather than as a dict."""
+
+
 class Serializer:
     """Turns Python values into entry bodies and back.
 
     ``str`` and ``bytes`` are stored raw; everything else goes through orjson or msgpack.
-    Supported: ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, lists, tuples (come
-    back as tuples), dicts with ``str`` keys, ``datetime``/``date``/``time``, ``UUID``,
-    ``Decimal``, dataclasses and pydantic models (both come back as dicts; ``cache.aside``
-    rebuilds them from the loader's annotation).
+    Supported: ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, lists, tuples, sets
+    and frozensets (each comes back as itself), dicts (any hashable keys of these types),
+    ``datetime``/``date``/``time``/``timedelta``, ``UUID``, ``Decimal``, paths, IP addresses
+    and networks, enums (as their value), dataclasses (field by field) and pydantic models (in
+    JSON mode, so every field type pydantic can serialize works). Models and dataclasses come
+    back as dicts; ``returns=`` or the loader's return annotation rebuilds them
+    (:mod:`asgi_cache._rebuild`).
     """
 
     def __init__(self, name: str) -> None:
@@ -183,36 +237,37 @@ class Serializer:
                 ) from None
             self._msgpack = msgpack
 
-    def encode(self, value: Any, *, key: str = "?") -> tuple[EntryKind, bytes, bool]:
-        """Encode ``value``; return its kind, body and whether it holds tagged types.
+    def encode(self, value: Any, *, key: str = "?") -> Encoded:
+        """Encode ``value``: its kind, body, whether it holds tagged types, and the model
+        it was dumped from.
 
         Raises:
             SerializationError: The value (or something inside it) cannot be encoded; the
-                message names the key and the offending type.
+                message names the key, the field (``Order.items[0].price``) and its type.
         """
         if type(value) is bytes:
-            return EntryKind.BYTES, value, False
+            return Encoded(EntryKind.BYTES, value, False)
         if type(value) is str:
-            return EntryKind.STR, value.encode(), False
+            return Encoded(EntryKind.STR, value.encode(), False)
         state = _EncodeState()
         try:
             if self._msgpack is not None:
                 body = self._msgpack.packb(
                     _pretag(value, state), default=state.default, datetime=False
                 )
-                return EntryKind.MSGPACK, body, state.tagged
+                return Encoded(EntryKind.MSGPACK, body, state.tagged, state.model)
             body = orjson.dumps(
                 _pretag(value, state),
                 default=state.default,
                 option=orjson.OPT_PASSTHROUGH_DATETIME,
             )
         except (TypeError, ValueError, OverflowError, orjson.JSONEncodeError) as exc:
-            bad = state.bad_type or type(value).__name__
+            where, bad = locate_unencodable(value)
             raise SerializationError(
-                f"cannot cache the value for key {key!r}: {bad} is not serializable with the "
-                f"{self.name} serializer ({exc})"
+                f"cannot cache the value for key {key!r}: {where} ({bad}) is not serializable "
+                f"with the {self.name} serializer ({exc})"
             ) from None
-        return EntryKind.JSON, body, state.tagged
+        return Encoded(EntryKind.JSON, body, state.tagged, state.model)
 
     def _msgpack_module(self) -> Any:
         if self._msgpack is None:
@@ -224,8 +279,10 @@ class Serializer:
     def decode(self, entry: Entry) -> Any:
         """Decode the value held by ``entry``.
 
+        Total: whatever the body holds, the value or :class:`CorruptEntry`.
+
         Raises:
-            CorruptEntry: The body does not decode.
+            CorruptEntry: The body does not decode (or a tagged value inside it does not).
         """
         kind = entry.kind
         try:
@@ -239,37 +296,70 @@ class Serializer:
                 value = self._msgpack_module().unpackb(entry.body, strict_map_key=False)
             else:
                 return None
+            return _revive(value) if entry.tagged else value
         except Exception as exc:
-            raise CorruptEntry(f"body does not decode: {exc}") from None
-        return _revive(value) if entry.tagged else value
+            # Anything: a body that does not parse, a tagged value that does not revive
+            # (``{"__ac__": "datetime", "v": 5}``), nesting too deep to walk.
+            raise CorruptEntry(f"body does not decode: {type(exc).__name__}: {exc}") from None
 
 
 class _EncodeState:
-    __slots__ = ("bad_type", "tagged")
+    __slots__ = ("model", "tagged")
 
     def __init__(self) -> None:
         self.tagged = False
-        self.bad_type: str | None = None
+        self.model: str | None = None
 
     def default(self, obj: Any) -> Any:
         encoder = _ENCODERS.get(type(obj))
         if encoder is not None:
             self.tagged = True
-            return {_TAG: encoder[0], "v": encoder[1](obj)}
+            return {_TAG: encoder[0], "v": encoder[1](obj, self)}
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            self._saw_model(obj)
             return _pretag({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}, self)
-        dump = getattr(obj, "model_dump", None)
-        if callable(dump):
-            return _pretag(dump(mode="python"), self)
+        if _is_model(obj):
+            self._saw_model(obj)
+            return _dump_model(obj, self)
         if isinstance(obj, enum.Enum):
-            return obj.value
-        self.bad_type = type(obj).__name__
+            return _pretag(obj.value, self)
+        for base, (name, encode) in _SUBCLASS_ENCODERS:
+            if isinstance(obj, base):
+                self.tagged = True
+                return {_TAG: name, "v": encode(obj, self)}
         raise TypeError(f"type {type(obj).__name__} is not supported")
+
+    def _saw_model(self, obj: Any) -> None:
+        if self.model is None:
+            cls = type(obj)
+            self.model = f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _dump_model(obj: Any, state: _EncodeState) -> Any:
+    # JSON mode: every type pydantic knows (sets, timedeltas, URLs, paths, IP addresses,
+    # int-keyed dicts...) becomes JSON, and the model's type rebuilds it. A field JSON mode
+    # refuses (bytes that are not UTF-8) is dumped in Python mode instead, for our own
+    # encoders (bytes are kept as base64).
+    try:
+        return obj.model_dump(mode="json")
+    except Exception:
+        data: dict[str, Any] = {}
+        for field in type(obj).model_fields:
+            try:
+                data.update(obj.model_dump(mode="json", include={field}))
+            except Exception:
+                data.update(obj.model_dump(mode="python", include={field}))
+        return _pretag(data, state)
+
+
+def _is_model(obj: Any) -> bool:
+    return callable(getattr(obj, "model_dump", None)) and hasattr(type(obj), "model_fields")
 
 
 def _pretag(value: Any, state: _EncodeState) -> Any:
     # orjson and msgpack turn tuples into arrays, and orjson turns UUIDs into strings, without
-    # asking ``default``; tag those before encoding so they come back as what they were.
+    # asking ``default``; dicts with keys other than str are refused (orjson) or come back
+    # untyped. Tag those before encoding so they come back as what they were.
     t = type(value)
     if t is tuple:
         state.tagged = True
@@ -280,6 +370,12 @@ def _pretag(value: Any, state: _EncodeState) -> Any:
     if t is list:
         return [_pretag(v, state) for v in value] if _needs_pretag(value) else value
     if t is dict:
+        if any(type(k) is not str for k in value):
+            state.tagged = True
+            return {
+                _TAG: "dict",
+                "v": [[_pretag(k, state), _pretag(v, state)] for k, v in value.items()],
+            }
         return {k: _pretag(v, state) for k, v in value.items()} if _needs_pretag(value) else value
     return value
 
@@ -288,28 +384,58 @@ def _needs_pretag(value: Any) -> bool:
     items = value.values() if type(value) is dict else value
     for v in items:
         t = type(v)
-        if t is tuple or t is uuid.UUID or ((t is list or t is dict) and _needs_pretag(v)):
+        if t is tuple or t is uuid.UUID:
+            return True
+        if t is dict and (any(type(k) is not str for k in v) or _needs_pretag(v)):
+            return True
+        if t is list and _needs_pretag(v):
             return True
     return False
 
 
-_ENCODERS: dict[type, tuple[str, Callable[[Any], Any]]] = {
-    bytes: ("bytes", lambda b: base64.b64encode(b).decode()),
-    bytearray: ("bytes", lambda b: base64.b64encode(b).decode()),
-    dt.datetime: ("datetime", lambda d: d.isoformat()),
-    dt.date: ("date", lambda d: d.isoformat()),
-    dt.time: ("time", lambda d: d.isoformat()),
-    uuid.UUID: ("uuid", str),
-    Decimal: ("decimal", str),
+def _b64(b: bytes, _: _EncodeState) -> str:
+    return base64.b64encode(b).decode()
+
+
+def _items(value: Any, state: _EncodeState) -> list[Any]:
+    return [_pretag(v, state) for v in value]
+
+
+_Encoder = tuple[str, Callable[[Any, _EncodeState], Any]]
+
+_ENCODERS: dict[type, _Encoder] = {
+    bytes: ("bytes", _b64),
+    bytearray: ("bytes", _b64),
+    dt.datetime: ("datetime", lambda d, _: d.isoformat()),
+    dt.date: ("date", lambda d, _: d.isoformat()),
+    dt.time: ("time", lambda d, _: d.isoformat()),
+    dt.timedelta: ("timedelta", lambda d, _: [d.days, d.seconds, d.microseconds]),
+    uuid.UUID: ("uuid", lambda u, _: str(u)),
+    Decimal: ("decimal", lambda d, _: str(d)),
+    set: ("set", _items),
+    frozenset: ("frozenset", _items),
+    ipaddress.IPv4Address: ("ip", lambda a, _: str(a)),
+    ipaddress.IPv6Address: ("ip", lambda a, _: str(a)),
+    ipaddress.IPv4Network: ("ipnet", lambda a, _: str(a)),
+    ipaddress.IPv6Network: ("ipnet", lambda a, _: str(a)),
 }
 
+_SUBCLASS_ENCODERS: tuple[tuple[type, _Encoder], ...] = (
+    # PosixPath and WindowsPath are subclasses: matched by isinstance, revived as Path.
+    (pathlib.PurePath, ("path", lambda p, _: str(p))),
+)
+
 _DECODERS: dict[str, Callable[[Any], Any]] = {
-    "bytes": base64.b64decode,
+    "bytes": lambda v: base64.b64decode(v, validate=True),
     "datetime": dt.datetime.fromisoformat,
     "date": dt.date.fromisoformat,
     "time": dt.time.fromisoformat,
+    "timedelta": lambda v: dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
     "uuid": uuid.UUID,
     "decimal": Decimal,
+    "ip": ipaddress.ip_address,
+    "ipnet": ipaddress.ip_network,
+    "path": pathlib.Path,
 }
 
 
@@ -318,12 +444,77 @@ def _revive(value: Any) -> Any:
     if t is dict:
         tag = value.get(_TAG)
         if tag is not None and len(value) == 2 and "v" in value:
+            inner = value["v"]
             if tag == "tuple":
-                return tuple(_revive(v) for v in value["v"])
+                return tuple(_revive(v) for v in inner)
+            if tag == "set":
+                return {_revive(v) for v in inner}
+            if tag == "frozenset":
+                return frozenset(_revive(v) for v in inner)
+            if tag == "dict":
+                return {_revive(k): _revive(v) for k, v in inner}
             decoder = _DECODERS.get(tag)
             if decoder is not None:
-                return decoder(value["v"])
+                return decoder(inner)
         return {k: _revive(v) for k, v in value.items()}
     if t is list:
         return [_revive(v) for v in value]
     return value
+
+
+_PLAIN: Final = (str, bool, type(None))
+
+
+def locate_unencodable(value: Any, path: str = "value") -> tuple[str, str]:
+    """Where inside ``value`` the first thing no serializer can store is, and its type:
+    ``("Order.items[0].price", "complex")``. For error messages only (a slow walk)."""
+    found = _locate(value, path, depth=0)
+    return found if found is not None else (path, type(value).__name__)
+
+
+def _locate(value: Any, path: str, depth: int) -> tuple[str, str] | None:
+    if depth > 64:
+        return path, "nesting deeper than 64 levels"
+    t = type(value)
+    if isinstance(value, _PLAIN):
+        return None
+    if t is int:
+        return None if -(2**63) <= value < 2**64 else (path, "int beyond 64 bits")
+    if t is float or t in _ENCODERS or isinstance(value, pathlib.PurePath):
+        return None
+    if isinstance(value, enum.Enum):
+        return _locate(value.value, path, depth + 1)
+    if t is dict:
+        for k, v in value.items():
+            found = _locate(k, f"{path} key {k!r}", depth + 1) or _locate(
+                v, f"{path}[{k!r}]", depth + 1
+            )
+            if found is not None:
+                return found
+        return None
+    if t in (list, tuple, set, frozenset):
+        for i, v in enumerate(value):
+            found = _locate(v, f"{path}[{i}]", depth + 1)
+            if found is not None:
+                return found
+        return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        name = type(value).__qualname__
+        for f in dataclasses.fields(value):
+            found = _locate(getattr(value, f.name), f"{name}.{f.name}", depth + 1)
+            if found is not None:
+                return found
+        return None
+    if _is_model(value):
+        name = type(value).__qualname__
+        for field in type(value).model_fields:
+            try:
+                value.model_dump(mode="json", include={field})
+                continue
+            except Exception:
+                pass
+            found = _locate(getattr(value, field, None), f"{name}.{field}", depth + 1)
+            if found is not None:
+                return found
+        return None
+    return path, t.__name__

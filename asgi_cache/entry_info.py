@@ -2,6 +2,9 @@
 
 It reads the bytes exactly as Redis holds them (dependency header, then the entry) and never
 changes anything: unlike a cache read, inspecting an invalidated entry does not delete it.
+An HTTP entry is decoded as the middleware serves it: status, headers (the ETag included),
+whether the body is stored gzip-coded. Its URL is not stored in it (the key is a digest);
+``asgi-cache inspect --url`` goes the other way, from a page to its keys.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from typing import Any
 import orjson
 
 from .backends._wire import decode_deps_header
-from .codec import MAGIC, CorruptEntry, EntryKind, Serializer, decode_entry
+from .codec import MAGIC, CorruptEntry, EntryKind, Serializer, decode_entry, model_name
+from .http.keying import URL_TAG_PREFIX
+from .http.responses import FLAG_GZIP, StoredResponse
 from .keys import ALL_TAG, KeySpace
 
 _VALUE_PREVIEW = 2000
@@ -89,12 +94,30 @@ def describe_entry(
         body_bytes=len(entry.body),
         extra_bytes=len(entry.extra),
     )
-    if entry.kind not in (EntryKind.RESPONSE, EntryKind.NEGATIVE):
+    if entry.kind is EntryKind.RESPONSE:
+        _describe_response(entry, info)
+    elif entry.kind is not EntryKind.NEGATIVE:
+        model = model_name(entry)
+        if model is not None:
+            info["model"] = model
         try:
             info["value"] = serializer.decode(entry)
         except CorruptEntry as exc:
             info["error"] = f"the value does not decode: {exc}"
     return info
+
+
+def _describe_response(entry: Any, info: dict[str, Any]) -> None:
+    stored = StoredResponse.from_entry(entry)
+    if stored is None:
+        info["error"] = "not a valid HTTP response entry"
+        return
+    info["status"] = stored.status
+    info["headers"] = [
+        [name.decode("latin-1"), value.decode("latin-1")]
+        for name, value in stored.headers_with_etag()
+    ]
+    info["gzip"] = bool(stored.flags & FLAG_GZIP)
 
 
 def format_entry(info: dict[str, Any]) -> str:
@@ -124,6 +147,13 @@ def format_entry(info: dict[str, Any]) -> str:
         ("body", f"{info['body_bytes']} bytes"),
         ("extra", f"{info['extra_bytes']} bytes"),
     ]
+    if "model" in info:
+        rows.append(("model", info["model"]))
+    if "status" in info:
+        rows.append(("status", info["status"]))
+        rows += [("header", f"{name}: {value}") for name, value in info["headers"]]
+        if info["gzip"]:
+            rows.append(("body coding", "gzip (as stored by the middleware)"))
     tags = info.get("tags") or []
     for tag in tags:
         current = tag.get("current")
@@ -147,6 +177,8 @@ def _render(rows: list[tuple[str, Any]]) -> str:
 def _tag_name(tag_key: str, keys: KeySpace) -> str:
     tag_prefix = keys.prefix + "t:"
     name = tag_key[len(tag_prefix) :] if tag_key.startswith(tag_prefix) else tag_key
+    if name.startswith(URL_TAG_PREFIX):
+        return f"{name} (its page's path)"
     return "(whole namespace)" if name == ALL_TAG else name
 
 

@@ -49,7 +49,10 @@ def validate_key(key: str) -> str:
 def validate_tag(tag: str) -> str:
     """Check a tag name and return it (same rules as keys; ``*`` is reserved)."""
     if tag == ALL_TAG:
-        raise ConfigurationError("tag '*' is reserved for the whole namespace; use cache.clear()")
+        raise ConfigurationError(
+            "tag '*' is reserved for the whole namespace: to invalidate every entry, use "
+            "cache.clear() (or the command asgi-cache clear)"
+        )
     try:
         return validate_key(tag)
     except ConfigurationError:

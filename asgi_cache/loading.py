@@ -16,10 +16,16 @@ that overlaps an invalidation never leaves a stale entry behind.
 
 Everything fails open: when Redis does not answer, the loader runs directly (single-flight
 still coalesces callers in this process) and no lock, wait or store is attempted.
+
+A hit returns what a miss returns: values are rebuilt into ``returns=`` or the loader's return
+annotation (:mod:`asgi_cache._rebuild`); a model stored without a known type is warned about
+once, with the fix. A value that cannot be encoded is an error raised once per type
+(``get_or_load``) or logged once (``aside``), and returned uncached.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import inspect
 import logging
@@ -30,18 +36,23 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._options import LoadOptions
-from ._rebuild import Rebuild, rebuilder
+from ._exceptions import SerializationError
+from ._options import LoadOptions, Unstorable
+from ._rebuild import NO_TYPE, Rebuild, rebuilder, return_type, untyped_hint
 from ._store import Store, WriteResult
 from ._tasks import BackgroundTasks
 from ._validate import TAG_LIST
-from .codec import Entry, EntryKind
+from .codec import Entry, EntryKind, model_name
 from .keys import validate_key
 from .locking import DistributedLock, SingleFlight, TurnOutcome
 
 logger = logging.getLogger("asgi_cache")
 
 Loader = Callable[[], Awaitable[Any] | Any]
+
+
+def _is_model_type(cls: type) -> bool:
+    return dataclasses.is_dataclass(cls) or hasattr(cls, "model_fields")
 
 
 class _Outcome(enum.Enum):
@@ -67,6 +78,14 @@ class Loading:
         self._refreshing: set[str] = set()  # full keys with a refresh running
         self._random = random.Random()
         self._rebuilders: dict[Any, Rebuild | None] = {}
+        self._unstorable: dict[type, str] = {}  # model types whose values cannot be encoded
+        self._logged: set[str] = set()
+
+    def rebuild_for(self, loader: Loader, returns: Any = None) -> Rebuild | None:
+        """How hits of ``loader``'s values are rebuilt: into ``returns`` when given, else
+        into the loader's return annotation (``None`` when neither names a model)."""
+        annotation = return_type(loader) if returns is None else returns
+        return None if annotation is NO_TYPE else self.rebuilder(annotation)
 
     def rebuilder(self, annotation: Any) -> Rebuild | None:
         """The (memoized) function rebuilding hits into ``annotation``."""
@@ -233,16 +252,38 @@ class Loading:
             entry = store.value_entry(
                 key, None, ttl=opts.negative_ttl, load_time=load_time, negative=True
             )
+        elif type(value) in self._unstorable:
+            return value  # reported once already: served uncached, not encoded again
         else:
-            # Raises SerializationError naming the key and type: a value that cannot be
-            # cached is a programming error, reported at the first store.
-            entry = store.value_entry(
-                key, value, ttl=ttl, stale_ttl=opts.stale_ttl, load_time=load_time
-            )
+            try:
+                entry = store.value_entry(
+                    key, value, ttl=ttl, stale_ttl=opts.stale_ttl, load_time=load_time
+                )
+            except SerializationError as exc:
+                self._cannot_store(value, exc, opts)
+                return value
+            if opts.rebuild is None and (model := model_name(entry)) is not None:
+                store.warn_untyped(
+                    model, call=f"get_or_load({key!r})", hint=untyped_hint(loader, model)
+                )
         if snapshot is not None:
             # Fenced by the lock when there is one: refused if its lease ran out meanwhile.
             await store.write(full_key, entry, snapshot, fence=fence)
         return value
+
+    def _cannot_store(self, value: Any, exc: SerializationError, opts: LoadOptions) -> None:
+        """A loaded value cannot be encoded (a programming error): raise it, or log it, once."""
+        cls = type(value)
+        if _is_model_type(cls):
+            # The failure is the type's (a field no serializer stores): every later value of
+            # it is returned uncached, without trying again or reporting again.
+            self._unstorable[cls] = str(exc)
+        if opts.unstorable is Unstorable.RAISE:
+            raise exc
+        message = str(exc)
+        if message not in self._logged:
+            self._logged.add(message)
+            logger.error("asgi-cache: %s; the value is served uncached", message)
 
     async def _run_loader(self, loader: Loader) -> Any:
         self.store.stats.loaded()
@@ -311,15 +352,9 @@ class Loading:
         if entry.kind is EntryKind.RESPONSE:
             self.store.stats.mismatch(full_key, "an HTTP response under a data key")
             return None
-        ok, value = self.store.decode(full_key, entry)
+        # A stored shape that no longer fits the type (a deploy changed the model) is a
+        # miss, and the reload overwrites it.
+        ok, value = self.store.decode(full_key, entry, opts.rebuild)
         if not ok:
             return None
-        if opts.rebuild is not None:
-            try:
-                value = opts.rebuild(value)
-            except Exception as exc:
-                # The stored shape no longer fits the type (a deploy changed the model):
-                # a miss, and the reload overwrites it.
-                self.store.stats.mismatch(full_key, f"cannot rebuild: {exc}")
-                return None
         return _Found(value, entry)

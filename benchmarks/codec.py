@@ -102,7 +102,7 @@ def measure(calls: int = 2000, rounds: int = 5) -> list[dict[str, Any]]:
     for label, value in representative_values().items():
         row: dict[str, Any] = {"value": label}
         for name, codec in codecs.items():
-            kind, body, tagged = codec.encode(value)
+            kind, body, tagged, _ = codec.encode(value)
             entry = Entry(kind, body, 0.0, 0.0, 0.0, tagged=tagged)
             if codec.decode(entry) != value:
                 raise AssertionError(f"{label} does not round-trip through {name}")

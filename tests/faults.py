@@ -56,7 +56,7 @@ FAULT_SETTINGS: dict[str, Any] = {
     "breaker_cooldown": 0.05,
 }
 
-Reads = Literal["ok", "miss", "fail"]
+Reads = Literal["ok", "ok-until-invalidation", "miss", "fail"]
 Writes = Literal["ok", "fail"]
 
 
@@ -133,8 +133,10 @@ class Fault:
         name: Test id.
         inject: Breaks things.
         heal: Repairs them.
-        reads: While injected, a cached value is still served (``ok``), reads are clean
-            misses (``miss``), or reads fail and are counted as errors (``fail``).
+        reads: While injected, a cached value is still served (``ok``), served until an
+            invalidation fails and waits in the retry queue (``ok-until-invalidation``: then
+            reads are misses until it lands), reads are clean misses (``miss``), or reads
+            fail and are counted as errors (``fail``).
         writes: While injected, ``set`` stores (``ok``) or returns ``False`` (``fail``).
         trips: The breaker opens under the fault.
         errors: Backend errors are counted (``stats()["errors"]``) under the fault.
@@ -331,7 +333,14 @@ FAULTS: list[Fault] = [
     ),
     # The server answers (fast) with errors: the breaker stays closed so reads keep hitting.
     Fault("oom-noeviction", _oom, _oom_over, reads="ok", trips=False),
-    Fault("readonly-replica", _readonly, _readonly_over, reads="ok", trips=False),
+    # Reads work, invalidations do not: once one is queued, reads are misses until it lands.
+    Fault(
+        "readonly-replica",
+        _readonly,
+        _readonly_over,
+        reads="ok-until-invalidation",
+        trips=False,
+    ),
     # redis-py's Script re-loads a flushed script on NOSCRIPT: nothing fails.
     Fault("noscript", _script_flush, reads="ok", writes="ok", trips=False, errors=False),
     Fault(

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from asgi_cache import Cache
 from asgi_cache.cli import main, redact
+from asgi_cache.codec import FORMAT_VERSION
 
 from .redis_server import RedisServer
 
@@ -404,7 +405,7 @@ async def test_inspect_shows_the_metadata_of_a_value(
     assert info["key"] == "users:7:profile"
     assert info["full_key"] == f"{NS}:d:users:7:profile"
     assert info["kind"] == "json"
-    assert info["format_version"] == 1
+    assert info["format_version"] == FORMAT_VERSION
     assert info["state"] == "fresh"
     assert 110 < info["ttl_left"] <= 120
     assert 110 < info["fresh_for"] <= 120

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from asgi_cache.backends._wire import encode_deps_header
-from asgi_cache.codec import Entry, EntryKind, Serializer, encode_entry
+from asgi_cache.codec import FORMAT_VERSION, Entry, EntryKind, Serializer, encode_entry
 from asgi_cache.entry_info import describe_entry, format_entry
 from asgi_cache.keys import KeySpace
 
@@ -94,7 +94,7 @@ def test_a_body_that_does_not_decode() -> None:
 def test_an_entry_copied_from_another_key_is_rejected() -> None:
     raw = stored(KEYS.data("other"), entry())
     info = describe_entry(KEYS.data("k"), raw, 1000, KEYS, JSON, now=NOW)
-    assert info["format_version"] == 1
+    assert info["format_version"] == FORMAT_VERSION
     assert info["error"] == "not a valid asgi-cache entry: entry belongs to another key"
     assert "kind" not in info
 

@@ -10,6 +10,7 @@ import pytest
 from starlette.applications import Starlette
 
 from asgi_cache import Cache
+from asgi_cache._runtime import MEMORY_PER_PROCESS
 
 from .redis_server import RedisServer, free_port
 
@@ -79,10 +80,14 @@ async def test_a_cache_ready_redis_gets_no_warning(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-async def test_memory_backend_gets_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+async def test_memory_backend_warns_once_that_it_is_per_process(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.WARNING, logger="asgi_cache"):
         await start_stop_many_ways(Cache.from_url("memory://"))
-    assert not caplog.records
+    # One line however often it starts, naming the consequence with several workers.
+    assert [r.getMessage() for r in caplog.records] == [f"asgi-cache: {MEMORY_PER_PROCESS}"]
+    assert "other" in MEMORY_PER_PROCESS and "stale" in MEMORY_PER_PROCESS
 
 
 async def test_redis_down_at_startup_is_reported_then_checked_when_it_answers(

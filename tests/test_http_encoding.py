@@ -18,7 +18,8 @@ from starlette.routing import Route
 
 import asgi_cache.http.exchange as exchange_module
 from asgi_cache import Cache, CacheMiddleware, ConfigurationError
-from asgi_cache.codec import EntryKind
+from asgi_cache.backends._wire import decode_deps_header
+from asgi_cache.codec import EntryKind, decode_entry, encode_entry
 from asgi_cache.http.encoding import accepts_gzip, add_vary_accept_encoding, gzip_etag
 from asgi_cache.http.responses import StoredResponse
 
@@ -267,7 +268,13 @@ async def test_a_corrupt_gzip_body_goes_to_the_origin(redis_url: str) -> None:
         raw = await client.get(key)
         assert raw is not None
         ttl = await client.pttl(key)
-        await client.set(key, raw[:-20] + b"\x00" * 20, px=ttl)  # the gzip trailer, broken
+        # The gzip trailer broken inside a well-formed entry (the entry's own checksum would
+        # catch a broken copy of its bytes before the body is looked at).
+        parsed = decode_deps_header(raw)
+        assert parsed is not None
+        entry = decode_entry(raw[parsed[1] :], key.decode())
+        broken = dataclasses.replace(entry, body=entry.body[:-20] + b"\x00" * 20)
+        await client.set(key, raw[: parsed[1]] + encode_entry(broken, key.decode()), px=ttl)
         reply = await call(app, "/data")
         assert reply.body == BODY
         assert reply.headers[b"cache-status"] == b"asgi-cache; fwd=miss; detail=corrupt"

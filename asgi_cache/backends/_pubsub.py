@@ -103,7 +103,8 @@ class Subscriber:
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    # Total: a foreign publish on a channel that is not UTF-8 must not stop the reader.
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def glob_escape(text: str) -> str:

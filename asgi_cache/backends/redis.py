@@ -286,7 +286,9 @@ class RedisBackend(Backend):
         out = await self._run(
             "versions", self._versions(keys=list(tag_keys), args=[_ms(ttl), *fresh])
         )
-        return [v.decode() if isinstance(v, bytes) else str(v) for v in out]
+        # Total: a tag key holding foreign bytes gives a version that matches nothing (its
+        # entries are misses, stores under it are refused), never a UnicodeDecodeError.
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in out]
 
     async def invalidate(self, tag_keys: Sequence[str]) -> int:
         if not tag_keys:
@@ -311,8 +313,8 @@ class RedisBackend(Backend):
             cursor, keys = await self._run(
                 "SCAN", self.client.scan(cursor=cursor, match=pattern, count=batch)
             )
-            if keys:
-                count += await self.delete(*(k.decode() for k in keys))
+            if keys:  # as bytes: a foreign key name need not be UTF-8
+                count += int(await self._run("UNLINK", self.client.unlink(*keys)))
             if progress is not None:
                 progress(count)
             if int(cursor) == 0:

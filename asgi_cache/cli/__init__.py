@@ -5,24 +5,31 @@
     asgi-cache demo [--once]                    run the demo app and its workload
     asgi-cache health [--json]                  probe Redis: status, latency, memory, policy
     asgi-cache stats [--json]                   the namespace's keys and Redis's counters
-    asgi-cache invalidate --tag T --key K --url U --prefix P   (each repeatable)
+    asgi-cache invalidate --tag T --key K --url PAGE --prefix P   (each repeatable)
+    asgi-cache clear [--yes]                    invalidate every entry of the namespace
     asgi-cache inspect KEY [--json] [--value]   one entry's metadata (TTL, tags, size, ...)
+    asgi-cache inspect --url URL [--header H]   a page's keys, its variants and their states
 
 Every command reads ``ASGI_CACHE_URL``, ``ASGI_CACHE_NAMESPACE`` and the other
-``ASGI_CACHE_*`` variables; ``--url`` and ``--namespace`` take precedence. Exit codes: 0 on
-success, 1 when the operation failed (Redis unreachable, no such entry, invalidation not
-applied), 2 for bad input (the message says what is allowed).
+``ASGI_CACHE_*`` variables; ``--url`` (the Redis URL; ``--redis-url`` in ``invalidate`` and
+``inspect``, where ``--url`` names a page) and ``--namespace`` take precedence. Exit codes: 0
+on success, 1 when the operation failed (Redis unreachable, no such entry, invalidation not
+applied), 2 for bad input (the message says what is allowed), 141 when the reader of the
+output went away (``asgi-cache stats --json | head``; no traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
 import sys
 from collections.abc import Sequence
 
 from .._exceptions import ConfigurationError
-from . import _demo, _health, _inspect, _invalidate, _stats
-from ._base import EXIT_USAGE, Command, CommandFailed, Parsers, seconds_arg
+from . import _clear, _demo, _health, _inspect, _invalidate, _stats
+from ._base import EXIT_BROKEN_PIPE, EXIT_USAGE, Command, CommandFailed, Parsers, seconds_arg
 from ._base import redact as redact
 
 COMMANDS: tuple[Command, ...] = (
@@ -30,6 +37,7 @@ COMMANDS: tuple[Command, ...] = (
     _health.COMMAND,
     _stats.COMMAND,
     _invalidate.COMMAND,
+    _clear.COMMAND,
     _inspect.COMMAND,
 )
 """Every subcommand, in the order ``--help`` lists them. A new command is a module with a
@@ -59,7 +67,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("asgi-cache: interrupted", file=err)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``stats --json | head``): not an error worth a traceback.
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     return code
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit does not fail on the
+    closed pipe again ("Exception ignored ... BrokenPipeError")."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,8 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TextIO
+from typing import Any, Final, NamedTuple, TextIO
+from urllib.parse import urlsplit
 
 import orjson
 import redis.asyncio as aioredis
@@ -29,6 +30,9 @@ EXIT_FAILED = 1
 """The command ran but failed: Redis unreachable, no such entry, invalidation not applied."""
 EXIT_USAGE = 2
 """Bad input: unknown option, invalid value, or a feature this install does not have."""
+EXIT_BROKEN_PIPE = 141
+"""The reader of the output went away (``asgi-cache stats --json | head``): 128 + SIGPIPE,
+as a shell reports a command killed by it."""
 
 
 class CommandFailed(Exception):
@@ -119,6 +123,41 @@ def port_arg(raw: str) -> int:
 
 fraction_arg = argument(float, number(minimum=0, below=1, words="a fraction 0-0.99"))
 
+_REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "memory", "redis+", "rediss+")
+
+
+def page_arg(raw: str) -> str:
+    """An argparse type: a cached page, a path starting with ``/`` or an http(s) URL.
+
+    A Redis URL is refused with a pointer to ``--redis-url`` (in these commands ``--url``
+    means a page), and so is a path without its leading ``/``.
+    """
+    parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    if scheme.startswith(_REDIS_SCHEMES):
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is a Redis URL, but --url names a cached page here (a path such as "
+            "/users/42, or an http:// or https:// URL); give the Redis URL with --redis-url "
+            "or ASGI_CACHE_URL"
+        )
+    if raw.startswith("/") or (scheme in ("http", "https") and parts.netloc):
+        return raw
+    raise argparse.ArgumentTypeError(
+        f"{raw!r} is not allowed: expected a page path starting with / (such as /users/42) "
+        "or an http:// or https:// URL"
+    )
+
+
+def redis_url_option(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` the ``--redis-url`` option, for commands whose ``--url`` is a page."""
+    parser.add_argument(
+        "--redis-url",
+        dest="url",
+        default=argparse.SUPPRESS,
+        help="Redis URL (here --url names a page; default: $ASGI_CACHE_URL)",
+    )
+    parser.set_defaults(redis_option="--redis-url")
+
 
 # -- plumbing -------------------------------------------------------------------------------
 
@@ -136,9 +175,10 @@ def settings_from(args: argparse.Namespace) -> CacheSettings:
     overrides["pool_timeout"] = timeout
     settings = CacheSettings.from_env(os.environ, **overrides)
     if settings.backend_scheme == "memory":
+        option = getattr(args, "redis_option", "--url")
         raise ConfigurationError(
             f"url={settings.url!r} is not allowed here: a memory:// cache lives inside the "
-            "app's own process; give the Redis URL with --url or ASGI_CACHE_URL"
+            f"app's own process; give the Redis URL with {option} or ASGI_CACHE_URL"
         )
     return settings
 

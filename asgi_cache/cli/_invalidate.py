@@ -12,8 +12,10 @@ from ._base import (
     Command,
     CommandFailed,
     Parsers,
+    page_arg,
     positive_int,
     redact,
+    redis_url_option,
     run_with_cache,
     unreachable,
 )
@@ -35,8 +37,10 @@ def add(sub: Any, parents: Parsers) -> argparse.ArgumentParser:
         dest="target_urls",
         action="append",
         default=[],
-        metavar="U",
-        help="a cached page: a path (/users/42) or URL; every variant, query and host",
+        type=page_arg,
+        metavar="PAGE",
+        help="a cached page: a path (/users/42) or an http(s) URL; every variant, query "
+        "and host of its path (the Redis URL is --redis-url)",
     )
     inv.add_argument(
         "--prefix",
@@ -45,12 +49,7 @@ def add(sub: Any, parents: Parsers) -> argparse.ArgumentParser:
         metavar="P",
         help="every data key starting with P (scans the keyspace)",
     )
-    inv.add_argument(
-        "--redis-url",
-        dest="url",
-        default=argparse.SUPPRESS,
-        help="Redis URL (here --url names a page; default: $ASGI_CACHE_URL)",
-    )
+    redis_url_option(inv)
     inv.add_argument("--batch", type=positive_int, default=500, help="keys per SCAN batch")
     return inv
 
@@ -63,7 +62,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 async def _invalidate(args: argparse.Namespace, cache: Cache, out: TextIO, err: TextIO) -> int:
     if not (args.tag or args.key or args.target_urls or args.prefix):
         raise ConfigurationError(
-            "invalidate needs at least one of --tag T, --key K, --url U or --prefix P"
+            "invalidate needs at least one of --tag T, --key K, --url PAGE or --prefix P "
+            "(to invalidate every entry of the namespace: asgi-cache clear)"
         )
     status = await cache.health()
     if status["status"] == "down":

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from .._exceptions import ConfigurationError
+from .._templates import fill_tags
 from .._validate import FLAG, Check, seconds
 from .cache_control import CACHEABLE_BY_DEFAULT
 
@@ -43,8 +44,8 @@ def _template_fields(template: str, option: str) -> frozenset[str]:
 def fill_templates(templates: Iterable[str], params: Mapping[str, Any]) -> list[str] | None:
     """Fill ``{name}`` placeholders from path parameters; ``None`` if one is missing."""
     try:
-        return [t.format_map(params) if "{" in t else t for t in templates]
-    except (KeyError, IndexError, ValueError):
+        return fill_tags(templates, params)  # one fill for every tag template
+    except (KeyError, IndexError, ValueError, AttributeError):
         return None
 
 
