@@ -259,7 +259,9 @@ class Serializer:
             body = orjson.dumps(
                 _pretag(value, state),
                 default=state.default,
-                option=orjson.OPT_PASSTHROUGH_DATETIME,
+                # Dataclasses through ``default`` too: orjson's own refuses int dict keys
+                # and would not tag their datetimes, sets or tuples.
+                option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS,
             )
         except (TypeError, ValueError, OverflowError, orjson.JSONEncodeError) as exc:
             where, bad = locate_unencodable(value)

@@ -112,7 +112,8 @@ async def test_fastapi_dependency_resolves_the_loaders_own_params(
     )
     assert DB.queries == 1  # the second request was a hit
     assert DB.closed == 2  # FastAPI ran (and closed) get_db for the loader both times
-    assert await cache.get("users:7:profile", returns=User) == User(id=7, name="user 7", joined=JOINED)
+    stored = await cache.get("users:7:profile", returns=User)
+    assert stored == User(id=7, name="user 7", joined=JOINED)
     other = await client.get("/profiles/8")
     assert other.json()["user"]["id"] == 8
     assert DB.queries == 2

@@ -301,7 +301,7 @@ def test_invalidate_needs_something_to_invalidate(
 ) -> None:
     code, _, err = run(capsys, "invalidate", "--redis-url", redis_url)
     assert code == 2
-    assert "at least one of --tag T, --key K, --url U or --prefix P" in err
+    assert "at least one of --tag T, --key K, --url PAGE or --prefix P" in err
 
 
 def test_invalidate_rejects_a_bad_tag(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -398,7 +398,7 @@ async def test_inspect_shows_the_metadata_of_a_value(
 ) -> None:
     await shop.set("users:7:profile", {"name": "Grace"}, ttl=120, tags=["users:7"])
     code, out, _ = await arun(
-        capsys, "inspect", "users:7:profile", "--url", redis_url, "--namespace", NS, "--json"
+        capsys, "inspect", "users:7:profile", "--redis-url", redis_url, "--namespace", NS, "--json"
     )
     assert code == 0
     info = json.loads(out)
@@ -418,13 +418,13 @@ async def test_inspect_shows_the_metadata_of_a_value(
     assert "value" not in info
 
     code, out, _ = await arun(
-        capsys, "inspect", "users:7:profile", "--url", redis_url, "--namespace", NS, "--value"
+        capsys, "inspect", "users:7:profile", "--redis-url", redis_url, "--namespace", NS, "--value"
     )
     assert code == 0
     shown = fields(out)
     assert shown["kind"] == "json"
     assert shown["state"] == "fresh"
-    assert shown["format"] == "version 1"
+    assert shown["format"] == f"version {FORMAT_VERSION}"
     assert shown["value"] == '{"name":"Grace"}'
     assert "users:7 (current)" in out
 
@@ -436,7 +436,9 @@ async def test_inspect_shows_an_invalidated_entry_without_deleting_it(
     await shop.invalidate_tags("users:8")
     full_key = shop.keys.data("users:8")
 
-    code, out, _ = await arun(capsys, "inspect", full_key, "--url", redis_url, "--namespace", NS)
+    code, out, _ = await arun(
+        capsys, "inspect", full_key, "--redis-url", redis_url, "--namespace", NS
+    )
 
     assert code == 0
     assert fields(out)["state"] == "invalidated"
@@ -448,7 +450,7 @@ async def test_inspect_a_missing_key_fails_with_exit_1(
     redis_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = await arun(
-        capsys, "inspect", "users:404", "--url", redis_url, "--namespace", NS
+        capsys, "inspect", "users:404", "--redis-url", redis_url, "--namespace", NS
     )
     assert code == 1
     assert fields(out)["exists"] == "no"
@@ -459,7 +461,9 @@ async def test_inspect_a_foreign_value_reports_it(
     redis_url: str, redis_client: aioredis.Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await redis_client.set(f"{NS}:d:legacy", b"pickled? no thanks", ex=60)
-    code, out, _ = await arun(capsys, "inspect", "legacy", "--url", redis_url, "--namespace", NS)
+    code, out, _ = await arun(
+        capsys, "inspect", "legacy", "--redis-url", redis_url, "--namespace", NS
+    )
     assert code == 1
     assert fields(out)["error"] == "not a valid asgi-cache entry: truncated header"
 
@@ -467,7 +471,7 @@ async def test_inspect_a_foreign_value_reports_it(
 async def test_inspect_rejects_a_bad_key(
     redis_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = await arun(capsys, "inspect", "bad\nkey", "--url", redis_url)
+    code, _, err = await arun(capsys, "inspect", "bad\nkey", "--redis-url", redis_url)
     assert code == 2
     assert "must not contain CR, LF or NUL" in err
 
@@ -476,7 +480,9 @@ async def test_inspect_on_a_killed_redis_fails(
     own_redis: RedisServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     own_redis.stop()
-    code, _, err = await arun(capsys, "inspect", "k", "--url", own_redis.url, "--timeout", "0.5")
+    code, _, err = await arun(
+        capsys, "inspect", "k", "--redis-url", own_redis.url, "--timeout", "0.5"
+    )
     assert code == 1
     assert "cannot use Redis" in err
 

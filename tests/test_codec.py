@@ -80,7 +80,8 @@ def test_dataclasses_and_models_encode_as_dicts() -> None:
 
 @pytest.mark.parametrize("name", ["json", "msgpack"])
 def test_unencodable_value_names_key_and_type(name: str) -> None:
-    with pytest.raises(SerializationError, match=r"'users:1:x'.*value\['a'\]\[1\] \(complex\)") as info:
+    where = r"'users:1:x'.*value\['a'\]\[1\] \(complex\)"
+    with pytest.raises(SerializationError, match=where) as info:
         Serializer(name).encode({"a": [1, 2j]}, key="users:1:x")
     assert isinstance(info.value, TypeError)
 

@@ -180,9 +180,7 @@ TIMES = st.tuples(
 )
 CORRUPTIONS = st.one_of(
     st.binary(max_size=200).map(lambda b: Corruption("bytes", b)),
-    st.sampled_from(["list", "hash", "set", "zset", "stream"]).map(
-        lambda t: Corruption("type", t)
-    ),
+    st.sampled_from(["list", "hash", "set", "zset", "stream"]).map(lambda t: Corruption("type", t)),
     st.integers(0, 10_000).map(lambda n: Corruption("truncate", n)),
     st.binary(min_size=1, max_size=50).map(lambda b: Corruption("extend", b)),
     st.tuples(st.integers(0, 10_000), st.integers(1, 255)).map(lambda d: Corruption("flip", d)),

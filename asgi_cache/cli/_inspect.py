@@ -8,8 +8,10 @@ middleware remembered for the URL), and every cached variant of the page's path 
 host or Vary value), found by the path's tag in a scan of the namespace's HTTP entries.
 
 The key is computed with the middleware's default keying options (tracking parameters such
-as ``utm_*`` ignored); a middleware configured with other ``ignored_query_params`` keys
-differently, but the scan by path still finds its entries.
+as ``utm_*`` ignored) from the Vary names the responses sent and the names of the headers
+given: a route's own ``vary=[...]`` is not stored, so name its headers with ``--header``
+(``--header 'Accept-Language:'`` for a request without one). A middleware configured with
+other ``ignored_query_params`` keys differently; the scan by path finds its entries anyway.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ def add(sub: Any, parents: Parsers) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="'NAME: VALUE'",
-        help="with --url: a request header the key varies on (repeatable)",
+        help="with --url: a request header the key varies on, as the route's vary= names "
+        "it; an empty value stands for a request without it (repeatable)",
     )
     redis_url_option(inspect)
     inspect.add_argument("--json", action="store_true", help="print JSON")
@@ -171,7 +174,10 @@ async def _inspect_page(args: argparse.Namespace, cache: Cache, out: TextIO, err
     client = raw_client(cache.settings)
     try:
         remembered = await client.get(keys.vary(key.url_digest))
-        vary, _ = VaryMemory.decode(remembered if isinstance(remembered, bytes) else None)
+        learned, _ = VaryMemory.decode(remembered if isinstance(remembered, bytes) else None)
+        # The route's own vary= names are not stored anywhere: they come with --header
+        # (an empty value, 'Accept-Language:', stands for a request without the header).
+        vary = sorted({*learned, *(h.partition(":")[0].strip().lower() for h in args.header)})
         full_key = keys.http(key.digest(vary))
         this = await _describe(client, full_key, cache)
         variants = [
@@ -186,7 +192,8 @@ async def _inspect_page(args: argparse.Namespace, cache: Cache, out: TextIO, err
     report = {
         "page": args.page,
         "url_digest": key.url_digest,
-        "vary": list(vary),
+        "vary": vary,
+        "learned_vary": list(learned),
         "key": full_key,
         "entry": this,
         "variants": variants,
