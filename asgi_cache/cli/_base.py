@@ -197,6 +197,27 @@ def raw_client(settings: CacheSettings) -> aioredis.Redis:
     )
 
 
+async def applied_check(cache: Cache) -> Callable[[str], None]:
+    """Fail unless Redis answers; return a check that fails if Redis failed since.
+
+    The data API fails open inside an app (counts the error and returns 0, queues an
+    invalidation); an operator at a shell must know when a command was not applied.
+
+    Raises:
+        CommandFailed: Redis is down.
+    """
+    status = await cache.health()
+    if status["status"] == "down":
+        raise CommandFailed(f"cannot use Redis at {redact(cache.settings.url)}: {status['error']}")
+    errors = cache.stats()["errors"]
+
+    def check(what: str) -> None:
+        if cache.stats()["errors"] > errors:
+            raise CommandFailed(f"{what} was not applied: Redis failed during the operation")
+
+    return check
+
+
 def unreachable(settings: CacheSettings, exc: object) -> CommandFailed:
     """The failure to raise when Redis cannot be used (the URL is printed masked)."""
     return CommandFailed(f"cannot use Redis at {redact(settings.url)}: {exc}")

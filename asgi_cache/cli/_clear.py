@@ -19,6 +19,7 @@ from ._base import (
     Command,
     CommandFailed,
     Parsers,
+    applied_check,
     redact,
     run_with_cache,
     settings_from,
@@ -63,14 +64,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 async def _clear(args: argparse.Namespace, cache: Cache, out: TextIO, err: TextIO) -> int:
-    status = await cache.health()
-    if status["status"] == "down":
-        raise CommandFailed(f"cannot use Redis at {redact(cache.settings.url)}: {status['error']}")
-    errors = cache.stats()["errors"]
+    check = await applied_check(cache)
     await cache.clear()
-    # The data API fails open (a failed clear is queued); an operator must know it did not land.
-    if cache.stats()["errors"] > errors:
-        raise CommandFailed("clear was not applied: Redis failed during the operation")
+    check("clear")
     print(f"cleared namespace {cache.settings.namespace!r}: every entry invalidated", file=out)
     return EXIT_OK
 

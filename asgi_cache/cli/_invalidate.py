@@ -10,11 +10,10 @@ from .._exceptions import BackendError, ConfigurationError
 from ._base import (
     EXIT_OK,
     Command,
-    CommandFailed,
     Parsers,
+    applied_check,
     page_arg,
     positive_int,
-    redact,
     redis_url_option,
     run_with_cache,
     unreachable,
@@ -65,16 +64,7 @@ async def _invalidate(args: argparse.Namespace, cache: Cache, out: TextIO, err: 
             "invalidate needs at least one of --tag T, --key K, --url PAGE or --prefix P "
             "(to invalidate every entry of the namespace: asgi-cache clear)"
         )
-    status = await cache.health()
-    if status["status"] == "down":
-        raise CommandFailed(f"cannot use Redis at {redact(cache.settings.url)}: {status['error']}")
-    errors = cache.stats()["errors"]
-
-    def check(what: str) -> None:
-        # The data API fails open (counts the error and returns 0); an operator must know.
-        if cache.stats()["errors"] > errors:
-            raise CommandFailed(f"{what} was not applied: Redis failed during the operation")
-
+    check = await applied_check(cache)
     if args.tag:
         live = await cache.invalidate_tags(*args.tag)
         check("tag invalidation")
