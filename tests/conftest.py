@@ -10,7 +10,7 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
-import asgi_cache.http.exchange as exchange_module
+import asgi_cache.http.middleware as middleware_module
 from asgi_cache import Cache, CacheSettings
 from asgi_cache.backends import Backend, MemoryBackend, RedisBackend
 
@@ -111,7 +111,7 @@ async def web_cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """A settable clock standing in for the middleware's ``time`` module."""
     c = Clock()
-    monkeypatch.setattr(exchange_module, "time", c)
+    monkeypatch.setattr(middleware_module, "time", c)
     return c
 
 

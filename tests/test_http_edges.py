@@ -170,7 +170,7 @@ async def test_lock_held_elsewhere_times_out_to_the_origin() -> None:
         await client.get("/x")  # learn the key
         await cache.clear()
         # Another process holds the lock on this entry and never stores it.
-        full_keys = list(app.vary_memory._local)
+        full_keys = list(app.context.vary_memory._local)
         assert len(full_keys) == 1
         key = next(k for k in backend._data if k.startswith("web:h:"))
         await backend.acquire_lock(cache.keys.lock(key), "someone-else", 30)

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-import asgi_cache.http.exchange as exchange_module
+import asgi_cache.http.middleware as middleware_module
 from asgi_cache import Cache, CacheMiddleware, ConfigurationError
 from asgi_cache.backends._wire import decode_deps_header
 from asgi_cache.codec import EntryKind, decode_entry, encode_entry
@@ -234,7 +234,7 @@ async def test_revalidated_gzip_entry_keeps_its_body(
     web_cache: Cache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = Clock()
-    monkeypatch.setattr(exchange_module, "time", clock)
+    monkeypatch.setattr(middleware_module, "time", clock)
 
     async def endpoint(request: Request) -> Response:
         if request.headers.get("if-none-match") == '"v1"':

@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from starlette.types import Message, Receive, Send
 
+from .context import HttpContext
 from .keying import url_tag_for
 from .policy import fill_templates
-
-if TYPE_CHECKING:
-    from .middleware import CacheMiddleware
-
 
 logger = logging.getLogger("asgi_cache.http")
 
@@ -36,16 +33,16 @@ logger = logging.getLogger("asgi_cache.http")
 class UnsafeRequest:
     """One mutating request passing through the middleware."""
 
-    __slots__ = ("mw", "params", "receive", "scope", "send", "tags")
+    __slots__ = ("ctx", "params", "receive", "scope", "send", "tags")
 
     def __init__(
-        self, mw: CacheMiddleware, scope: MutableMapping[str, Any], receive: Receive, send: Send
+        self, ctx: HttpContext, scope: MutableMapping[str, Any], receive: Receive, send: Send
     ) -> None:
-        self.mw = mw
+        self.ctx = ctx
         self.scope = scope
         self.receive = receive
         self.send = send
-        resolution = mw.resolver.resolve(scope, mw.app)
+        resolution = ctx.resolver.resolve(scope, ctx.app)
         self.params = resolution.params
         self.tags: list[str] = []
         if resolution.invalidates is not None:
@@ -62,7 +59,7 @@ class UnsafeRequest:
 
     async def run(self) -> None:
         """Call the app; invalidate before a successful response starts."""
-        await self.mw.app(self.scope, self.receive, self._send)
+        await self.ctx.app(self.scope, self.receive, self._send)
 
     async def _send(self, message: Message) -> None:
         if message["type"] == "http.response.start" and 200 <= message["status"] < 400:
@@ -80,10 +77,10 @@ class UnsafeRequest:
                     paths.append(path)
         tags = list(self.tags)
         for path in dict.fromkeys(paths):
-            if self.mw.path_cacheable(self.scope, path):
+            if self.ctx.path_cacheable(self.scope, path):
                 tags.append(url_tag_for(path))
         if tags:
-            await self.mw.store.tags.invalidate(*tags)
+            await self.ctx.store.tags.invalidate(*tags)
 
 
 def _host(scope: MutableMapping[str, Any]) -> str:

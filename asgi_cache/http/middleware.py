@@ -14,10 +14,9 @@ cache. Per-request state lives in :class:`~asgi_cache.http.exchange.Exchange`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,36 +24,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._store import HasStore, store_of
 from .._tasks import BackgroundTasks
 from .._validate import ASCII_TEXT, FLAG, whole
-from .exchange import Exchange, Shared
+from .context import HttpContext, MiddlewareOptions
+from .exchange import Exchange
 from .invalidation import UnsafeRequest
-from .keying import (
-    DEFAULT_IGNORED_QUERY_PARAMS,
-    DigestMemo,
-    KeyOptions,
-    RequestKey,
-    VaryMemory,
-)
+from .keying import DEFAULT_IGNORED_QUERY_PARAMS, DigestMemo, KeyOptions, VaryMemory
 from .policy import ResponsePolicy
-from .responses import StoredResponse
 from .routing import RouteResolver
+from .status import StatusHeaders
+from .storing import StoringRules
 
 logger = logging.getLogger("asgi_cache.http")
 
 
 UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _BYTES = whole(words="bytes").or_none()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MiddlewareOptions:
-    """The behaviour switches of one :class:`CacheMiddleware`."""
-
-    cache_all: bool
-    honor_request_cache_control: bool
-    invalidate_unsafe: bool
-    expose_cache_tags: bool
-    cache_status_name: str
-    x_cache: bool
 
 
 class CacheMiddleware:
@@ -121,31 +104,44 @@ class CacheMiddleware:
         _BYTES.require("max_body_bytes", max_body_bytes)
         _BYTES.require("compress_min_bytes", compress_min_bytes)
         self.app = app
-        self.store = store
-        """The cache's store: entries, tags and locks (the middleware never sees the backend)."""
+        name = cache_status_name.strip()
+        tag_header = cache_tag_header.strip().lower().encode()
         self.options = MiddlewareOptions(
             cache_all=cache_all,
             honor_request_cache_control=honor_request_cache_control,
             invalidate_unsafe=invalidate_unsafe,
             expose_cache_tags=expose_cache_tags,
-            cache_status_name=cache_status_name.strip(),
+            cache_status_name=name,
             x_cache=x_cache,
+            max_body_bytes=max_body_bytes or store.settings.max_body_bytes,
+            cache_tag_header=tag_header,
         )
-        self.keying = KeyOptions.build(allowed_hosts, ignored_query_params)
-        self.default_policy = ResponsePolicy.build(statuses=statuses)
-        self.max_body_bytes = max_body_bytes or store.settings.max_body_bytes
-        self.compress_min_bytes = compress_min_bytes
-        self.cache_tag_header = cache_tag_header.strip().lower().encode()
-        self.resolver = RouteResolver(
-            fallback=self.default_policy if cache_all else None,
-            ignored_query=self.keying.ignored,
+        keying = KeyOptions.build(allowed_hosts, ignored_query_params)
+        default_policy = ResponsePolicy.build(statuses=statuses)
+        self.context = HttpContext(
+            app=app,
+            options=self.options,
+            store=store,
+            keying=keying,
+            resolver=RouteResolver(
+                fallback=default_policy if cache_all else None, ignored_query=keying.ignored
+            ),
+            digests=DigestMemo(),
+            vary_memory=VaryMemory(),
+            rules=StoringRules(
+                default_ttl=store.settings.default_ttl,
+                jitter=store.jittered,
+                # In process memory a smaller entry saves little and every identity hit would
+                # pay a decompression; Redis saves memory and network bytes.
+                compress_min_bytes=None if store.in_process else compress_min_bytes,
+                cache_tag_header=tag_header,
+                drop_headers=frozenset() if expose_cache_tags else frozenset({tag_header}),
+            ),
+            status_headers=StatusHeaders(name, x_cache),
+            clock=time.time,
+            background=BackgroundTasks("background refresh"),
         )
-        self.vary_memory = VaryMemory()
-        self.digests = DigestMemo()
-        self.inflight: dict[str, asyncio.Future[Shared | None]] = {}
-        self.refreshing: set[str] = set()
-        self._background = BackgroundTasks("background refresh")
-        self._status_prefix = cache_status_name.strip() + "; "
+        """Options and memos every request is handed (built once)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -165,10 +161,11 @@ class CacheMiddleware:
     # -- GET / HEAD ----------------------------------------------------------------------------
 
     async def _get(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.store.settings.enabled:
+        ctx = self.context
+        if not ctx.store.settings.enabled:
             await self.app(scope, receive, send)
             return
-        resolution = self.resolver.resolve(scope, self.app)
+        resolution = ctx.resolver.resolve(scope, self.app)
         policy = resolution.response
         explicit_only = False
         if policy is None:
@@ -178,7 +175,7 @@ class CacheMiddleware:
                 return
             explicit_only = True
         exchange = Exchange(
-            self,
+            ctx,
             dict(scope),
             receive,
             send,
@@ -188,102 +185,18 @@ class CacheMiddleware:
         )
         await exchange.run()
 
-    def status_headers(self, value: str, x_cache: str) -> list[tuple[bytes, bytes]]:
-        """The ``Cache-Status`` (RFC 9211) and ``X-Cache`` headers for an outcome."""
-        headers = [(b"cache-status", (self._status_prefix + value).encode())]
-        if self.options.x_cache:
-            headers.append((b"x-cache", x_cache.encode()))
-        return headers
-
-    def client_headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        """Origin headers as sent to the client (``Cache-Tag`` hidden unless exposed)."""
-        if self.options.expose_cache_tags:
-            return headers
-        name = self.cache_tag_header
-        return [(n, v) for n, v in headers if n.lower() != name]
-
-    async def vary_of(self, key: RequestKey) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The Vary names and runtime tags remembered for the request's URL.
-
-        In-process first; the backend copy is read when this process does not know the
-        URL's tags yet (once per URL and process).
-        """
-        memory = self.vary_memory
-        local = memory.get_local(key.url_digest)
-        if local is not None and local[1] is not None:
-            return local[0], local[1]
-        store = self.store
-        raw, answered = await store.read_note(store.keys.vary(key.url_digest), what="vary read")
-        if not answered:
-            return (), ()
-        found = memory.decode(raw)
-        memory.put_local(key.url_digest, *found)
-        return found
-
-    async def remember(
-        self, key: RequestKey, vary: tuple[str, ...], tags: tuple[str, ...], ttl: float
-    ) -> None:
-        """Remember a URL's response Vary names and runtime tags (when they changed)."""
-        memory = self.vary_memory
-        if memory.get_local(key.url_digest) == (vary, tags):
-            return
-        memory.put_local(key.url_digest, vary, tags)
-        store = self.store
-        ttl = max(ttl, store.settings.default_ttl)
-        await store.write_note(
-            store.keys.vary(key.url_digest), memory.encode(vary, tags), ttl, what="vary write"
-        )
-
-    def schedule_refresh(self, exchange: Exchange, stored: StoredResponse) -> None:
-        """Start one background refresh of ``exchange``'s entry (stale-while-revalidate)."""
-        full_key = exchange.full_key
-        if full_key in self.refreshing:
-            return
-        self.refreshing.add(full_key)
-        refresh = Exchange(
-            self,
-            dict(exchange.scope),
-            _never,
-            None,
-            exchange.policy,
-            exchange.params,
-            explicit_only=exchange.explicit_only,
-        )
-        refresh.tags = exchange.tags
-        refresh.remembered_tags = exchange.remembered_tags
-        refresh.lookup_names = exchange.lookup_names
-        refresh.full_key = full_key
-        refresh.stale = stored
-        refresh.fwd = "stale"
-        self._background.start_soon(lambda: self._refresh(refresh))
-
-    async def _refresh(self, refresh: Exchange) -> None:
-        try:
-            await refresh.origin()
-        except Exception:
-            logger.warning("asgi-cache: background refresh failed", exc_info=True)
-        finally:
-            self.refreshing.discard(refresh.full_key)
-
     # -- unsafe methods ------------------------------------------------------------------------
 
     async def _unsafe(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.store.settings.enabled:
+        if not self.context.store.settings.enabled:
             await self.app(scope, receive, send)
             return
-        await UnsafeRequest(self, scope, receive, send).run()
-
-    def path_cacheable(self, scope: Scope, path: str) -> bool:
-        """Whether GET responses of ``path`` on this app may be in the cache at all."""
-        if self.options.cache_all:
-            return True
-        get_scope = {**scope, "method": "GET", "path": path, "query_string": b""}
-        return self.resolver.resolve(get_scope, self.app).response is not None
+        await UnsafeRequest(self.context, scope, receive, send).run()
 
     # -- lifespan ------------------------------------------------------------------------------
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        runtime = self.store.runtime
+        runtime = self.context.store.runtime
         started = False
 
         async def wrapped_receive() -> Message:
@@ -297,7 +210,7 @@ class CacheMiddleware:
         async def wrapped_send(message: Message) -> None:
             nonlocal started
             if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
-                await self._stop_background()
+                await self.context.background.aclose()
                 if started:
                     started = False
                     await runtime.stop()  # after the app's own shutdown, which may use it
@@ -311,11 +224,4 @@ class CacheMiddleware:
 
     async def drain(self) -> None:
         """Wait for the background refreshes running now (stale-while-revalidate)."""
-        await self._background.drain()
-
-    async def _stop_background(self) -> None:
-        await self._background.aclose()
-
-
-async def _never() -> Message:
-    return {"type": "http.disconnect"}  # pragma: no cover - background refreshes own receive
+        await self.context.background.drain()

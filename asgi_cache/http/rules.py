@@ -41,6 +41,37 @@ def request_bypass_reason(headers: dict[str, str]) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class RequestDirectives:
+    """What the request's ``Cache-Control`` (and ``Pragma``) ask of the cache."""
+
+    no_store: bool = False
+    """Do not store the response (RFC 9111 section 5.2.1.5)."""
+    no_cache: bool = False
+    """Go to the origin first: ``no-cache``, ``max-age=0`` or ``Pragma: no-cache``."""
+    max_age: int | None = None
+    """Accept no stored response older than this (section 5.2.1.1)."""
+    only_if_cached: bool = False
+    """Answer from the cache or with 504, never from the origin (section 5.2.1.7)."""
+
+    @classmethod
+    def parse(cls, headers: dict[str, str]) -> RequestDirectives:
+        """Read the directives from the request's headers (lowercase names)."""
+        cc = parse_cache_control(headers.get("cache-control"))
+        max_age: int | None = None
+        if "max-age" in cc:
+            max_age = delta_seconds(cc["max-age"]) or 0
+        # RFC 9111 section 5.4: Pragma only counts when there is no Cache-Control.
+        pragma = headers.get("pragma", "").lower()
+        pragma_no_cache = "cache-control" not in headers and "no-cache" in pragma
+        return cls(
+            no_store="no-store" in cc,
+            no_cache="no-cache" in cc or max_age == 0 or pragma_no_cache,
+            max_age=max_age,
+            only_if_cached="only-if-cached" in cc,
+        )
+
+
 def credentials_reason(headers: dict[str, str], policy: ResponsePolicy) -> str | None:
     """Which credential header makes this request private under ``policy``, if any."""
     if policy.public:

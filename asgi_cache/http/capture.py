@@ -1,0 +1,173 @@
+"""Capturing the app's response on a miss: a small state machine over its ``send`` messages.
+
+The exchange calls the app with :class:`ResponseCapture` as its ``send``. The capture parses
+the response start once (:class:`~.rules.ResponseFacts`), asks its owner (the exchange) what
+the response is, and then, per :class:`Mode`:
+
+- ``PENDING``: nothing received yet;
+- ``BUFFER``: a storable response is being collected (up to ``max_body_bytes``), nothing
+  sent to the client yet, so the finished response can be stored first and then answered,
+  with a 304 when the client's validators match;
+- ``PASS``: not storable (or too large): the start is sent with its ``Cache-Status`` and
+  every chunk is forwarded as it comes, never buffered;
+- ``NOT_MODIFIED``: the app answered our revalidation with 304 (RFC 9111 section 4.3.4);
+  its body is not used, the stored one is;
+- ``ERROR_STALE``: the app answered 5xx inside the stale-if-error window (RFC 5861); its
+  body is not used, the stale entry is served instead.
+
+Transitions::
+
+    PENDING --start--> BUFFER | PASS | NOT_MODIFIED | ERROR_STALE
+    BUFFER --last chunk--> owner.complete (stored and answered), then PASS
+    BUFFER --over max_body_bytes, unknown message, app returned early--> PASS (flushed)
+
+The capture knows nothing of keys or stores: what is storable and what happens to a
+complete response is the owner's (:class:`CaptureOwner`).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol, assert_never
+
+from starlette.types import Message, Send
+
+from .rules import ResponseFacts
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Mode(enum.Enum):
+    """What the capture does with the app's messages (see the module docstring)."""
+
+    PENDING = "pending"
+    BUFFER = "buffer"
+    PASS = "pass"
+    NOT_MODIFIED = "not modified"
+    ERROR_STALE = "error stale"
+
+
+class CaptureOwner(Protocol):
+    """What a capture asks of the exchange it works for."""
+
+    def classify(self, facts: ResponseFacts, start: Message) -> Mode | str:
+        """What the response starting with ``start`` is: :attr:`Mode.BUFFER` (storable),
+        :attr:`Mode.NOT_MODIFIED`, :attr:`Mode.ERROR_STALE`, or why it is not storable (it
+        then passes through)."""
+        ...
+
+    def passing(self, facts: ResponseFacts, detail: str) -> Headers:
+        """The response goes to the client as the app sends it (``detail`` says why): the
+        headers to send (the app's, as clients see them, and the outcome's)."""
+        ...
+
+    async def complete(self, facts: ResponseFacts, body: bytes) -> str | None:
+        """The whole storable response: store and answer it, or say why it cannot be (the
+        capture then sends it as it is, with that reason)."""
+        ...
+
+    async def finished(self, mode: Mode, facts: ResponseFacts) -> None:
+        """The app returned after a response whose body is not used (``NOT_MODIFIED``,
+        ``ERROR_STALE``): answer the client from the stored entry."""
+        ...
+
+
+class ResponseCapture:
+    """The ``send`` an app answers a miss through.
+
+    Args:
+        owner: Decides what the response is and answers a complete one.
+        send: The client's ``send``.
+        max_body_bytes: Largest body collected; a larger one passes through.
+    """
+
+    __slots__ = ("chunks", "facts", "max_body_bytes", "mode", "owner", "send", "size", "start")
+
+    def __init__(self, owner: CaptureOwner, send: Send, *, max_body_bytes: int) -> None:
+        self.owner = owner
+        self.send = send
+        self.max_body_bytes = max_body_bytes
+        self.mode = Mode.PENDING
+        self.facts: ResponseFacts | None = None
+        self.start: Message = {}
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    async def __call__(self, message: Message) -> None:
+        """Take one message the app sends."""
+        mode = self.mode
+        if mode is Mode.PASS:
+            await self.send(message)
+            return
+        kind = message["type"]
+        if kind == "http.response.start":
+            await self._on_start(message)
+        elif kind == "http.response.body":
+            if mode is not Mode.BUFFER:
+                return  # NOT_MODIFIED / ERROR_STALE: the app's body is not used
+            body = message.get("body", b"")
+            if body:
+                self.chunks.append(body)
+                self.size += len(body)
+            more = message.get("more_body", False)
+            if self.size > self.max_body_bytes:
+                await self._flush("too-large", more)
+            elif not more:
+                await self._complete()
+        elif mode is Mode.BUFFER:  # trailers, pathsend...: not something we can replay
+            await self._flush("unsupported", True)
+            await self.send(message)
+
+    async def finish(self) -> None:
+        """The app returned: answer whatever its messages left unanswered."""
+        mode, facts = self.mode, self.facts
+        match mode:
+            case Mode.NOT_MODIFIED | Mode.ERROR_STALE:
+                if facts is not None:
+                    await self.owner.finished(mode, facts)
+            case Mode.BUFFER:  # the app returned without its final chunk
+                await self._flush("incomplete", False)
+            case Mode.PENDING | Mode.PASS:
+                pass
+            case _:  # pragma: no cover - every mode is handled above
+                assert_never(mode)
+
+    async def _on_start(self, message: Message) -> None:
+        facts = ResponseFacts.parse(message["status"], list(message.get("headers", [])))
+        self.facts = facts
+        self.start = message
+        decision = self.owner.classify(facts, message)
+        if isinstance(decision, str):
+            self.mode = Mode.PASS
+            await self._send_start(facts, decision)
+            return
+        self.mode = decision
+
+    async def _send_start(self, facts: ResponseFacts, detail: str) -> None:
+        headers = self.owner.passing(facts, detail)
+        # Keep the app's other start keys (such as ``trailers``).
+        await self.send({**self.start, "headers": headers})
+
+    async def _flush(self, detail: str, more_body: bool) -> None:
+        facts = self.facts
+        if facts is None:  # pragma: no cover - BUFFER is only entered after the start
+            return
+        self.mode = Mode.PASS
+        await self._send_start(facts, detail)
+        body = b"".join(self.chunks)
+        self.chunks = []
+        if body or not more_body:  # no empty chunk before a pathsend message
+            await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
+
+    async def _complete(self) -> None:
+        facts = self.facts
+        if facts is None:  # pragma: no cover - BUFFER is only entered after the start
+            return
+        body = b"".join(self.chunks)
+        self.chunks = [body]
+        reason = await self.owner.complete(facts, body)
+        if reason is not None:
+            await self._flush(reason, False)
+            return
+        self.chunks = []
+        self.mode = Mode.PASS  # anything the app sends after its last chunk goes through

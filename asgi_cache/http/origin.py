@@ -1,0 +1,237 @@
+"""One call of the app for a miss (or a background refresh): capture, store, answer.
+
+The exchange decides that a request goes to the origin and hands an :class:`OriginCall`
+what it decided (a :class:`Miss`). The call reads the tag versions the entry will depend on
+*before* the app runs (so an invalidation while it runs keeps the old answer out of the
+cache), sends the entry's validators instead of the client's conditionals when it holds a
+stale entry (RFC 9111 section 4.3.1), and lets the app answer through a
+:class:`~.capture.ResponseCapture`, for which it decides what the response is:
+
+- storable: stored under the key of its own ``Vary``, then answered (``fwd=miss; stored``);
+- a 304 to our revalidation: the stale entry freshened and served (RFC 9111 section 4.3.4);
+- a 5xx (or an exception) inside the stale-if-error window: the stale entry served
+  (RFC 5861 section 4);
+- anything else: passed through as the app sends it, with the reason in ``Cache-Status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from starlette.types import Message
+
+from .._store import WriteResult
+from .._tags import NO_SNAPSHOT
+from .capture import Mode, ResponseCapture
+from .context import Flight, Headers, HttpContext, Shared, release
+from .keying import RequestKey
+from .policy import ResponsePolicy
+from .responder import Responder
+from .responses import StoredResponse
+from .rules import ResponseFacts
+from .serving import stale_if_error_ok
+from .status import CacheStatus, Fwd
+from .storing import build_response, freshen, has_origin_validator, origin_scope
+
+logger = logging.getLogger("asgi_cache.http")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Miss:
+    """What the lookup decided about a request that goes to the origin."""
+
+    policy: ResponsePolicy
+    explicit_only: bool
+    """``cache_all`` mode: only responses with explicit freshness are stored."""
+    key: RequestKey
+    lookup_names: tuple[str, ...]
+    """The header names the lookup keyed on (the URL's remembered Vary and the policy's)."""
+    full_key: str
+    """The key looked up."""
+    tags: tuple[str, ...]
+    """Every tag the entry will depend on (the route's, the URL's, the runtime ones)."""
+    stale: StoredResponse | None
+    """The stored response, when stale (revalidated, or served if the origin fails)."""
+    fwd: Fwd
+    credentials: str | None
+    """The credential header that makes the request private, if any."""
+    no_store: bool
+    """The request said ``no-store``: nothing is stored."""
+
+    def key_for(self, ctx: HttpContext, names: tuple[str, ...]) -> str:
+        """The store key of this request's variant for the varied header ``names``."""
+        if names == self.lookup_names:
+            return self.full_key
+        return ctx.full_key(self.key, names, self.policy)
+
+
+class OriginCall:
+    """Calls the app once for a :class:`Miss` (implements :class:`~.capture.CaptureOwner`).
+
+    Args:
+        ctx: The middleware's context.
+        responder: Answers the client.
+        miss: What the lookup decided.
+        flight: The in-process waiters to wake with the stored response, if any.
+    """
+
+    __slots__ = (
+        "body_sent",
+        "ctx",
+        "disconnected",
+        "done",
+        "flight",
+        "miss",
+        "responder",
+        "revalidating",
+        "snapshot",
+    )
+
+    def __init__(
+        self, ctx: HttpContext, responder: Responder, miss: Miss, flight: Flight | None
+    ) -> None:
+        self.ctx = ctx
+        self.responder = responder
+        self.miss = miss
+        self.flight = flight
+        stale = miss.stale
+        self.revalidating = stale is not None and has_origin_validator(stale)
+        self.snapshot = NO_SNAPSHOT
+        self.disconnected = False
+        self.body_sent = False
+        self.done = asyncio.Event() if responder.background else None
+
+    async def run(self) -> None:
+        """Call the app, storing its response when allowed."""
+        ctx, miss, responder = self.ctx, self.miss, self.responder
+        if not miss.no_store:
+            self.snapshot = await ctx.store.tags.snapshot(miss.tags, ttl=miss.policy.ttl)
+        scope = origin_scope(
+            responder.scope,
+            miss.stale if self.revalidating else None,
+            background=responder.background,
+        )
+        capture = ResponseCapture(self, responder.send, max_body_bytes=ctx.options.max_body_bytes)
+        try:
+            await ctx.app(scope, self._receive, capture)
+        except Exception:
+            if not responder.started and stale_if_error_ok(miss.stale, ctx.clock()):
+                logger.warning("asgi-cache: origin failed; serving stale", exc_info=True)
+                await self.serve_stale_on_error(None)
+                return
+            raise
+        finally:
+            if self.done is not None:
+                self.done.set()
+        await capture.finish()
+
+    async def _receive(self) -> Message:
+        if self.done is not None:  # a background refresh has no client to read from
+            if not self.body_sent:
+                self.body_sent = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await self.done.wait()
+            return {"type": "http.disconnect"}
+        message = await self.responder.receive()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+        return message
+
+    # -- what the capture asks (capture.CaptureOwner) ------------------------------------------
+
+    def classify(self, facts: ResponseFacts, start: Message) -> Mode | str:
+        """What the app's response is: storable, a 304 or 5xx to answer from the entry, or
+        the reason it passes through."""
+        miss = self.miss
+        if self.revalidating and facts.status == 304:
+            return Mode.NOT_MODIFIED
+        if facts.status >= 500 and stale_if_error_ok(miss.stale, self.ctx.clock()):
+            return Mode.ERROR_STALE
+        if miss.no_store:
+            return "no-store"
+        if start.get("trailers"):
+            return "trailers"  # trailers are not stored; the response must stream as sent
+        reason = facts.unstorable_reason(
+            miss.policy,
+            credentials=miss.credentials,
+            explicit_only=miss.explicit_only,
+            max_body_bytes=self.ctx.options.max_body_bytes,
+        )
+        return Mode.BUFFER if reason is None else reason
+
+    def passing(self, facts: ResponseFacts, detail: str) -> Headers:
+        """The response goes to the client as sent: the waiters ask the app themselves."""
+        release(self.flight, None)
+        status = CacheStatus.forwarded(self.miss.fwd, detail)
+        return self.responder.start_headers(facts.headers, status)
+
+    async def complete(self, facts: ResponseFacts, body: bytes) -> str | None:
+        """Store the complete response, then answer it (or say why it cannot be stored)."""
+        if self.disconnected:  # the client went away: the body may be cut short
+            return "client-disconnected"
+        miss = self.miss
+        stored = build_response(
+            facts,
+            body,
+            miss.policy,
+            self.ctx.rules,
+            now=self.ctx.clock(),
+            explicit_only=miss.explicit_only,
+        )
+        if stored is None:
+            return "expired"
+        ok = await self.store(stored, facts)
+        status = CacheStatus.forwarded(
+            miss.fwd,
+            None if ok else "not-stored",
+            fwd_status=facts.status if miss.stale is not None else None,
+            stored=ok,
+        )
+        await self.responder.serve(stored, status)
+        return None
+
+    async def finished(self, mode: Mode, facts: ResponseFacts) -> None:
+        """Answer from the entry after the app's 304 (freshened) or 5xx (stale-if-error)."""
+        stale = self.miss.stale
+        if mode is Mode.NOT_MODIFIED and stale is not None:
+            await self._freshen(stale, facts)
+        elif mode is Mode.ERROR_STALE:
+            await self.serve_stale_on_error(facts.status)
+
+    async def _freshen(self, stale: StoredResponse, facts: ResponseFacts) -> None:
+        ctx, miss = self.ctx, self.miss
+        merged = freshen(
+            stale, facts, miss.policy, ctx.rules, now=ctx.clock(), explicit_only=miss.explicit_only
+        )
+        ok = False if miss.no_store else await self.store(stale, merged)
+        ctx.store.stats.hit()
+        await self.responder.serve(stale, CacheStatus.revalidated(stored=ok), with_age=True)
+
+    async def serve_stale_on_error(self, status: int | None) -> None:
+        """Serve the stale entry because the origin failed (RFC 5861 stale-if-error)."""
+        stale = self.miss.stale
+        if stale is None or self.responder.background:
+            return
+        self.ctx.store.stats.served_stale()
+        status_value = CacheStatus.stale("stale-if-error", status)
+        await self.responder.serve(stale, status_value, with_age=True)
+
+    async def store(self, stored: StoredResponse, facts: ResponseFacts) -> bool:
+        """Write ``stored`` under the key of its own Vary, remember the URL's Vary names, and
+        hand the response to the waiters; return whether it was stored."""
+        ctx, miss = self.ctx, self.miss
+        store = ctx.store
+        vary = facts.vary or ()
+        names = tuple(sorted({*miss.policy.key_names, *vary}))
+        full_key = miss.key_for(ctx, names)
+        # Tags named at run time (Cache-Tag) are read now; the next miss of this URL reads
+        # them before calling the app, because they are remembered with the Vary names.
+        snapshot = await store.tags.extend(
+            self.snapshot, stored.tags, ttl=stored.stale_until - ctx.clock()
+        )
+        ok = await store.write(full_key, stored.to_entry(), snapshot) is WriteResult.STORED
+        await ctx.remember(miss.key, vary, stored.tags, stored.stale_until - ctx.clock())
+        release(self.flight, Shared(stored, names, full_key))
+        return ok

@@ -1,0 +1,109 @@
+"""Answering one client: from a stored response, with an answer of the cache's own, or by
+letting the app answer with only the outcome's headers added.
+
+What an answer holds is decided by :mod:`.serving` (pure); a :class:`Responder` sends it and
+remembers whether the client has seen a response start, which decides whether a failing
+origin may still be replaced by a stale entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.types import Message, Receive, Send
+
+from .context import Headers, HttpContext
+from .responses import StoredResponse
+from .serving import Answer, answer
+from .status import CacheStatus, Fwd
+
+logger = logging.getLogger("asgi_cache.http")
+
+_LOGGED_PATH = 200
+"""Characters of a request path a log line shows at most (client input is never logged
+whole)."""
+
+
+class Responder:
+    """Sends the answer of one request (nothing at all for a background refresh).
+
+    Args:
+        ctx: The middleware's context.
+        scope: The request's scope.
+        receive: The client's ``receive``.
+        send: The client's ``send``; ``None`` for a background refresh.
+        headers: The request's headers (lowercase names), for content coding and
+            conditionals.
+    """
+
+    __slots__ = ("background", "ctx", "headers", "receive", "scope", "send", "started")
+
+    def __init__(
+        self,
+        ctx: HttpContext,
+        scope: dict[str, Any],
+        receive: Receive,
+        send: Send | None,
+        headers: dict[str, str],
+    ) -> None:
+        self.ctx = ctx
+        self.scope = scope
+        self.receive = receive
+        self.background = send is None
+        self.send: Send = send or _discard
+        self.headers = headers
+        self.started = False
+        """Whether a response start was sent to the client."""
+
+    async def serve(
+        self, stored: StoredResponse, status: CacheStatus, *, with_age: bool = False
+    ) -> None:
+        """Answer the client from ``stored`` (304 when its validators match)."""
+        if self.background:
+            return
+        ctx = self.ctx
+        result = answer(
+            stored,
+            self.headers,
+            head=self.scope["method"] == "HEAD",
+            status_headers=ctx.status_headers(status),
+            now=ctx.clock() if with_age else None,
+        )
+        if result is None:
+            logger.warning(
+                "asgi-cache: ignoring a corrupt gzip body stored for %r",
+                self.scope["path"][:_LOGGED_PATH],
+            )
+            await self.passthrough(CacheStatus.forwarded(Fwd.MISS, "corrupt"))
+            return
+        await self.send_answer(result)
+
+    async def send_answer(self, result: Answer) -> None:
+        """Send an answer the cache made (a hit, a 304, a 504 for ``only-if-cached``)."""
+        self.started = True
+        start = {"type": "http.response.start", "status": result.status, "headers": result.headers}
+        await self.send(start)
+        await self.send({"type": "http.response.body", "body": result.body})
+
+    def start_headers(self, headers: Headers, status: CacheStatus) -> Headers:
+        """The headers of an app's response start about to be sent as it is: the app's, as
+        clients see them, and the outcome's (the caller sends the start next)."""
+        self.started = True
+        return self.ctx.client_headers(headers) + self.ctx.status_headers(status)
+
+    async def passthrough(self, status: CacheStatus) -> None:
+        """Let the app answer, only adding ``Cache-Status`` (and hiding ``Cache-Tag``)."""
+        ctx = self.ctx
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = self.start_headers(list(message.get("headers", [])), status)
+                message = {**message, "headers": headers}
+            await self.send(message)
+
+        await ctx.app(self.scope, self.receive, send)
+
+
+async def _discard(message: Message) -> None:
+    return None

@@ -1,0 +1,235 @@
+"""What to store of a response, and for how long: pure functions over the response's facts.
+
+No I/O and no state: given the parsed response (:class:`~.rules.ResponseFacts`), its body,
+the route's policy and a clock reading, these functions say what the entry holds (the
+end-to-end headers a hit replays, a validator, the body as sent or gzip-coded) and its three
+instants (RFC 9111 section 4.2):
+
+- ``fresh_until``: creation (``now`` minus the origin's ``Age``) plus the freshness lifetime
+  (the policy's ``ttl``, else ``s-maxage``/``max-age``/``Expires``, else the default TTL);
+- ``fresh_until + swr``/``+ sie``: the RFC 5861 windows a stale entry may still serve in;
+- ``stale_until``: when the entry leaves the backend (an entry with a validator is kept a
+  while longer, to be revalidated cheaply with a conditional request).
+
+The exchange (:mod:`.exchange`) does the writing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .._exceptions import ConfigurationError
+from ..keys import validate_tag
+from .cache_control import parse_http_date, parse_vary
+from .encoding import compressible_type, try_gzip
+from .policy import ResponsePolicy
+from .responses import (
+    FLAG_DERIVED_ETAG,
+    FLAG_GZIP,
+    FLAG_MUST_REVALIDATE,
+    StoredResponse,
+    derive_etag,
+    end_to_end_headers,
+)
+from .rules import ResponseFacts
+
+logger = logging.getLogger("asgi_cache.http")
+
+_CONDITIONAL: Final = frozenset(
+    {b"if-none-match", b"if-modified-since", b"if-match", b"if-unmodified-since", b"if-range"}
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoringRules:
+    """The middleware-wide inputs of what is stored (plain values, fixed at construction)."""
+
+    default_ttl: float
+    """The cache's default TTL: lifetime of responses without freshness information (opt-in
+    routes), and the least time an entry with a validator is kept."""
+    jitter: Callable[[float], float]
+    """Spreads a freshness lifetime (the store's TTL jitter)."""
+    compress_min_bytes: int | None
+    """Bodies at least this long may be stored gzip-coded; ``None``: never (in process)."""
+    cache_tag_header: bytes
+    """The response header naming tags at run time (lowercase)."""
+    drop_headers: frozenset[bytes]
+    """Response headers never stored (``Cache-Tag`` unless exposed)."""
+
+
+def set_times(
+    stored: StoredResponse,
+    facts: ResponseFacts,
+    policy: ResponsePolicy,
+    rules: StoringRules,
+    *,
+    now: float,
+    explicit_only: bool,
+    keep: bool,
+) -> None:
+    """Set ``stored``'s creation, freshness and stale windows from the response ``facts``
+    (RFC 9111 section 4.2, RFC 5861).
+
+    ``keep``: the response has a validator, so the entry is worth keeping past its windows
+    to revalidate cheaply.
+    """
+    lifetime = facts.lifetime(policy, rules.default_ttl, now, explicit_only=explicit_only)
+    swr, sie = facts.stale_windows(policy)
+    if lifetime > 0:
+        lifetime = rules.jitter(lifetime)
+    if stored.flags & FLAG_MUST_REVALIDATE:
+        swr = sie = 0.0
+    created = now - facts.age
+    stored.created_at = created
+    stored.fresh_until = created + lifetime
+    stored.swr, stored.sie = swr, sie
+    window = max(swr, sie)
+    if keep:
+        window = max(window, lifetime, rules.default_ttl)
+    stored.stale_until = stored.fresh_until + window
+
+
+def build_response(
+    facts: ResponseFacts,
+    body: bytes,
+    policy: ResponsePolicy,
+    rules: StoringRules,
+    *,
+    now: float,
+    explicit_only: bool,
+) -> StoredResponse | None:
+    """The entry for a complete storable response, or ``None`` if it is already expired."""
+    # ETag and Content-Length depend on the representation served: added when serving.
+    headers = [
+        (n, v)
+        for n, v in end_to_end_headers(facts.headers, rules.drop_headers)
+        if n != b"content-length" and n != b"etag"
+    ]
+    flags = facts.flags()
+    etag = facts.etag
+    if not etag and facts.status == 200:
+        etag = derive_etag(body)
+        flags |= FLAG_DERIVED_ETAG
+    plain: bytes | None = None
+    if _compressible(facts, headers, body, rules.compress_min_bytes):
+        coded = try_gzip(body)
+        if coded is not None:
+            body, plain = coded, body
+            flags |= FLAG_GZIP
+    if policy.max_age is not None and not facts.cc:
+        headers.append((b"cache-control", b"max-age=%d" % int(policy.max_age)))
+    missing_vary = [n for n in policy.key_names if facts.vary is not None and n not in facts.vary]
+    if missing_vary:
+        headers.append((b"vary", ", ".join(missing_vary).encode()))
+    stored = StoredResponse(
+        status=facts.status,
+        headers=headers,
+        body=body,
+        created_at=now,
+        fresh_until=now,
+        stale_until=now,
+        flags=flags,
+        etag=etag,
+        last_modified=parse_http_date(facts.last_modified.decode("latin-1")),
+        tags=runtime_tags(facts, rules.cache_tag_header),
+        plain=plain,
+    )
+    set_times(
+        stored,
+        facts,
+        policy,
+        rules,
+        now=now,
+        explicit_only=explicit_only,
+        keep=facts.has_validator,
+    )
+    if stored.stale_until <= now + 0.001:
+        return None
+    return stored
+
+
+def freshen(
+    stale: StoredResponse,
+    facts_304: ResponseFacts,
+    policy: ResponsePolicy,
+    rules: StoringRules,
+    *,
+    now: float,
+    explicit_only: bool,
+) -> ResponseFacts:
+    """Update ``stale`` from the origin's 304 (RFC 9111 section 4.3.4); return the merged
+    facts of the freshened response (its new lifetime is set from them)."""
+    stale.freshen(facts_304.headers)
+    merged = ResponseFacts.parse(stale.status, stale.headers_with_etag())
+    stale.flags = (stale.flags & (FLAG_DERIVED_ETAG | FLAG_GZIP)) | merged.flags()
+    set_times(stale, merged, policy, rules, now=now, explicit_only=explicit_only, keep=True)
+    return merged
+
+
+def _compressible(
+    facts: ResponseFacts,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    minimum: int | None,
+) -> bool:
+    return (
+        minimum is not None
+        and len(body) >= minimum
+        and facts.status == 200
+        and "no-transform" not in facts.cc  # RFC 9110 section 7.7
+        and compressible_type(facts.content_type)
+        and not any(n == b"content-encoding" for n, _ in headers)
+    )
+
+
+def runtime_tags(facts: ResponseFacts, header: bytes) -> tuple[str, ...]:
+    """The tags a handler named in its response (``Cache-Tag: a b`` or ``a, b``).
+
+    A bad tag is left out with a warning (it comes from the app, not from a client).
+    """
+    tags: list[str] = []
+    for n, v in facts.headers:
+        if n.lower() != header:
+            continue
+        for tag in v.decode("latin-1").replace(",", " ").split():
+            try:
+                tags.append(validate_tag(tag))
+            except ConfigurationError:
+                logger.warning("asgi-cache: ignoring bad Cache-Tag value %r", tag[:100])
+    return tuple(dict.fromkeys(tags))
+
+
+def vary_names(stored: StoredResponse) -> tuple[str, ...]:
+    """The header names a stored response says it varies on."""
+    names = parse_vary([v.decode("latin-1") for n, v in stored.headers if n == b"vary"])
+    return names or ()
+
+
+def has_origin_validator(stored: StoredResponse) -> bool:
+    """Whether the origin gave ``stored`` a validator it can answer a conditional with."""
+    return bool(
+        (stored.etag and not stored.flags & FLAG_DERIVED_ETAG) or stored.header(b"last-modified")
+    )
+
+
+def origin_scope(
+    scope: dict[str, Any], stale: StoredResponse | None, *, background: bool
+) -> dict[str, Any]:
+    """The scope the app sees: the entry's validators (with ``stale``, RFC 9111 section
+    4.3.1) instead of the client's conditionals, which are answered from the stored
+    response."""
+    headers = [(n, v) for n, v in scope["headers"] if n.lower() not in _CONDITIONAL]
+    if stale is not None:
+        if stale.etag and not stale.flags & FLAG_DERIVED_ETAG:
+            headers.append((b"if-none-match", stale.etag))
+        last_modified = stale.header(b"last-modified")
+        if last_modified:
+            headers.append((b"if-modified-since", last_modified))
+    new = dict(scope)
+    new["headers"] = headers
+    if background:
+        new["method"] = "GET"
+    return new
