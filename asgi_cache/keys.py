@@ -6,6 +6,7 @@ locks and bookkeeping can never collide and operators can find them with ``redis
     <ns>:d:<key>         data entries; the caller's key verbatim (users:100:profile)
     <ns>:h:<hex digest>  HTTP response entries (hash of the canonical request parts)
     <ns>:v:<hex digest>  HTTP Vary memory of a URL (the header names its responses vary on)
+    <ns>:p:<hex digest>  HTTP "not storable" marker of a response key (hit-for-pass)
     <ns>:t:<tag>         tag version (a random token; missing means "invalidated")
     <ns>:l:<key>         distributed lock of a data or HTTP key
     <ns>:n:<key>         notification channel/list that wakes waiters of a lock
@@ -92,6 +93,10 @@ class KeySpace:
     def http(self, digest: str) -> str:
         """Key of an HTTP response entry."""
         return f"{self.prefix}h:{digest}"
+
+    def http_pass(self, full_key: str) -> str:
+        """Key of the "not storable" marker of the HTTP response key ``full_key``."""
+        return f"{self.prefix}p:{full_key[len(self.prefix) + 2 :]}"
 
     def vary(self, digest: str) -> str:
         """Key of the Vary memory of a URL."""

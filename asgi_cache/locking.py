@@ -18,6 +18,8 @@ Cache-aside and the middleware take their turn at a key's lock the same way,
                        -> found       the previous holder stored it between our read and lock
     (held elsewhere) wait -> found    the holder's value landed
                           -> timed out the holder took longer than the wait budget
+                          -> released  the holder stored nothing (``take_over=False``)
+                          -> (again)   the holder stored nothing: take a turn again
     (backend failed)   no lock service: go on alone
 
 Waiters are woken by a :class:`~asgi_cache._notify.Notifier` when the holder publishes on
@@ -217,6 +219,9 @@ class TurnOutcome(enum.Enum):
     """The holder took longer than the wait budget (or the caller asked not to wait)."""
     NO_LOCK = "no lock service"
     """The backend failed (counted and logged): go on alone, as without a lock."""
+    RELEASED = "released"
+    """The holder released the lock without storing a value and the caller asked not to
+    take over (``take_over=False``): go on alone, at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +283,7 @@ class Locks:
         recheck: Callable[[], Awaitable[T | None]] | None,
         max_wait: float,
         wait: bool = True,
+        take_over: bool = True,
     ) -> AsyncIterator[Turn[T]]:
         """Take a turn at ``full_key``'s lock; the block runs with its outcome.
 
@@ -287,7 +293,8 @@ class Locks:
         :attr:`~TurnOutcome.FOUND`); else the caller holds it for the block. While another
         process holds it, wait (no polling while pub/sub works) until its value lands,
         ``read`` finds it, or ``max_wait`` seconds pass; a holder that released without a
-        value (it failed, or lost its lease) is replaced by trying again.
+        value (it failed, or lost its lease) is replaced by trying again, unless
+        ``take_over`` is ``False``.
 
         Args:
             full_key: The entry the lock guards.
@@ -298,8 +305,13 @@ class Locks:
                 :attr:`~TurnOutcome.TIMED_OUT`; nothing is cancelled).
             wait: ``False`` gives up at once when another process holds the lock (a
                 background refresh: someone else is refreshing).
+            take_over: ``True`` (cache-aside): a waiter woken by a holder that stored
+                nothing takes its turn at the lock again, so a failed load is retried by one
+                process, not by all. ``False`` (the middleware, where a response may simply
+                not be storable): the waiter gets :attr:`~TurnOutcome.RELEASED` and goes to
+                the origin at once, as a reverse proxy's waiting list does.
         """
-        turn = await self._take(full_key, read, recheck, max_wait, wait)
+        turn = await self._take(full_key, read, recheck, max_wait, wait, take_over)
         if turn.lock is None:
             yield turn
             return
@@ -313,6 +325,7 @@ class Locks:
         recheck: Callable[[], Awaitable[T | None]] | None,
         max_wait: float,
         wait: bool,
+        take_over: bool,
     ) -> Turn[T]:
         deadline = time.monotonic() + max_wait
         while True:
@@ -332,6 +345,8 @@ class Locks:
                 return Turn(TurnOutcome.FOUND, found=found)
             if not woken:
                 return Turn(TurnOutcome.TIMED_OUT)
+            if not take_over:
+                return Turn(TurnOutcome.RELEASED)
             # Woken without a value: the holder failed or lost its lease. Try to take over.
 
     async def _recheck(

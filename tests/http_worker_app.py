@@ -1,7 +1,10 @@
 """A small FastAPI app run by worker processes in the multi-process HTTP tests.
 
 Its "database" is a JSON file (``HTTP_TEST_DB``) shared by every process; its cache is
-``ASGI_CACHE_URL`` (the suite's Redis).
+``ASGI_CACHE_URL`` (the suite's Redis). ``/pass/{n}`` is an expensive ``lock=True`` route
+whose responses cannot be stored: each call appends this process's pid to the Redis list
+``test:calls``, and a request sent with ``x-hold: 1`` blocks on the list ``test:gate``
+(``BLPOP``) until the test pushes to it (the header is not part of the key).
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Request, Response
 
 from asgi_cache import Cache, CacheMiddleware
 
@@ -35,6 +39,23 @@ def create_app() -> FastAPI:
     @app.get("/health")
     async def health() -> dict[str, int]:
         return {"pid": os.getpid()}
+
+    @app.get("/stats")
+    async def stats() -> dict[str, Any]:
+        return dict(cache.stats())
+
+    @app.get("/pass/{n}")
+    @cache.response(ttl=60, lock=True)
+    async def not_storable(n: int, request: Request) -> Response:
+        async with aioredis.Redis.from_url(os.environ["ASGI_CACHE_URL"]) as bookkeeping:
+            await bookkeeping.rpush("test:calls", os.getpid())
+            if request.headers.get("x-hold") == "1":
+                await bookkeeping.blpop(["test:gate"], timeout=60)
+        return Response(f"pass {n}", headers={"cache-control": "no-store"})
+
+    @app.put("/pass/{n}")
+    async def touch_pass(n: int) -> dict[str, int]:
+        return {"n": n}
 
     @app.get("/users/{user_id}")
     @cache.response(ttl=300, tags=["users:{user_id}"])

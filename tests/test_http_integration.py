@@ -495,10 +495,14 @@ async def test_request_no_cache_on_a_locked_route_reaches_the_app(redis_url: str
     assert after.text == "computed 2"
 
 
-async def test_a_waiter_takes_over_the_lock_when_the_holder_fails(redis_url: str) -> None:
+async def test_waiters_woken_by_a_failed_holder_go_to_the_app_at_once(
+    redis_url: str, redis_client: aioredis.Redis
+) -> None:
     # Three processes miss together. The holder's app fails (nothing stored); the two waiters
-    # are woken without a response and take their turn at the lock again (the protocol of
-    # cache-aside too): one calls its app and stores, the other is served what it stored.
+    # are woken without a response and call their apps at once, as a reverse proxy's waiting
+    # list does (cache-aside instead lets one waiter take over: a failed load is retried by
+    # one process). No "not storable" marker is left: an exception says nothing of the next
+    # response, so the next miss takes the lock again.
     calls: Counter[str] = Counter()
     gate = asyncio.Event()
     entered = asyncio.Event()
@@ -512,7 +516,7 @@ async def test_a_waiter_takes_over_the_lock_when_the_holder_fails(redis_url: str
                 entered.set()
                 await gate.wait()
                 raise RuntimeError("origin failed")
-            return PlainTextResponse(f"computed {calls['n']}")
+            return PlainTextResponse("computed", headers={"cache-control": "no-store"})
 
         return wrap(Starlette(routes=[Route("/x", flaky)]), cache)
 
@@ -530,12 +534,43 @@ async def test_a_waiter_takes_over_the_lock_when_the_holder_fails(redis_url: str
         gate.set()
         failed = await first
         answers = [await w for w in waiting]
+        markers = await redis_client.keys("web:p:*")
     for c in caches:
         await c.backend.aclose()
     assert failed.status_code == 500
-    assert calls["n"] == 2  # the failed holder, then one waiter for both
-    assert sorted(r.text for r in answers) == ["computed 2", "computed 2"]
-    assert sorted(r.headers["cache-status"] for r in answers) == [
-        "asgi-cache; fwd=miss; stored",
-        "asgi-cache; hit; detail=lock",
-    ]
+    assert calls["n"] == 3  # the failed holder, then each waiter on its own, at once
+    assert [r.text for r in answers] == ["computed", "computed"]
+    assert {r.headers["cache-status"] for r in answers} == {"asgi-cache; fwd=miss; detail=no-store"}
+    assert sum(c.stats()["lock_waits"] for c in caches) == 2  # nobody queued twice
+    assert markers == []
+
+
+async def test_not_storable_marker_skips_the_lock_until_a_tag_invalidation(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    calls: Counter[str] = Counter()
+    cache = make_cache(RedisBackend(redis_url))
+
+    @cache.response(ttl=60, lock=True, tags=["items"])
+    async def listing(request: Request) -> Response:
+        calls["n"] += 1
+        return PlainTextResponse("fresh", headers={"cache-control": "private"})
+
+    base = command_calls(redis_server).get("publish", 0)
+
+    def locks_held() -> int:
+        return command_calls(redis_server).get("publish", 0) - base  # one per release
+
+    app = wrap(Starlette(routes=[Route("/items", listing)]), cache)
+    async with client_for(app) as client:
+        held = [await client.get("/items"), locks_held()]
+        skipped = [await client.get("/items"), await client.get("/items"), locks_held()]
+        await cache.invalidate_tags("items")
+        again = [await client.get("/items"), locks_held()]
+    await cache.backend.aclose()
+    assert calls["n"] == 4
+    assert held[0].headers["cache-status"] == "asgi-cache; fwd=miss; detail=private"
+    assert held[1] == 1
+    assert skipped[2] == 1  # the marker sent both misses past the lock
+    assert again[1] == 2  # the invalidation retired the marker: the lock is taken again
+    assert cache.stats()["lock_waits"] == 0

@@ -23,7 +23,9 @@ from typing import Any, assert_never
 from starlette.types import Message, Receive, Send
 
 from .._exceptions import ConfigurationError
+from ..codec import EntryKind
 from ..keys import validate_tag
+from ..locking import TurnOutcome
 from .context import Flight, HttpContext, Shared, release
 from .keying import RequestKey, url_tag_for
 from .origin import Miss, OriginCall
@@ -264,7 +266,7 @@ class Exchange:
         inflight[self.full_key] = flight
         self.flight = flight
         try:
-            if self.policy.lock:
+            if self.policy.lock and not await self._pass_marked():
                 await self._origin_locked()
             else:
                 await self.origin()
@@ -273,10 +275,24 @@ class Exchange:
                 del inflight[self.full_key]
             release(flight, None)
 
+    async def _pass_marked(self) -> bool:
+        """Whether the last lock holder of this key found its response not storable, a
+        moment ago (hit-for-pass): then misses go to the app at once, not one at a time."""
+        store = self.ctx.store
+        marker = await store.read(store.keys.http_pass(self.full_key))
+        return (
+            marker is not None
+            and marker.kind is EntryKind.NEGATIVE
+            and marker.is_fresh(self.ctx.clock())
+        )
+
     async def _origin_locked(self) -> None:
         # Cross-process coalescing: one process holds the lock (its lease extended by a
         # watchdog while the app runs) and calls its app; the others sleep until the holder
-        # publishes on the entry's notify channel, bounded by lock_timeout, then go themselves.
+        # publishes on the entry's notify channel, bounded by lock_timeout. Woken without a
+        # stored response (it was not storable, or the app failed), they go to the app at
+        # once, as a reverse proxy's waiting list does; so do later misses while the
+        # holder's "not storable" marker lives.
         store = self.ctx.store
         stale = self.stale
 
@@ -295,6 +311,7 @@ class Exchange:
             # max-age=0, Pragma).
             recheck=recheck if self.fwd is not Fwd.REQUEST else None,
             max_wait=store.settings.lock_timeout,
+            take_over=False,
         ) as turn:
             found = turn.found
             if found is not None:
@@ -303,8 +320,9 @@ class Exchange:
                 await self.responder.serve(found, CacheStatus.shared("lock"), with_age=True)
                 return
             # Holding the lock (released when this block ends, which wakes the waiters
-            # whether a response was stored or not), timed out, or no lock service.
-            await self.origin()
+            # whether a response was stored or not), released by a holder that stored
+            # nothing, timed out, or no lock service.
+            await self.origin(pass_marker=turn.outcome is TurnOutcome.HOLD)
 
     def _served_by_another(self) -> None:
         # The lookup counted a miss; the response came from another request's origin call
@@ -323,9 +341,9 @@ class Exchange:
             return self.full_key
         return self.ctx.full_key(self.key, names, self.policy)
 
-    async def origin(self) -> None:
+    async def origin(self, *, pass_marker: bool = False) -> None:
         """Call the app once (:class:`~.origin.OriginCall`), storing its response when
-        allowed."""
+        allowed (``pass_marker``: holding the lock, mark a response that cannot be)."""
         tags: tuple[str, ...] = ()
         if not self.no_store:
             if self.remembered_tags is None:
@@ -342,6 +360,7 @@ class Exchange:
             fwd=self.fwd,
             credentials=self.credentials,
             no_store=self.no_store,
+            pass_marker=pass_marker,
         )
         await OriginCall(self.ctx, self.responder, miss, self.flight).run()
 

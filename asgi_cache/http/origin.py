@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Final
 
 from starlette.types import Message
 
 from .._store import WriteResult
 from .._tags import NO_SNAPSHOT
+from ..codec import Entry, EntryKind
 from .capture import Mode, ResponseCapture
 from .context import Flight, Headers, HttpContext, Shared, release
 from .keying import RequestKey
@@ -36,6 +38,9 @@ from .status import CacheStatus, Fwd
 from .storing import build_response, freshen, has_origin_validator, origin_scope
 
 logger = logging.getLogger("asgi_cache.http")
+
+_ACCIDENTS: Final = frozenset({"client-disconnected", "incomplete"})
+"""Why a response passed that says nothing about the URL's next response (no marker)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +64,9 @@ class Miss:
     """The credential header that makes the request private, if any."""
     no_store: bool
     """The request said ``no-store``: nothing is stored."""
+    pass_marker: bool = False
+    """This request holds the entry's lock (``lock=True``): if the response cannot be
+    stored, leave a "not storable" marker so that later misses skip the lock queue."""
 
     def key_for(self, ctx: HttpContext, names: tuple[str, ...]) -> str:
         """The store key of this request's variant for the varied header ``names``."""
@@ -87,6 +95,7 @@ class OriginCall:
         "responder",
         "revalidating",
         "snapshot",
+        "unstorable",
     )
 
     def __init__(
@@ -99,6 +108,9 @@ class OriginCall:
         stale = miss.stale
         self.revalidating = stale is not None and has_origin_validator(stale)
         self.snapshot = NO_SNAPSHOT
+        self.unstorable: str | None = None
+        """Why the response passed through unstored, if it says the URL's responses cannot
+        be stored (marked for later misses when holding the lock)."""
         self.disconnected = False
         self.body_sent = False
         self.done = asyncio.Event() if responder.background else None
@@ -126,6 +138,28 @@ class OriginCall:
             if self.done is not None:
                 self.done.set()
         await capture.finish()
+        if miss.pass_marker and self.unstorable is not None:
+            await self._mark_pass()
+
+    async def _mark_pass(self) -> None:
+        """Leave the "not storable" marker of the key (Varnish's hit-for-pass), under the
+        snapshot this call read: an invalidation of the URL or of a tag retires it with the
+        entries. It lives the policy's ``ttl`` (else the default TTL), capped at
+        ``lock_timeout``: short, because the next response may be storable again, and
+        never longer than the wait in the lock queue it saves."""
+        ctx, miss = self.ctx, self.miss
+        store = ctx.store
+        settings = store.settings
+        ttl = min(miss.policy.ttl or settings.default_ttl, settings.lock_timeout)
+        now = ctx.clock()
+        marker = Entry(
+            kind=EntryKind.NEGATIVE,
+            body=b"",
+            created_at=now,
+            fresh_until=now + ttl,
+            stale_until=now + ttl,
+        )
+        await store.write(store.keys.http_pass(miss.full_key), marker, self.snapshot)
 
     async def _receive(self) -> Message:
         if self.done is not None:  # a background refresh has no client to read from
@@ -164,6 +198,8 @@ class OriginCall:
     def passing(self, facts: ResponseFacts, detail: str) -> Headers:
         """The response goes to the client as sent: the waiters ask the app themselves."""
         release(self.flight, None)
+        if detail not in _ACCIDENTS:
+            self.unstorable = detail
         status = CacheStatus.forwarded(self.miss.fwd, detail)
         return self.responder.start_headers(facts.headers, status)
 
