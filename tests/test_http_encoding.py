@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -335,3 +337,21 @@ def test_stored_form_round_trips_and_rejects_foreign_blocks() -> None:
     for extra in (b"", b"\x00" + entry.extra[1:], entry.extra[:20], entry.extra + b"\x00odd"):
         assert StoredResponse.from_entry(dataclasses.replace(entry, extra=extra)) is None
     assert StoredResponse.from_entry(dataclasses.replace(entry, kind=EntryKind.JSON)) is None
+
+
+async def test_vary_names_are_merged_case_insensitively(web_cache: Cache) -> None:
+    # GZipMiddleware inside appends "Accept-Encoding" to the app's own "Accept-Encoding";
+    # the policy names accept-encoding and accept-language in another case. The cached
+    # answer names each once, in one field (RFC 9110 section 12.5.5).
+    async def endpoint(request: Request) -> Response:
+        return Response(BODY, media_type="application/json", headers={"vary": "Accept-Encoding"})
+
+    policy = web_cache.response(ttl=60, vary=["ACCEPT-ENCODING", "Accept-Language"])
+    gzip_inside = [Middleware(GZipMiddleware, minimum_size=10)]
+    inner = Starlette(routes=[Route("/v", policy(endpoint))], middleware=gzip_inside)
+    app = CacheMiddleware(inner, cache=web_cache)
+    miss = await call(app, "/v", GZIP)  # call() refuses a header sent twice
+    hit = await call(app, "/v", GZIP)
+    assert hit.headers[b"x-cache"] == b"HIT"
+    assert miss.headers[b"vary"] == hit.headers[b"vary"] == b"Accept-Encoding, accept-language"
+    assert gzip.decompress(hit.body) == BODY

@@ -90,6 +90,19 @@ def parse_vary(values: list[str]) -> tuple[str, ...] | None:
     return tuple(sorted(names))
 
 
+def merge_vary(values: list[str]) -> str:
+    """One ``Vary`` field value for several: each field name once, whatever its case, in
+    first-seen order and spelling (RFC 9110 section 12.5.5: field names are
+    case-insensitive, and several Vary fields are one list)."""
+    names: dict[str, str] = {}
+    for value in values:
+        for name in value.split(","):
+            name = name.strip()
+            if name:
+                names.setdefault(name.lower(), name)
+    return ", ".join(names.values())
+
+
 def explicit_freshness(
     cc: dict[str, str | None], expires: str | None, date: str | None, now: float
 ) -> float | None:

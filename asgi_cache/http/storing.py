@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from .._exceptions import ConfigurationError
 from ..keys import validate_tag
-from .cache_control import parse_http_date, parse_vary
+from .cache_control import merge_vary, parse_http_date, parse_vary
 from .encoding import compressible_type, try_gzip
 from .policy import ResponsePolicy
 from .responses import (
@@ -37,6 +37,8 @@ from .responses import (
 from .rules import ResponseFacts
 
 logger = logging.getLogger("asgi_cache.http")
+
+Headers = list[tuple[bytes, bytes]]
 
 _CONDITIONAL: Final = frozenset(
     {b"if-none-match", b"if-modified-since", b"if-match", b"if-unmodified-since", b"if-range"}
@@ -121,9 +123,7 @@ def build_response(
             flags |= FLAG_GZIP
     if policy.max_age is not None and not facts.cc:
         headers.append((b"cache-control", b"max-age=%d" % int(policy.max_age)))
-    missing_vary = [n for n in policy.key_names if facts.vary is not None and n not in facts.vary]
-    if missing_vary:
-        headers.append((b"vary", ", ".join(missing_vary).encode()))
+    headers = one_vary(headers, policy.key_names)
     stored = StoredResponse(
         status=facts.status,
         headers=headers,
@@ -163,10 +163,23 @@ def freshen(
     """Update ``stale`` from the origin's 304 (RFC 9111 section 4.3.4); return the merged
     facts of the freshened response (its new lifetime is set from them)."""
     stale.freshen(facts_304.headers)
+    stale.headers = one_vary(stale.headers, policy.key_names)
     merged = ResponseFacts.parse(stale.status, stale.headers_with_etag())
     stale.flags = (stale.flags & (FLAG_DERIVED_ETAG | FLAG_GZIP)) | merged.flags()
     set_times(stale, merged, policy, rules, now=now, explicit_only=explicit_only, keep=True)
     return merged
+
+
+def one_vary(headers: Headers, key_names: tuple[str, ...]) -> Headers:
+    """``headers`` with every ``Vary`` field merged into one, each name once whatever its
+    case, the request headers the key is made of (``key_names``) named too, so that clients
+    and caches downstream know what the response varies on."""
+    values = [v.decode("latin-1") for n, v in headers if n == b"vary"]
+    if not values and not key_names:
+        return headers
+    merged = merge_vary([*values, *key_names])
+    kept = [(n, v) for n, v in headers if n != b"vary"]
+    return [*kept, (b"vary", merged.encode("latin-1"))] if merged else kept
 
 
 def _compressible(
