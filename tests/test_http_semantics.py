@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from asgi_cache import Cache
 
-from .http_support import Clock, client_for, wrap
+from .http_support import Clock, backend_for, client_for, make_cache, wrap
 
 LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
 
@@ -377,3 +377,37 @@ async def test_public_route_and_explicitly_shareable_response(web_cache: Cache) 
     assert d.headers["x-cache"] == "HIT"
     assert c.text == d.text == "same for all"
     assert users.calls == 2
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_jitter_only_shortens_freshness(kind: str, clock: Clock, request: Any) -> None:
+    # With a wide jitter, 40 responses stored together: none is served as fresh past its
+    # max-age, and no hit advertises more ttl than the policy gave or than is left.
+    url = request.getfixturevalue("redis_url") if kind == "redis" else None
+    cache = make_cache(backend_for(kind, url), ttl_jitter=0.5)
+
+    async def origin_max_age(request: Request) -> Response:
+        return PlainTextResponse("short", headers={"cache-control": "max-age=2"})
+
+    async def policy_ttl(request: Request) -> Response:
+        return PlainTextResponse("long")
+
+    routes = [
+        Route("/short/{n}", cache.response()(origin_max_age)),
+        Route("/long/{n}", cache.response(ttl=3600)(policy_ttl)),
+    ]
+    app = wrap(Starlette(routes=routes), cache)
+    paths = [f"/{kind}/{n}" for kind in ("short", "long") for n in range(40)]
+    async with client_for(app) as client:
+        for path in paths:
+            await client.get(path)
+        hits = [await client.get(f"/long/{n}") for n in range(40)]
+        clock.advance(2.1)
+        late = [await client.get(f"/short/{n}") for n in range(40)]
+    await cache.backend.aclose()
+    ttls = [int(r.headers["cache-status"].rpartition("ttl=")[2]) for r in hits]
+    assert all(r.headers["x-cache"] == "HIT" for r in hits)
+    assert max(ttls) <= 3599  # 3600 s at most, a moment already gone
+    assert min(ttls) >= 1799  # shortened by at most half
+    assert len(set(ttls)) > 1  # and spread
+    assert [r.headers["x-cache"] for r in late] == ["MISS"] * 40

@@ -174,7 +174,7 @@ class Exchange:
         match found:
             case Standing.FRESH:
                 stats.hit()
-                status = CacheStatus.fresh_hit(round(stored.fresh_until - now))
+                status = CacheStatus.fresh_hit(stored.fresh_until - now)
                 await self.responder.serve(stored, status, with_age=True)
                 return True
             case Standing.STALE_WHILE_REVALIDATE:

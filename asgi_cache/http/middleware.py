@@ -15,6 +15,7 @@ cache. Per-request state lives in :class:`~asgi_cache.http.exchange.Exchange`.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Sequence
 from typing import Final
@@ -31,7 +32,7 @@ from .keying import DEFAULT_IGNORED_QUERY_PARAMS, DigestMemo, KeyOptions, VaryMe
 from .policy import ResponsePolicy
 from .routing import RouteResolver
 from .status import StatusHeaders
-from .storing import StoringRules
+from .storing import StoringRules, shortening
 
 logger = logging.getLogger("asgi_cache.http")
 
@@ -130,7 +131,7 @@ class CacheMiddleware:
             vary_memory=VaryMemory(),
             rules=StoringRules(
                 default_ttl=store.settings.default_ttl,
-                jitter=store.jittered,
+                jitter=shortening(store.settings.ttl_jitter, random.Random()),
                 # In process memory a smaller entry saves little and every identity hit would
                 # pay a decompression; Redis saves memory and network bytes.
                 compress_min_bytes=None if store.in_process else compress_min_bytes,

@@ -17,6 +17,7 @@ The exchange (:mod:`.exchange`) does the writing.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -53,13 +54,27 @@ class StoringRules:
     """The cache's default TTL: lifetime of responses without freshness information (opt-in
     routes), and the least time an entry with a validator is kept."""
     jitter: Callable[[float], float]
-    """Spreads a freshness lifetime (the store's TTL jitter)."""
+    """Spreads a freshness lifetime, only ever shortening it (:func:`shortening`)."""
     compress_min_bytes: int | None
     """Bodies at least this long may be stored gzip-coded; ``None``: never (in process)."""
     cache_tag_header: bytes
     """The response header naming tags at run time (lowercase)."""
     drop_headers: frozenset[bytes]
     """Response headers never stored (``Cache-Tag`` unless exposed)."""
+
+
+def shortening(fraction: float, rng: random.Random) -> Callable[[float], float]:
+    """A jitter that only shortens: a lifetime times a factor in ``[1 - fraction, 1]``.
+
+    Responses stored together still expire apart, and none is fresh a moment past what the
+    origin (``max-age``, ``s-maxage``, ``Expires``) or the policy's ``ttl`` allow (RFC 9111
+    section 4.2: a cache may expire a response early, never late).
+    """
+
+    def jitter(lifetime: float) -> float:
+        return lifetime * (1.0 - rng.uniform(0.0, fraction)) if fraction else lifetime
+
+    return jitter
 
 
 def set_times(
