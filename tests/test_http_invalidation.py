@@ -320,3 +320,102 @@ def test_invalidates_validates_templates() -> None:
         return None
 
     assert cache.invalidates("users:{user_id}")(endpoint) is endpoint
+
+
+def slug_app(cache: Cache, writes: Counter[str]) -> FastAPI:
+    """Pages by slug (any string from the client), written by PUT."""
+    app = FastAPI()
+    app.add_middleware(CacheMiddleware, cache=cache)
+
+    @app.get("/pages")
+    @cache.response(ttl=60, tags=["pages"])
+    async def pages() -> dict[str, int]:
+        writes["list"] += 1
+        return {"n": writes["list"]}
+
+    @app.get("/pages/{slug}")
+    @cache.response(ttl=60, tags=["page:{slug}"])
+    async def page(slug: str) -> dict[str, int]:
+        writes["read"] += 1
+        return {"len": len(slug)}
+
+    @app.put("/pages/{slug}")
+    @cache.invalidates("page:{slug}", "pages")
+    async def put_page(slug: str) -> dict[str, bool]:
+        writes["put"] += 1  # committed before the response starts
+        return {"ok": True}
+
+    return app
+
+
+BAD_SLUGS = ["a%0Ab", "nul%00", "x" * 1100]
+
+
+async def test_a_path_value_that_makes_a_bad_tag_never_fails_a_committed_write(
+    web_cache: Cache, caplog: pytest.LogCaptureFixture
+) -> None:
+    writes: Counter[str] = Counter()
+    async with client_for(slug_app(web_cache, writes)) as client:
+        await client.get("/pages")
+        puts = [await client.put(f"/pages/{slug}") for slug in BAD_SLUGS]
+        listing = await client.get("/pages")
+        gets = [await client.get(f"/pages/{slug}") for slug in BAD_SLUGS]
+    assert [p.status_code for p in puts] == [200, 200, 200]
+    assert writes["put"] == 3
+    # The other tag was invalidated all the same.
+    assert listing.headers["x-cache"] == "MISS"
+    # CR, LF and NUL are escaped by the one tag fill (a valid tag); a value too long for a
+    # tag is answered, uncached.
+    assert [g.status_code for g in gets] == [200, 200, 200]
+    assert [g.headers["cache-status"] for g in gets] == [
+        "asgi-cache; fwd=miss; stored",
+        "asgi-cache; fwd=miss; stored",
+        "asgi-cache; fwd=bypass; detail=tag-value",
+    ]
+    logged = [r.getMessage() for r in caplog.records if "tag" in r.getMessage()]
+    # Rate-limited: one line per kind and interval, and never the whole client value.
+    assert len(logged) == 1
+    assert max(len(line) for line in logged) < 400
+    assert "x" * 100 not in logged[0]
+
+
+async def test_a_template_naming_a_missing_parameter_is_logged_once(
+    web_cache: Cache, caplog: pytest.LogCaptureFixture
+) -> None:
+    writes: Counter[str] = Counter()
+    app = FastAPI()
+    app.add_middleware(CacheMiddleware, cache=web_cache)
+
+    @app.get("/items/{item_id}")
+    @web_cache.response(ttl=60, tags=["item:{itemid}"])
+    async def item(item_id: int) -> dict[str, int]:
+        writes["read"] += 1
+        return {"id": item_id}
+
+    @app.get("/items")
+    @web_cache.response(ttl=60, tags=["items"])
+    async def items(category: str = "") -> dict[str, int]:
+        writes["list"] += 1
+        return {"n": writes["list"]}
+
+    @app.put("/items/{item_id}")
+    @web_cache.invalidates("items", "item:{id}", "category:{category}")
+    async def put_item(item_id: int, category: str = "") -> dict[str, bool]:
+        return {"ok": True}
+
+    async with client_for(app) as client:
+        reads = [await client.get("/items/1") for _ in range(3)]
+        await client.get("/items")
+        puts = [await client.put("/items/1", params={"category": "x"}) for _ in range(3)]
+        listing = await client.get("/items")
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert {r.headers["cache-status"] for r in reads} == {
+        "asgi-cache; fwd=bypass; detail=tag-template"
+    }
+    assert writes["read"] == 3
+    assert [p.status_code for p in puts] == [200, 200, 200]
+    assert listing.headers["x-cache"] == "MISS"  # the good template still invalidates
+    assert len(errors) == 2  # once per route, not once per request
+    assert "'item:{itemid}' needs itemid" in errors[0]
+    assert "only path parameters fill templates" in errors[1]
+    assert "'category:{category}' needs category" in errors[1]

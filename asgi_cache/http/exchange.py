@@ -22,17 +22,15 @@ from typing import Any, assert_never
 
 from starlette.types import Message, Receive, Send
 
-from .._exceptions import ConfigurationError
 from ..codec import EntryKind
-from ..keys import validate_tag
 from ..locking import TurnOutcome
 from .context import Flight, HttpContext, Shared, release
 from .keying import RequestKey, url_tag_for
 from .origin import Miss, OriginCall
-from .policy import ResponsePolicy, fill_templates
+from .policy import ResponsePolicy, checked_tags, fill_templates
 from .responder import Responder
 from .responses import FLAG_SHAREABLE, StoredResponse
-from .rules import RequestDirectives, credentials_reason, request_bypass_reason
+from .rules import RequestDirectives, clip, credentials_reason, request_bypass_reason
 from .serving import Standing, plain_answer, standing
 from .status import CacheStatus, Fwd
 from .storing import vary_names
@@ -204,20 +202,22 @@ class Exchange:
         return self.full_key != before
 
     def _fill_tags(self) -> str | None:
+        # Templates name only parameters the route has (checked when it was resolved); a
+        # value from the request may still make a tag that is not valid.
         filled = fill_templates(self.policy.tags, self.params)
-        if filled is None:
-            logger.error(
-                "asgi-cache: tag templates %r need path parameters this route does not have "
-                "(%s); not caching",
-                self.policy.tags,
-                sorted(self.params),
+        if filled is None:  # pragma: no cover - refused when the route was resolved
+            return "tag-template"
+        self.tags, invalid = checked_tags(filled)
+        if invalid:
+            self.ctx.store.stats.log.log(
+                logging.WARNING,
+                "bad tag value",
+                "asgi-cache: not caching %s: its tag %s, filled from the request, is not a "
+                "valid tag (at most 1024 characters, no CR, LF or NUL)",
+                clip(self.scope["path"]),
+                clip(invalid[0]),
             )
-            return "tag-template"
-        try:
-            self.tags = [validate_tag(t) for t in filled]
-        except ConfigurationError as exc:
-            logger.error("asgi-cache: %s; not caching", exc)
-            return "tag-template"
+            return "tag-value"
         return None
 
     def _schedule_refresh(self, stored: StoredResponse) -> None:

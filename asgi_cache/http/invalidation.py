@@ -25,7 +25,8 @@ from starlette.types import Message, Receive, Send
 
 from .context import HttpContext
 from .keying import url_tag_for
-from .policy import fill_templates
+from .policy import checked_tags, fill_templates
+from .rules import clip
 
 logger = logging.getLogger("asgi_cache.http")
 
@@ -46,16 +47,21 @@ class UnsafeRequest:
         self.params = resolution.params
         self.tags: list[str] = []
         if resolution.invalidates is not None:
-            filled = fill_templates(resolution.invalidates.tags, resolution.params)
-            if filled is None:
-                logger.error(
-                    "asgi-cache: invalidation templates %r need path parameters this route "
-                    "does not have (%s); invalidating the URI only",
-                    resolution.invalidates.tags,
-                    sorted(resolution.params),
+            # Templates name only parameters the route has (checked when it was resolved).
+            filled = fill_templates(resolution.invalidates.tags, resolution.params) or []
+            self.tags, invalid = checked_tags(filled)
+            if invalid:
+                # A client's path value made a tag that cannot exist: nothing is tagged with
+                # it, so there is nothing to invalidate; the URI and the other tags still are.
+                ctx.store.stats.log.log(
+                    logging.WARNING,
+                    "bad tag value",
+                    "asgi-cache: %s %s: skipping the tag %s filled from the request (not a "
+                    "valid tag); invalidating the URI and the other tags",
+                    scope["method"],
+                    clip(scope["path"]),
+                    clip(invalid[0]),
                 )
-            else:
-                self.tags = filled
 
     async def run(self) -> None:
         """Call the app; invalidate before a successful response starts."""

@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar
 from .._exceptions import ConfigurationError
 from .._templates import fill_tags
 from .._validate import FLAG, Check, seconds
+from ..keys import validate_tag
 from .cache_control import CACHEABLE_BY_DEFAULT
 
 RESPONSE_ATTR: Final = "__asgi_cache_response__"
@@ -39,6 +40,31 @@ def _template_fields(template: str, option: str) -> frozenset[str]:
                 f"{option}={template!r} is not allowed: {{{f}}} must name a path parameter"
             )
     return frozenset(fields)
+
+
+def missing_fields(templates: Iterable[str], params: Iterable[str]) -> dict[str, list[str]]:
+    """The templates naming fields that are not among ``params`` (the route's path
+    parameters), each with the names it misses. Only path parameters fill templates."""
+    names = set(params)
+    out: dict[str, list[str]] = {}
+    for template in templates:
+        missing = sorted(_template_fields(template, "tags") - names)
+        if missing:
+            out[template] = missing
+    return out
+
+
+def checked_tags(filled: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Filled tags split into the valid ones and the ones a request value made invalid
+    (too long, CR/LF/NUL, ``*``): ``(valid, invalid)``."""
+    valid: list[str] = []
+    invalid: list[str] = []
+    for tag in filled:
+        try:
+            valid.append(validate_tag(tag))
+        except ConfigurationError:
+            invalid.append(tag)
+    return valid, invalid
 
 
 def fill_templates(templates: Iterable[str], params: Mapping[str, Any]) -> list[str] | None:

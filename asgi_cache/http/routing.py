@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from starlette.routing import Host, Match, Mount
 
@@ -34,6 +34,7 @@ from .policy import (
     InvalidationPolicy,
     ResponsePolicy,
     invalidation_policy_of,
+    missing_fields,
     response_policy_of,
 )
 from .route_audit import unreachable_policies
@@ -50,7 +51,11 @@ logger = logging.getLogger("asgi_cache.http")
 
 UNCACHEABLE_INPUTS: Final = "request-inputs"
 """``Cache-Status`` detail of a route refused because it reads inputs that cannot be keyed."""
+BAD_TEMPLATE: Final = "tag-template"
+"""``Cache-Status`` detail of a route whose tag templates name a parameter it does not have."""
 _READS: Final = frozenset({"GET", "HEAD"})
+
+_P = TypeVar("_P", ResponsePolicy, InvalidationPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +90,15 @@ class RouteResolver:
         ignored_query: Whether the middleware leaves a query parameter out of keys.
     """
 
-    __slots__ = ("_adapted", "_audited", "_fallback", "_ignored_query", "_memo", "max_items")
+    __slots__ = (
+        "_adapted",
+        "_audited",
+        "_checked",
+        "_fallback",
+        "_ignored_query",
+        "_memo",
+        "max_items",
+    )
 
     def __init__(
         self,
@@ -103,6 +116,8 @@ class RouteResolver:
         self._audited: dict[int, tuple[Sequence[Any], bool]] = {}
         # (id(policy), id(dependant)) -> (policy, dependant, adapted policy)
         self._adapted: dict[tuple[int, int], tuple[object, object, ResponsePolicy]] = {}
+        # (id(policy), path parameter names) -> (policy, the policy as checked)
+        self._checked: dict[tuple[int, frozenset[str]], tuple[object, Any]] = {}
 
     def resolve(self, scope: MutableMapping[str, Any], app: Any) -> Resolution:
         """The resolution for ``scope``; ``method`` GET is used for HEAD (served from GET)."""
@@ -154,12 +169,51 @@ class RouteResolver:
                 policy = self._adapt(policy, target)
             elif fallback is not None:
                 fallback = self._adapt(fallback, target)
-        return Resolution(
-            policy,
-            invalidation_policy_of(target.endpoint, method),
-            target.params,
-            fallback,
-        )
+        invalidates = invalidation_policy_of(target.endpoint, method)
+        if policy is not None and policy.tags:
+            policy = self._checked_templates(policy, target)
+        if invalidates is not None and invalidates.tags:
+            invalidates = self._checked_templates(invalidates, target)
+        return Resolution(policy, invalidates, target.params, fallback)
+
+    def _checked_templates(self, policy: _P, target: _Target) -> _P:
+        """``policy`` as it applies to a route with ``target``'s path parameters, checked
+        once per pair: a tag template naming a parameter the route does not have is a
+        configuration error, logged once. A response policy is then refused (its entries
+        could not be invalidated by that tag); an invalidation policy keeps the other
+        templates (and the URI invalidation)."""
+        key = (id(policy), frozenset(target.params))
+        known = self._checked.get(key)
+        if known is not None:
+            checked: _P = known[1]
+            return checked
+        broken = missing_fields(policy.tags, target.params)
+        checked = policy
+        if broken:
+            what = "response" if isinstance(policy, ResponsePolicy) else "invalidation"
+            logger.error(
+                "asgi-cache: configuration error: %s (%s) has %s tag templates naming "
+                "parameters it does not have: %s; only path parameters fill templates (%s), "
+                "query parameters do not; %s",
+                getattr(target.endpoint, "__qualname__", target.endpoint),
+                target.path,
+                what,
+                "; ".join(f"{t!r} needs {', '.join(m)}" for t, m in broken.items()),
+                ", ".join(sorted(target.params)) or "it has none",
+                "not caching it"
+                if isinstance(policy, ResponsePolicy)
+                else "invalidating its URI and the other tags only",
+            )
+            if isinstance(policy, ResponsePolicy):
+                checked = policy.for_route(
+                    keyed_headers=policy.keyed_headers, uncacheable=BAD_TEMPLATE
+                )
+            else:
+                checked = InvalidationPolicy(tuple(t for t in policy.tags if t not in broken))
+        if len(self._checked) >= self.max_items:
+            del self._checked[next(iter(self._checked))]
+        self._checked[key] = (policy, checked)
+        return checked
 
     def _adapt(self, policy: ResponsePolicy, target: _Target) -> ResponsePolicy:
         """``policy`` adapted to the inputs of the route's dependant (once per pair)."""

@@ -25,8 +25,19 @@ from .responses import (
     FLAG_SHAREABLE,
 )
 
+LOGGED_VALUE_CHARS: Final = 60
+"""Characters of a client's value (a path, a tag filled from it) a log line shows at most."""
+
 METHOD_OVERRIDE_HEADERS: Final = ("x-http-method-override", "x-http-method", "x-method-override")
 _CREDENTIALS: Final = ("authorization", "cookie")
+
+
+def clip(value: str) -> str:
+    """``value`` as a log line may show it: repr'd, at most :data:`LOGGED_VALUE_CHARS`
+    characters of it, and its full length when cut (client input is never logged whole)."""
+    if len(value) <= LOGGED_VALUE_CHARS:
+        return repr(value)
+    return f"{value[:LOGGED_VALUE_CHARS]!r}... ({len(value)} characters)"
 
 
 def request_bypass_reason(headers: dict[str, str]) -> str | None:
