@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
 from asgi_cache import Cache, CacheMiddleware, CacheSettings, ConfigurationError
@@ -574,3 +574,52 @@ async def test_not_storable_marker_skips_the_lock_until_a_tag_invalidation(
     assert skipped[2] == 1  # the marker sent both misses past the lock
     assert again[1] == 2  # the invalidation retired the marker: the lock is taken again
     assert cache.stats()["lock_waits"] == 0
+
+
+async def test_head_on_a_cold_fastapi_get_route(web_cache: Cache) -> None:
+    # FastAPI GET routes refuse HEAD (405). A cold HEAD is fetched as a GET, stored, and
+    # answered without its body; a response that cannot be stored reaches the HEAD client
+    # without its body too, streamed or not.
+    seen: list[str] = []
+    app = FastAPI()
+    app.add_middleware(CacheMiddleware, cache=web_cache)
+
+    @app.get("/report")
+    @web_cache.response(ttl=60)
+    async def report(request: Request) -> dict[str, str]:
+        seen.append(request.method)
+        return {"rows": "x" * 100}
+
+    @app.get("/private")
+    @web_cache.response(ttl=60)
+    async def private(request: Request) -> Response:
+        seen.append(request.method)
+        return PlainTextResponse("mine", headers={"cache-control": "private"})
+
+    @app.get("/stream")
+    @web_cache.response(ttl=60)
+    async def stream(request: Request) -> Response:
+        seen.append(request.method)
+
+        async def chunks() -> Any:
+            yield b"one "
+            yield b"two"
+
+        return StreamingResponse(chunks(), headers={"cache-control": "no-store"})
+
+    async with client_for(app) as client:
+        cold = await client.head("/report")
+        get = await client.get("/report")
+        private_head = await client.head("/private")
+        stream_head = await client.head("/stream")
+    assert cold.status_code == 200
+    assert cold.content == b""
+    assert cold.headers["cache-status"] == "asgi-cache; fwd=miss; stored"
+    assert cold.headers["content-length"] == get.headers["content-length"]
+    assert get.headers["x-cache"] == "HIT"
+    assert get.json() == {"rows": "x" * 100}
+    assert private_head.status_code == stream_head.status_code == 200
+    assert private_head.content == stream_head.content == b""
+    assert private_head.headers["cache-status"] == "asgi-cache; fwd=miss; detail=private"
+    assert stream_head.headers["cache-status"] == "asgi-cache; fwd=miss; detail=no-store"
+    assert seen == ["GET", "GET", "GET"]  # the app saw GETs only, one per URL

@@ -81,12 +81,27 @@ class ResponseCapture:
         max_body_bytes: Largest body collected; a larger one passes through.
     """
 
-    __slots__ = ("chunks", "facts", "max_body_bytes", "mode", "owner", "send", "size", "start")
+    __slots__ = (
+        "chunks",
+        "facts",
+        "head",
+        "max_body_bytes",
+        "mode",
+        "owner",
+        "send",
+        "size",
+        "start",
+    )
 
-    def __init__(self, owner: CaptureOwner, send: Send, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, owner: CaptureOwner, send: Send, *, max_body_bytes: int, head: bool = False
+    ) -> None:
         self.owner = owner
         self.send = send
         self.max_body_bytes = max_body_bytes
+        self.head = head
+        """The client asked HEAD (the app answers a GET): what passes through goes without
+        its body."""
         self.mode = Mode.PENDING
         self.facts: ResponseFacts | None = None
         self.start: Message = {}
@@ -97,7 +112,7 @@ class ResponseCapture:
         """Take one message the app sends."""
         mode = self.mode
         if mode is Mode.PASS:
-            await self.send(message)
+            await self._pass(message)
             return
         kind = message["type"]
         if kind == "http.response.start":
@@ -116,7 +131,20 @@ class ResponseCapture:
                 await self._complete()
         elif mode is Mode.BUFFER:  # trailers, pathsend...: not something we can replay
             await self._flush("unsupported", True)
+            await self._pass(message)
+
+    async def _pass(self, message: Message) -> None:
+        """Send one of the app's messages on as it is; for HEAD, only the end of the body,
+        empty (RFC 9110 section 9.3.2: the same header fields, no content)."""
+        if not self.head:
             await self.send(message)
+            return
+        kind = message["type"]
+        ends = kind == "http.response.pathsend" or (
+            kind == "http.response.body" and not message.get("more_body", False)
+        )
+        if ends:
+            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def finish(self) -> None:
         """The app returned: answer whatever its messages left unanswered."""
@@ -145,8 +173,12 @@ class ResponseCapture:
 
     async def _send_start(self, facts: ResponseFacts, detail: str) -> None:
         headers = self.owner.passing(facts, detail)
-        # Keep the app's other start keys (such as ``trailers``).
-        await self.send({**self.start, "headers": headers})
+        # Keep the app's other start keys (such as ``trailers``, which a HEAD answer has
+        # none of).
+        start = {**self.start, "headers": headers}
+        if self.head:
+            start.pop("trailers", None)
+        await self.send(start)
 
     async def _flush(self, detail: str, more_body: bool) -> None:
         facts = self.facts
@@ -157,7 +189,7 @@ class ResponseCapture:
         body = b"".join(self.chunks)
         self.chunks = []
         if body or not more_body:  # no empty chunk before a pathsend message
-            await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
+            await self._pass({"type": "http.response.body", "body": body, "more_body": more_body})
 
     async def _complete(self) -> None:
         facts = self.facts

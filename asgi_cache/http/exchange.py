@@ -241,11 +241,10 @@ class Exchange:
 
     async def forward(self) -> None:
         """Go to the app, coalescing with an identical request already in flight."""
+        # A HEAD miss goes to the app as a GET (as Varnish does): its response is stored
+        # for every later GET and HEAD, and this client gets it without the body. (A HEAD
+        # response itself has no body: storing it would poison the GET entry.)
         ctx = self.ctx
-        if self.scope["method"] == "HEAD":
-            # A HEAD response has no body: storing it would poison the GET entry.
-            await self.responder.passthrough(CacheStatus.forwarded(self.fwd, "head"))
-            return
         if self.credentials or self.no_store:
             await self.origin()
             return

@@ -120,12 +120,13 @@ class OriginCall:
         ctx, miss, responder = self.ctx, self.miss, self.responder
         if not miss.no_store:
             self.snapshot = await ctx.store.tags.snapshot(miss.tags, ttl=miss.policy.ttl)
-        scope = origin_scope(
-            responder.scope,
-            miss.stale if self.revalidating else None,
-            background=responder.background,
+        scope = origin_scope(responder.scope, miss.stale if self.revalidating else None)
+        capture = ResponseCapture(
+            self,
+            responder.send,
+            max_body_bytes=ctx.options.max_body_bytes,
+            head=responder.scope["method"] == "HEAD",
         )
-        capture = ResponseCapture(self, responder.send, max_body_bytes=ctx.options.max_body_bytes)
         try:
             await ctx.app(scope, self._receive, capture)
         except Exception:

@@ -243,12 +243,10 @@ def has_origin_validator(stored: StoredResponse) -> bool:
     )
 
 
-def origin_scope(
-    scope: dict[str, Any], stale: StoredResponse | None, *, background: bool
-) -> dict[str, Any]:
-    """The scope the app sees: the entry's validators (with ``stale``, RFC 9111 section
-    4.3.1) instead of the client's conditionals, which are answered from the stored
-    response."""
+def origin_scope(scope: dict[str, Any], stale: StoredResponse | None) -> dict[str, Any]:
+    """The scope the app sees on a miss: a GET (a HEAD miss is fetched whole, to be
+    stored), with the entry's validators (with ``stale``, RFC 9111 section 4.3.1) instead
+    of the client's conditionals, which are answered from the stored response."""
     headers = [(n, v) for n, v in scope["headers"] if n.lower() not in _CONDITIONAL]
     if stale is not None:
         if stale.etag and not stale.flags & FLAG_DERIVED_ETAG:
@@ -258,6 +256,5 @@ def origin_scope(
             headers.append((b"if-modified-since", last_modified))
     new = dict(scope)
     new["headers"] = headers
-    if background:
-        new["method"] = "GET"
+    new["method"] = "GET"
     return new
