@@ -264,6 +264,8 @@ class Cache:
         statuses: Iterable[int] | None = None,
         max_age: float | None = None,
         lock: bool = False,
+        ignored_cookies: Sequence[str] = (),
+        vary_cookies: Sequence[str] = (),
     ) -> Callable[[F], F]:
         """Mark a route's responses cacheable by :class:`~asgi_cache.CacheMiddleware`.
 
@@ -283,6 +285,9 @@ class Cache:
             statuses: Statuses that may be stored (default ``{200}``).
             max_age: Add ``Cache-Control: max-age=<n>`` for clients when the app sets none.
             lock: Coalesce misses across processes with a Redis lock.
+            ignored_cookies: Cookies (names or glob patterns such as ``"_ga*"``) that do not
+                make a request private (with the middleware's own).
+            vary_cookies: Cookies whose (hashed) values are part of the key (``"lang"``).
 
         Returns:
             A decorator returning the endpoint itself.
@@ -300,6 +305,8 @@ class Cache:
             statuses=statuses,
             max_age=max_age,
             lock=lock,
+            ignored_cookies=ignored_cookies,
+            vary_cookies=vary_cookies,
         )
         return policy.attach
 

@@ -25,6 +25,7 @@ import orjson
 
 from .._exceptions import ConfigurationError
 from ..keys import canonical_digest
+from .cookies import COOKIE_KEY_PREFIX, cookie_value
 
 DEFAULT_IGNORED_QUERY_PARAMS: Final = (
     "utm_*",
@@ -194,7 +195,10 @@ class RequestKey:
         return host.rpartition(":")[0] if ":" in host else host
 
     def header_value(self, name: str) -> str:
-        """The value a varied header contributes to the key (normalized where it matters)."""
+        """The value a varied header (or ``cookie:<name>``, one cookie) contributes to the
+        key, normalized where it matters."""
+        if name.startswith(COOKIE_KEY_PREFIX):
+            return cookie_value(self.headers.get("cookie", ""), name[len(COOKIE_KEY_PREFIX) :])
         value = self.headers.get(name, "")
         if name == "accept-encoding":
             return _normalize_accept_encoding(value)

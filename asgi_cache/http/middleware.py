@@ -26,6 +26,7 @@ from .._store import HasStore, store_of
 from .._tasks import BackgroundTasks
 from .._validate import ASCII_TEXT, FLAG, whole
 from .context import HttpContext, MiddlewareOptions
+from .cookies import CookieRules
 from .exchange import Exchange
 from .invalidation import UnsafeRequest
 from .keying import DEFAULT_IGNORED_QUERY_PARAMS, DigestMemo, KeyOptions, VaryMemory
@@ -56,7 +57,13 @@ class CacheMiddleware:
         ignored_query_params: Query parameters left out of keys (glob patterns); tracking
             parameters such as ``utm_*`` by default.
         honor_request_cache_control: Honour request ``no-cache``, ``max-age`` and
-            ``Pragma: no-cache`` (``False`` protects the origin from clients forcing misses).
+            ``Pragma: no-cache`` (``False`` protects the origin from clients forcing misses:
+            a browser's reload sends ``max-age=0``, a hard reload ``no-cache``).
+        ignored_cookies: Cookies (names or glob patterns such as ``"_ga*"``) that do not
+            make a request private, added to every route's own: analytics and consent
+            cookies, which responses never depend on.
+        vary_cookies: Cookies whose (hashed) values become part of the key (``"lang"``),
+            added to every route's own.
         invalidate_unsafe: Invalidate the target URI of successful POST/PUT/PATCH/DELETE
             requests and the tags of ``@cache.invalidates(...)`` (RFC 9111 section 4.4).
         cache_tag_header: Response header a handler may set to tag a response at run time.
@@ -90,6 +97,8 @@ class CacheMiddleware:
         x_cache: bool = True,
         max_body_bytes: int | None = None,
         compress_min_bytes: int | None = 500,
+        ignored_cookies: Sequence[str] = (),
+        vary_cookies: Sequence[str] = (),
     ) -> None:
         store = store_of(cache)
         for name, flag in (
@@ -118,6 +127,7 @@ class CacheMiddleware:
             cache_tag_header=tag_header,
         )
         keying = KeyOptions.build(allowed_hosts, ignored_query_params)
+        cookies = CookieRules.build(ignored_cookies, vary_cookies)
         default_policy = ResponsePolicy.build(statuses=statuses)
         self.context = HttpContext(
             app=app,
@@ -125,7 +135,9 @@ class CacheMiddleware:
             store=store,
             keying=keying,
             resolver=RouteResolver(
-                fallback=default_policy if cache_all else None, ignored_query=keying.ignored
+                fallback=default_policy if cache_all else None,
+                ignored_query=keying.ignored,
+                cookies=cookies,
             ),
             digests=DigestMemo(),
             vary_memory=VaryMemory(),

@@ -18,6 +18,7 @@ from .._templates import fill_tags
 from .._validate import FLAG, Check, seconds
 from ..keys import validate_tag
 from .cache_control import CACHEABLE_BY_DEFAULT
+from .cookies import CookieRules
 
 RESPONSE_ATTR: Final = "__asgi_cache_response__"
 INVALIDATES_ATTR: Final = "__asgi_cache_invalidates__"
@@ -115,11 +116,36 @@ class ResponsePolicy:
     uncacheable: str | None = None
     """Set by the middleware when the route reads request inputs it cannot key: the
     ``Cache-Status`` detail its responses bypass the cache with."""
+    ignored_cookies: tuple[str, ...] = ()
+    """Cookies (names or glob patterns) that do not make a request private (see
+    :mod:`.cookies`); the middleware's are added when it applies the policy."""
+    vary_cookies: tuple[str, ...] = ()
+    """Cookies whose (hashed) values are part of the key."""
+    cookies: CookieRules = field(init=False, repr=False, compare=False)
+    """``ignored_cookies`` and ``vary_cookies``, compiled."""
     key_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
-    """``vary`` and ``keyed_headers``: every request header name the key is made of."""
+    """``vary``, ``keyed_headers`` and ``cookie:<name>`` for each of ``vary_cookies``:
+    every request input the key is made of."""
+    vary_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """The request header names a response says it varies on (``cookie`` for the
+    varied cookies)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "key_names", tuple(sorted({*self.vary, *self.keyed_headers})))
+        cookies = CookieRules.build(self.ignored_cookies, self.vary_cookies)
+        headers = {*self.vary, *self.keyed_headers}
+        object.__setattr__(self, "cookies", cookies)
+        object.__setattr__(self, "key_names", tuple(sorted({*headers, *cookies.key_names()})))
+        varied = headers | ({"cookie"} if cookies.vary else set())
+        object.__setattr__(self, "vary_names", tuple(sorted(varied)))
+
+    def with_cookies(self, rules: CookieRules) -> ResponsePolicy:
+        """This policy with a middleware's cookie rules added to its own."""
+        if not rules:
+            return self
+        merged = self.cookies.merged(rules)
+        return dataclasses.replace(
+            self, ignored_cookies=merged.ignored, vary_cookies=merged.vary
+        )
 
     def for_route(
         self, *, keyed_headers: Iterable[str] = (), uncacheable: str | None = None
@@ -142,6 +168,8 @@ class ResponsePolicy:
         statuses: Iterable[int] | None = None,
         max_age: float | None = None,
         lock: bool = False,
+        ignored_cookies: Iterable[str] = (),
+        vary_cookies: Iterable[str] = (),
     ) -> ResponsePolicy:
         """Validate options and build a policy.
 
@@ -165,6 +193,7 @@ class ResponsePolicy:
             )
         FLAG.require("public", public)
         FLAG.require("lock", lock)
+        cookies = CookieRules.build(ignored_cookies, vary_cookies)
         return cls(
             ttl=_duration(ttl, "ttl", _POSITIVE),
             tags=tag_list,
@@ -175,6 +204,8 @@ class ResponsePolicy:
             statuses=status_set,
             max_age=_duration(max_age, "max_age"),
             lock=lock,
+            ignored_cookies=cookies.ignored,
+            vary_cookies=cookies.vary,
         )
 
     def attach(self, endpoint: F) -> F:

@@ -30,6 +30,7 @@ from typing import Any, Final, TypeVar
 
 from starlette.routing import Host, Match, Mount
 
+from .cookies import CookieRules
 from .policy import (
     InvalidationPolicy,
     ResponsePolicy,
@@ -88,15 +89,19 @@ class RouteResolver:
         fallback: The ``cache_all`` mode policy for requests whose route has none (``None``
             in opt-in mode).
         ignored_query: Whether the middleware leaves a query parameter out of keys.
+        cookies: The middleware's ``ignored_cookies``/``vary_cookies``, added to every
+            route's policy.
     """
 
     __slots__ = (
         "_adapted",
         "_audited",
         "_checked",
+        "_cookies",
         "_fallback",
         "_ignored_query",
         "_memo",
+        "_with_cookies",
         "max_items",
     )
 
@@ -106,10 +111,14 @@ class RouteResolver:
         *,
         fallback: ResponsePolicy | None = None,
         ignored_query: Callable[[str], bool] = lambda name: False,
+        cookies: CookieRules | None = None,
     ) -> None:
         self.max_items = max_items
-        self._fallback = fallback
+        self._cookies = cookies or CookieRules()
+        self._fallback = None if fallback is None else fallback.with_cookies(self._cookies)
         self._ignored_query = ignored_query
+        # id(policy) -> (policy, the policy with the middleware's cookie rules)
+        self._with_cookies: dict[int, tuple[object, ResponsePolicy]] = {}
         self._memo: dict[tuple[str, str, str, int], Resolution] = {}
         # id(routes) -> whether resolutions may be remembered per path (the routes list is
         # kept alive in the value so its id stays unique).
@@ -170,11 +179,24 @@ class RouteResolver:
             elif fallback is not None:
                 fallback = self._adapt(fallback, target)
         invalidates = invalidation_policy_of(target.endpoint, method)
+        if policy is not None and self._cookies:
+            policy = self._cookied(policy)
         if policy is not None and policy.tags:
             policy = self._checked_templates(policy, target)
         if invalidates is not None and invalidates.tags:
             invalidates = self._checked_templates(invalidates, target)
         return Resolution(policy, invalidates, target.params, fallback)
+
+    def _cookied(self, policy: ResponsePolicy) -> ResponsePolicy:
+        """``policy`` with the middleware's cookie rules added (once per policy)."""
+        known = self._with_cookies.get(id(policy))
+        if known is not None:
+            return known[1]
+        applied = policy.with_cookies(self._cookies)
+        if len(self._with_cookies) >= self.max_items:
+            del self._with_cookies[next(iter(self._with_cookies))]
+        self._with_cookies[id(policy)] = (policy, applied)
+        return applied
 
     def _checked_templates(self, policy: _P, target: _Target) -> _P:
         """``policy`` as it applies to a route with ``target``'s path parameters, checked

@@ -89,6 +89,8 @@ def credentials_reason(headers: dict[str, str], policy: ResponsePolicy) -> str |
         return None
     for name in _CREDENTIALS:
         if name in headers and name not in policy.vary:
+            if name == "cookie" and not policy.cookies.private(headers[name]):
+                continue  # only ignored and keyed cookies (ignored_cookies, vary_cookies)
             return name
     return None
 

@@ -138,7 +138,7 @@ def build_response(
             flags |= FLAG_GZIP
     if policy.max_age is not None and not facts.cc:
         headers.append((b"cache-control", b"max-age=%d" % int(policy.max_age)))
-    headers = one_vary(headers, policy.key_names)
+    headers = one_vary(headers, policy.vary_names)
     stored = StoredResponse(
         status=facts.status,
         headers=headers,
@@ -178,21 +178,21 @@ def freshen(
     """Update ``stale`` from the origin's 304 (RFC 9111 section 4.3.4); return the merged
     facts of the freshened response (its new lifetime is set from them)."""
     stale.freshen(facts_304.headers)
-    stale.headers = one_vary(stale.headers, policy.key_names)
+    stale.headers = one_vary(stale.headers, policy.vary_names)
     merged = ResponseFacts.parse(stale.status, stale.headers_with_etag())
     stale.flags = (stale.flags & (FLAG_DERIVED_ETAG | FLAG_GZIP)) | merged.flags()
     set_times(stale, merged, policy, rules, now=now, explicit_only=explicit_only, keep=True)
     return merged
 
 
-def one_vary(headers: Headers, key_names: tuple[str, ...]) -> Headers:
+def one_vary(headers: Headers, names: tuple[str, ...]) -> Headers:
     """``headers`` with every ``Vary`` field merged into one, each name once whatever its
-    case, the request headers the key is made of (``key_names``) named too, so that clients
+    case, the request headers the key is made of (``names``) named too, so that clients
     and caches downstream know what the response varies on."""
     values = [v.decode("latin-1") for n, v in headers if n == b"vary"]
-    if not values and not key_names:
+    if not values and not names:
         return headers
-    merged = merge_vary([*values, *key_names])
+    merged = merge_vary([*values, *names])
     kept = [(n, v) for n, v in headers if n != b"vary"]
     return [*kept, (b"vary", merged.encode("latin-1"))] if merged else kept
 
