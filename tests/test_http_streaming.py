@@ -153,8 +153,9 @@ async def test_client_disconnect_during_a_miss_is_not_stored(web_cache: Cache) -
 
     await mw(dict(scope), receive, send)
     assert b"".join(m.get("body", b"") for m in sent) == b"half cut"
+    # The start went out with the first chunk, before the client left (a streamed miss).
     start = dict(sent[0]["headers"])
-    assert start[b"cache-status"] == b"asgi-cache; fwd=miss; detail=client-disconnected"
+    assert start[b"cache-status"] == b"asgi-cache; fwd=miss; detail=streaming"
     async with client_for(mw) as client:
         again = await client.get("/d")
     assert again.headers["x-cache"] == "MISS"
@@ -211,7 +212,8 @@ async def test_large_body_streams_through_unbuffered(web_cache: Cache) -> None:
     assert peak < 2 * 1024 * 1024  # never held the 5 MiB body
     # The client had bytes long before the app produced its last chunk.
     assert events.index("client-first") < events.index(f"app{chunks - 1}")
-    assert status_headers[b"cache-status"] == b"asgi-cache; fwd=miss; detail=too-large"
+    # Streamed from the first chunk: whether it would fit was not known yet.
+    assert status_headers[b"cache-status"] == b"asgi-cache; fwd=miss; detail=streaming"
     async with client_for(mw) as client:
         again = await client.head("/big")
     assert again.headers["x-cache"] == "MISS"
@@ -259,3 +261,99 @@ async def test_coalesced_waiters_never_get_another_variant(web_cache: Cache) -> 
         r.headers["cache-status"] == "asgi-cache; hit; detail=coalesced" for r in responses
     ]
     assert coalesced == [True, False, True, False, False]
+
+
+async def test_a_streamed_miss_reaches_the_client_as_it_comes_and_is_stored(
+    web_cache: Cache,
+) -> None:
+    events: list[str] = []
+
+    @web_cache.response(ttl=60)
+    async def feed(request: Request) -> Response:
+        async def body() -> AsyncIterator[bytes]:
+            for part in (b"first ", b"second ", b"last"):
+                events.append(f"app:{part.decode().strip()}")
+                yield part
+
+        return StreamingResponse(body(), media_type="text/plain")
+
+    mw = wrap(Starlette(routes=[Route("/feed", feed)]), web_cache)
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/feed",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "scheme": "http",
+    }
+    sent: list[dict[str, Any]] = []
+    requests = [{"type": "http.request", "body": b"", "more_body": False}]
+    connected = asyncio.Event()  # never set: the client stays until the end
+
+    async def receive() -> dict[str, Any]:
+        if requests:
+            return requests.pop()
+        await connected.wait()
+        return {"type": "http.disconnect"}  # pragma: no cover - the client never leaves
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message.get("body"):
+            events.append(f"client:{message['body'].decode().strip()}")
+
+    await mw(scope, receive, send)
+    async with client_for(mw) as client:
+        again = await client.get("/feed")
+    # Each chunk reached the client before the app made the next one (no buffering).
+    assert events == [
+        "app:first",
+        "client:first",
+        "app:second",
+        "client:second",
+        "app:last",
+        "client:last",
+    ]
+    assert dict(sent[0]["headers"])[b"cache-status"] == b"asgi-cache; fwd=miss; detail=streaming"
+    # The copy was stored at the end: the next request is a hit with the whole body.
+    assert again.headers["x-cache"] == "HIT"
+    assert again.text == "first second last"
+    assert again.headers["content-length"] == str(len("first second last"))
+
+
+@pytest.mark.parametrize("limit", [1000, 10])
+async def test_waiters_of_a_streaming_leader(web_cache: Cache, limit: int) -> None:
+    # While the leader streams, identical misses wait for its copy: they are served it when
+    # it is stored, or sent to the app as soon as it cannot be (larger than the limit).
+    calls = Counter[str]()
+    gate = asyncio.Event()
+
+    @web_cache.response(ttl=60)
+    async def feed(request: Request) -> Response:
+        calls["n"] += 1
+        n = calls["n"]
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"part one, "
+            if n == 1:
+                await gate.wait()
+            yield b"part two"
+
+        return StreamingResponse(body(), media_type="text/plain")
+
+    app = wrap(Starlette(routes=[Route("/f", feed)]), web_cache, max_body_bytes=limit)
+    async with client_for(app) as client:
+        pending = asyncio.gather(*(client.get("/f") for _ in range(5)))
+        await wait_until(lambda: web_cache.stats()["misses"] == 5 or calls["n"] > 1)
+        gate.set()
+        responses = await pending
+    assert {r.text for r in responses} == {"part one, part two"}
+    statuses = Counter(r.headers["cache-status"] for r in responses)
+    if limit == 1000:
+        assert calls["n"] == 1
+        assert statuses == {
+            "asgi-cache; fwd=miss; detail=streaming": 1,
+            "asgi-cache; hit; detail=coalesced": 4,
+        }
+    else:
+        assert calls["n"] == 5  # released when the copy was dropped, before the end
+        assert statuses == {"asgi-cache; fwd=miss; detail=streaming": 5}

@@ -7,7 +7,13 @@ the response is, and then, per :class:`Mode`:
 - ``PENDING``: nothing received yet;
 - ``BUFFER``: a storable response is being collected (up to ``max_body_bytes``), nothing
   sent to the client yet, so the finished response can be stored first and then answered,
-  with a 304 when the client's validators match;
+  with a 304 when the client's validators match. This lasts one message for most
+  responses, whose whole body comes in one;
+- ``TEE``: a storable response streams (its first chunk says more follow): the start and
+  every chunk go to the client as they come, and a copy is kept while it stays within
+  ``max_body_bytes``;
+- ``STREAMED``: the last chunk was sent; the copy is stored once the app returns (not
+  inside its ``send``, which a streaming response cancels when the client has it all);
 - ``PASS``: not storable (or too large): the start is sent with its ``Cache-Status`` and
   every chunk is forwarded as it comes, never buffered;
 - ``NOT_MODIFIED``: the app answered our revalidation with 304 (RFC 9111 section 4.3.4);
@@ -18,8 +24,11 @@ the response is, and then, per :class:`Mode`:
 Transitions::
 
     PENDING --start--> BUFFER | PASS | NOT_MODIFIED | ERROR_STALE
-    BUFFER --last chunk--> owner.complete (stored and answered), then PASS
+    BUFFER --the whole body--> owner.complete (stored and answered), then PASS
+    BUFFER --a chunk with more to come--> TEE (start and chunk sent)
     BUFFER --over max_body_bytes, unknown message, app returned early--> PASS (flushed)
+    TEE --last chunk--> STREAMED --app returned--> owner.streamed (the copy stored)
+    TEE --over max_body_bytes, unknown message, app returned early--> PASS (copy dropped)
 
 The capture knows nothing of keys or stores: what is storable and what happens to a
 complete response is the owner's (:class:`CaptureOwner`).
@@ -42,6 +51,8 @@ class Mode(enum.Enum):
 
     PENDING = "pending"
     BUFFER = "buffer"
+    TEE = "tee"
+    STREAMED = "streamed"
     PASS = "pass"
     NOT_MODIFIED = "not modified"
     ERROR_STALE = "error stale"
@@ -69,6 +80,25 @@ class CaptureOwner(Protocol):
     async def finished(self, mode: Mode, facts: ResponseFacts) -> None:
         """The app returned after a response whose body is not used (``NOT_MODIFIED``,
         ``ERROR_STALE``): answer the client from the stored entry."""
+        ...
+
+    def streaming(self, facts: ResponseFacts) -> Headers:
+        """A storable response streams to the client as the app sends it, a copy kept:
+        the headers to send (nothing is known yet of whether it will be stored)."""
+        ...
+
+    def intact(self) -> bool:
+        """Whether the client is still there: an app that saw it leave may end its body
+        early, so what it sends after that is not stored."""
+        ...
+
+    async def streamed(self, facts: ResponseFacts, body: bytes) -> None:
+        """The streamed response ended within the bound: store the copy."""
+        ...
+
+    def abandoned(self, detail: str) -> None:
+        """The streamed copy is given up (``detail``: too large, unsupported, the app
+        returned early): nothing will be stored."""
         ...
 
 
@@ -111,13 +141,16 @@ class ResponseCapture:
     async def __call__(self, message: Message) -> None:
         """Take one message the app sends."""
         mode = self.mode
-        if mode is Mode.PASS:
+        if mode is Mode.PASS or mode is Mode.STREAMED:
             await self._pass(message)
             return
         kind = message["type"]
         if kind == "http.response.start":
             await self._on_start(message)
         elif kind == "http.response.body":
+            if mode is Mode.TEE:
+                await self._tee(message)
+                return
             if mode is not Mode.BUFFER:
                 return  # NOT_MODIFIED / ERROR_STALE: the app's body is not used
             body = message.get("body", b"")
@@ -129,9 +162,53 @@ class ResponseCapture:
                 await self._flush("too-large", more)
             elif not more:
                 await self._complete()
+            else:
+                await self._start_streaming()
         elif mode is Mode.BUFFER:  # trailers, pathsend...: not something we can replay
             await self._flush("unsupported", True)
             await self._pass(message)
+        elif mode is Mode.TEE:
+            self._give_up("unsupported")
+            await self._pass(message)
+
+    async def _start_streaming(self) -> None:
+        """The response streams: send what came so far and keep sending, with a copy."""
+        facts = self.facts
+        if facts is None:  # pragma: no cover - BUFFER is only entered after the start
+            return
+        self.mode = Mode.TEE
+        start = {**self.start, "headers": self.owner.streaming(facts)}
+        if self.head:
+            start.pop("trailers", None)
+        await self.send(start)
+        body = b"".join(self.chunks)
+        self.chunks = [body]
+        await self._pass({"type": "http.response.body", "body": body, "more_body": True})
+
+    async def _tee(self, message: Message) -> None:
+        """One more chunk of a streaming response: on to the client first, then the copy."""
+        last = not message.get("more_body", False)
+        # Asked before the last chunk goes out: a client leaving once it has it all cuts
+        # nothing short.
+        intact = last and self.owner.intact()
+        await self._pass(message)
+        body = message.get("body", b"")
+        if body:
+            self.chunks.append(body)
+            self.size += len(body)
+        if self.size > self.max_body_bytes:
+            self._give_up("too-large")
+        elif last:
+            if intact:
+                self.mode = Mode.STREAMED  # stored by finish(), once the app returned
+            else:
+                self._give_up("client-disconnected")
+
+    def _give_up(self, detail: str) -> None:
+        """Stop keeping the copy of a streaming response; the rest only passes through."""
+        self.chunks = []
+        self.mode = Mode.PASS
+        self.owner.abandoned(detail)
 
     async def _pass(self, message: Message) -> None:
         """Send one of the app's messages on as it is; for HEAD, only the end of the body,
@@ -155,6 +232,13 @@ class ResponseCapture:
                     await self.owner.finished(mode, facts)
             case Mode.BUFFER:  # the app returned without its final chunk
                 await self._flush("incomplete", False)
+            case Mode.TEE:  # the same, once streaming: what was sent stays sent
+                self._give_up("incomplete")
+            case Mode.STREAMED:
+                copy = b"".join(self.chunks)
+                self.chunks = []
+                if facts is not None:
+                    await self.owner.streamed(facts, copy)
             case Mode.PENDING | Mode.PASS:
                 pass
             case _:  # pragma: no cover - every mode is handled above

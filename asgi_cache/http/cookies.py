@@ -122,9 +122,7 @@ class CookieRules:
         if not self:
             return bool(parse_cookies(header))
         vary = self.vary
-        return any(
-            name not in vary and not self.ignores(name) for name, _ in parse_cookies(header)
-        )
+        return any(name not in vary and not self.ignores(name) for name, _ in parse_cookies(header))
 
 
 def cookie_value(header: str, name: str) -> str:

@@ -229,6 +229,39 @@ class OriginCall:
         await self.responder.serve(stored, status)
         return None
 
+    def streaming(self, facts: ResponseFacts) -> Headers:
+        """A storable response streams: its headers say so (whether it gets stored is only
+        known at its end); the waiters keep waiting for the copy."""
+        miss = self.miss
+        fwd_status = facts.status if miss.stale is not None else None
+        status = CacheStatus.forwarded(miss.fwd, "streaming", fwd_status=fwd_status)
+        return self.responder.start_headers(facts.headers, status)
+
+    def intact(self) -> bool:
+        """Whether the client is still there (see :meth:`complete`)."""
+        return not self.disconnected
+
+    async def streamed(self, facts: ResponseFacts, body: bytes) -> None:
+        """Store the copy of a response that streamed to the end within the bound."""
+        stored = build_response(
+            facts,
+            body,
+            self.miss.policy,
+            self.ctx.rules,
+            now=self.ctx.clock(),
+            explicit_only=self.miss.explicit_only,
+        )
+        if stored is None:
+            self.abandoned("expired")
+            return
+        await self.store(stored, facts)
+
+    def abandoned(self, detail: str) -> None:
+        """Nothing will be stored of a streamed response: the waiters ask the app."""
+        release(self.flight, None)
+        if detail not in _ACCIDENTS:
+            self.unstorable = detail
+
     async def finished(self, mode: Mode, facts: ResponseFacts) -> None:
         """Answer from the entry after the app's 304 (freshened) or 5xx (stale-if-error)."""
         stale = self.miss.stale

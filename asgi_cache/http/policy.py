@@ -143,9 +143,7 @@ class ResponsePolicy:
         if not rules:
             return self
         merged = self.cookies.merged(rules)
-        return dataclasses.replace(
-            self, ignored_cookies=merged.ignored, vary_cookies=merged.vary
-        )
+        return dataclasses.replace(self, ignored_cookies=merged.ignored, vary_cookies=merged.vary)
 
     def for_route(
         self, *, keyed_headers: Iterable[str] = (), uncacheable: str | None = None
