@@ -15,14 +15,11 @@ from starlette.types import Message, Receive, Send
 
 from .context import Headers, HttpContext
 from .responses import StoredResponse
+from .rules import clip
 from .serving import Answer, answer
 from .status import CacheStatus, Fwd
 
 logger = logging.getLogger("asgi_cache.http")
-
-_LOGGED_PATH = 200
-"""Characters of a request path a log line shows at most (client input is never logged
-whole)."""
 
 
 class Responder:
@@ -72,8 +69,7 @@ class Responder:
         )
         if result is None:
             logger.warning(
-                "asgi-cache: ignoring a corrupt gzip body stored for %r",
-                self.scope["path"][:_LOGGED_PATH],
+                "asgi-cache: ignoring a corrupt gzip body stored for %s", clip(self.scope["path"])
             )
             await self.passthrough(CacheStatus.forwarded(Fwd.MISS, "corrupt"))
             return
