@@ -20,11 +20,12 @@ processes do not know this process's queue: they may serve the old entries until
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
-from ._exceptions import BackendError
+from ._exceptions import BackendBusyError, BackendError, BackendTimeoutError
 from ._retry import InvalidationQueue
 from ._runtime import Runtime
 from .backends.base import Dependency
@@ -35,6 +36,8 @@ T = TypeVar("T")
 
 _BROADCAST_KEYS: Final = 16
 """Most keys announced one by one; more are announced as one "empty every L1" message."""
+_LAST_TRY: Final = 0.01
+"""Seconds of an invalidation's own budget below which no further attempt is made."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,21 +124,44 @@ class Tags:
 
     # -- invalidation --------------------------------------------------------------------------
 
-    async def invalidate(self, *tags: str) -> int:
+    async def invalidate(self, *tags: str, budget: float | None = None) -> int:
         """Retire the versions of ``tags``; return how many had live entries (see
-        ``Cache.invalidate_tags``). Queued for retry when the backend fails."""
+        ``Cache.invalidate_tags``). Queued for retry when the backend fails.
+
+        ``budget``: the invalidation must land now (an unsafe request's, before its response
+        starts: ``invalidation_timeout``). It gets that many seconds instead of the
+        per-operation budget, is tried even while the circuit breaker is open, and an
+        attempt that timed out (or found no pooled connection free) is repeated while the
+        budget lasts (retiring a version twice is harmless); only then is it queued.
+        """
         if not tags or not self._settings.enabled:
             return 0
         tag_keys = [self._keys.tag(validate_tag(t)) for t in tags]
-        try:
-            # L1 entries do not carry their tags: emptying it all is coarse but never wrong.
-            count = await self.apply(self._runtime.backend.invalidate(tag_keys))
-        except BackendError as exc:
-            self._stats.error("invalidate", exc)
-            self.queue.add(tags=tag_keys)
-            return 0
-        self._stats.invalidated(len(tag_keys))
-        return count
+        deadline = None if budget is None else time.monotonic() + budget
+        while True:
+            backend = self._runtime.backend
+            if deadline is None:
+                change = backend.invalidate(tag_keys)
+            else:
+                left = max(deadline - time.monotonic(), _LAST_TRY)
+                change = backend.invalidate(tag_keys, budget=left)
+            try:
+                # L1 entries do not carry their tags: emptying it all is coarse but never wrong.
+                count = await self.apply(change)
+            except (BackendTimeoutError, BackendBusyError) as exc:
+                if deadline is not None and deadline - time.monotonic() > _LAST_TRY:
+                    continue  # slow or busy, not down: the budget allows another attempt
+                self._failed_invalidation(tag_keys, exc)
+                return 0
+            except BackendError as exc:
+                self._failed_invalidation(tag_keys, exc)
+                return 0
+            self._stats.invalidated(len(tag_keys))
+            return count
+
+    def _failed_invalidation(self, tag_keys: list[str], exc: BackendError) -> None:
+        self._stats.error("invalidate", exc)
+        self.queue.add(tags=tag_keys)
 
     async def delete(self, *full_keys: str) -> int:
         """Delete entries by full key; return how many existed. A delete is an invalidation:

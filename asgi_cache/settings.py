@@ -63,6 +63,12 @@ class CacheSettings:
     """Initial expiry of a distributed lock; a watchdog extends it while the loader runs."""
     op_timeout: float = 0.25
     """Time budget of one backend operation; a slower one is treated as a failure."""
+    invalidation_timeout: float = 1.0
+    """Time budget of the invalidation an unsafe request (POST/PUT/PATCH/DELETE, and
+    ``@cache.invalidates``) makes before its response starts: longer than ``op_timeout``,
+    and tried even while the circuit breaker is open, so that a slow Redis or a starved
+    event loop does not leave the other workers serving what the write replaced. Only when
+    it runs out is the invalidation queued for retry."""
     connect_timeout: float = 0.5
     """Time budget for opening a connection to Redis."""
     max_connections: int = 64
@@ -196,6 +202,7 @@ _CHECKS: dict[str, Check] = {
     "lock_timeout": _DURATION,
     "lock_lease": _DURATION,
     "op_timeout": _DURATION,
+    "invalidation_timeout": _DURATION,
     "connect_timeout": _DURATION,
     "max_connections": _COUNT,
     "pool_timeout": seconds(zero=True, words="a duration in seconds", note="decimals allowed"),

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from asgi_cache import Cache, CacheMiddleware, CacheSettings
 from asgi_cache.backends import Backend, MemoryBackend, RedisBackend
 
-from .redis_server import RedisServer
+from .redis_server import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Clock:
@@ -74,3 +82,51 @@ def command_calls(server: RedisServer) -> dict[str, int]:
         if cmd.split("|")[0] not in ("info", "config"):
             out[cmd] = calls
     return out
+
+
+@contextmanager
+def uvicorn_worker(env: dict[str, str]) -> Iterator[str]:
+    """A uvicorn process serving tests/http_worker_app.py with ``env``; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "tests.http_worker_app:create_app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:  # wait for the process to listen (start-up, not ordering of events)
+            try:
+                httpx.get(f"{base}/health", timeout=0.5).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def worker_environment(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """The environment of tests/http_worker_app.py workers (set in this process too, for its
+    own copy of the app): a fresh JSON "database" and the suite's Redis."""
+    db = tmp_path / "db.json"
+    db.write_text(json.dumps({"1": "ann", "2": "bob"}))
+    monkeypatch.setenv("HTTP_TEST_DB", str(db))
+    monkeypatch.setenv("ASGI_CACHE_URL", redis_url)
+    return dict(os.environ)

@@ -74,7 +74,7 @@ class Scripted(Backend):
         await self._enter("versions")
         return await self.store.versions(tag_keys, ttl)
 
-    async def invalidate(self, tag_keys: Sequence[str]) -> int:
+    async def invalidate(self, tag_keys: Sequence[str], *, budget: float | None = None) -> int:
         await self._enter("invalidate")
         return await self.store.invalidate(tag_keys)
 

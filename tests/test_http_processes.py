@@ -3,69 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .http_support import client_for, command_calls
+from .http_support import client_for, command_calls, uvicorn_worker, worker_environment
 from .http_worker_app import create_app
-from .redis_server import RedisServer, free_port
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@contextmanager
-def uvicorn_worker(env: dict[str, str]) -> Iterator[str]:
-    """A uvicorn process serving tests/http_worker_app.py with ``env``; yields its base URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "tests.http_worker_app:create_app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:  # wait for the process to listen (start-up, not ordering of events)
-            try:
-                httpx.get(f"{base}/health", timeout=0.5).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(10)
+from .redis_server import RedisServer
 
 
 @pytest.fixture
 def worker_env(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The environment of the worker processes (and of this process's copy of the app)."""
-    db = tmp_path / "db.json"
-    db.write_text(json.dumps({"1": "ann", "2": "bob"}))
-    monkeypatch.setenv("HTTP_TEST_DB", str(db))
-    monkeypatch.setenv("ASGI_CACHE_URL", redis_url)
-    return dict(os.environ)
+    return worker_environment(redis_url, tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ class FlakyBackend(MemoryBackend):
         self.down = True
         self.invalidated: list[list[str]] = []
 
-    async def invalidate(self, tag_keys: Any) -> int:
+    async def invalidate(self, tag_keys: Any, *, budget: float | None = None) -> int:
         if self.down:
             raise BackendError("down")
         self.invalidated.append(list(tag_keys))

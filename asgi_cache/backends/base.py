@@ -76,8 +76,13 @@ class Backend(Protocol):
         """
         ...
 
-    async def invalidate(self, tag_keys: Sequence[str]) -> int:
-        """Retire the current version of each tag key; return how many had one."""
+    async def invalidate(self, tag_keys: Sequence[str], *, budget: float | None = None) -> int:
+        """Retire the current version of each tag key; return how many had one.
+
+        ``budget``: a time budget of its own instead of the backend's per-operation one, for
+        an invalidation that must land now (an unsafe request's); such a call is tried even
+        while a circuit breaker is open. Backends without time budgets ignore it.
+        """
         ...
 
     async def delete_prefix(

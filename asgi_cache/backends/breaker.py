@@ -257,10 +257,14 @@ class CircuitBreakerBackend(Backend):
         self._admit("versions")
         return await self._track(self.inner.versions(tag_keys, ttl))
 
-    async def invalidate(self, tag_keys: Sequence[str]) -> int:
-        """See :meth:`Backend.invalidate`; fails fast while the breaker is open."""
-        self._admit("invalidate")
-        return await self._track(self.inner.invalidate(tag_keys))
+    async def invalidate(self, tag_keys: Sequence[str], *, budget: float | None = None) -> int:
+        """See :meth:`Backend.invalidate`; fails fast while the breaker is open, except with
+        a ``budget`` of its own: an invalidation that must land now (an unsafe request's) is
+        tried anyway, since a breaker opened by slow reads says little about whether one
+        write can get through, and a skipped one leaves stale entries served elsewhere."""
+        if budget is None:
+            self._admit("invalidate")
+        return await self._track(self.inner.invalidate(tag_keys, budget=budget))
 
     async def delete_prefix(
         self, prefix: str, *, batch: int = 500, progress: Callable[[int], None] | None = None

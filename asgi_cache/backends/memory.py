@@ -134,8 +134,8 @@ class MemoryBackend(Backend):
             out.append(current)
         return out
 
-    async def invalidate(self, tag_keys: Sequence[str]) -> int:
-        now = self._clock()
+    async def invalidate(self, tag_keys: Sequence[str], *, budget: float | None = None) -> int:
+        now = self._clock()  # (no I/O, so no time budget: ``budget`` changes nothing here)
         count = 0
         for tag_key in tag_keys:
             if self._meta_get(tag_key, now) is not None:

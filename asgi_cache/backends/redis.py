@@ -166,21 +166,25 @@ class RedisBackend(Backend):
         self._fenced_set = client.register_script(FENCED_SET_SCRIPT)
         self._subscriber = Subscriber(client, self._run)
 
-    async def _run(self, what: str, coro: Any, *, bounded: bool = True) -> Any:
+    async def _run(
+        self, what: str, coro: Any, *, bounded: bool = True, budget: float | None = None
+    ) -> Any:
         # ``bounded=False``: ``coro`` enforces op_timeout itself (the read batcher does, with
-        # one timer per round trip instead of one per read).
+        # one timer per round trip instead of one per read). ``budget``: a budget of this
+        # call's own instead of op_timeout (an unsafe request's invalidation).
         # asyncio.timeout, not anyio.fail_after, on purpose: it cancels once, so redis-py's
         # own clean-up after the cancellation (returning the connection to the pool, which
         # awaits the pool's lock) runs to the end. anyio's scopes cancel every await until
         # the scope is left and would cancel that clean-up too, leaking pooled connections.
+        budget = self.op_timeout if budget is None else budget
         try:
             if not bounded:
                 return await coro
-            async with asyncio.timeout(self.op_timeout):
+            async with asyncio.timeout(budget):
                 return await coro
         except TimeoutError as exc:
             raise BackendTimeoutError(
-                f"redis {what} timed out after {self.op_timeout * 1000:.0f} ms"
+                f"redis {what} timed out after {budget * 1000:.0f} ms"
             ) from exc
         except (RedisError, OSError) as exc:
             if isinstance(exc.__cause__, TimeoutError) and "No connection available" in str(exc):
@@ -290,7 +294,7 @@ class RedisBackend(Backend):
         # entries are misses, stores under it are refused), never a UnicodeDecodeError.
         return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in out]
 
-    async def invalidate(self, tag_keys: Sequence[str]) -> int:
+    async def invalidate(self, tag_keys: Sequence[str], *, budget: float | None = None) -> int:
         if not tag_keys:
             return 0
 
@@ -301,7 +305,7 @@ class RedisBackend(Backend):
                     pipe.unlink(tag_key)
                 return sum(int(n) for n in await pipe.execute())
 
-        return int(await self._run("invalidate", run()))
+        return int(await self._run("invalidate", run(), budget=budget))
 
     async def delete_prefix(
         self, prefix: str, *, batch: int = 500, progress: Callable[[int], None] | None = None

@@ -86,7 +86,11 @@ class UnsafeRequest:
             if self.ctx.path_cacheable(self.scope, path):
                 tags.append(url_tag_for(path))
         if tags:
-            await self.ctx.store.tags.invalidate(*tags)
+            # A budget of its own (invalidation_timeout), not the per-operation one: a slow
+            # Redis or a starved event loop must not leave other workers serving the entries
+            # this write replaced while the retry queue waits (read-after-write).
+            store = self.ctx.store
+            await store.tags.invalidate(*tags, budget=store.settings.invalidation_timeout)
 
 
 def _host(scope: MutableMapping[str, Any]) -> str:
