@@ -49,12 +49,17 @@ def make_cache(backend: Backend, **settings: Any) -> Cache:
     return Cache(CacheSettings(**options), backend=backend)
 
 
+BEHAVIOUR_OP_TIMEOUT = 2.0
+"""The Redis budget of tests about behaviour, not time budgets: on a busy machine a slow
+answer must not turn into a fail-open miss (fault tests set their own)."""
+
+
 def backend_for(kind: str, redis_url: str | None = None) -> Backend:
     """A fresh memory backend, or a Redis backend on the suite's server."""
     if kind == "memory":
         return MemoryBackend()
     assert redis_url is not None
-    return RedisBackend(redis_url)
+    return RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
 
 
 @asynccontextmanager
