@@ -182,3 +182,39 @@ async def test_lock_held_elsewhere_times_out_to_the_origin() -> None:
     assert r.headers["x-cache"] == "MISS"
     assert calls["n"] == 2
     assert cache.stats()["lock_waits"] == 1
+
+
+async def test_odd_bodies_pass_through_unstored(web_cache: Cache) -> None:
+    # One body message over the limit (no Content-Length to tell it first), a pathsend
+    # right after the start, and a pathsend after a streamed chunk: each reaches the client
+    # as sent, nothing is stored.
+    calls: Counter[str] = Counter()
+    fresh = [(b"cache-control", b"max-age=60")]
+    pathsend = {"type": "http.response.pathsend", "path": "/etc/hostname"}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        calls[scope["path"]] += 1
+        await send({"type": "http.response.start", "status": 200, "headers": fresh})
+        if scope["path"] == "/huge":
+            await send({"type": "http.response.body", "body": b"x" * 2000})
+        elif scope["path"] == "/file":
+            await send(pathsend)
+        else:
+            await send({"type": "http.response.body", "body": b"head", "more_body": True})
+            await send(pathsend)
+
+    mw = wrap(app, web_cache, cache_all=True, max_body_bytes=1000)
+    sent = {path: await run_raw(mw, path) for path in ("/huge", "/file", "/mixed")}
+    again = {path: await run_raw(mw, path) for path in ("/huge", "/file", "/mixed")}
+
+    def status(messages: list[dict[str, Any]]) -> bytes:
+        return dict(messages[0]["headers"])[b"cache-status"]
+
+    assert status(sent["/huge"]) == b"asgi-cache; fwd=miss; detail=too-large"
+    assert b"".join(m.get("body", b"") for m in sent["/huge"]) == b"x" * 2000
+    assert status(sent["/file"]) == b"asgi-cache; fwd=miss; detail=unsupported"
+    assert sent["/file"][-1] == pathsend
+    assert status(sent["/mixed"]) == b"asgi-cache; fwd=miss; detail=streaming"
+    assert [m["type"] for m in sent["/mixed"]][1:] == ["http.response.body", pathsend["type"]]
+    assert {dict(m[0]["headers"])[b"x-cache"] for m in again.values()} == {b"MISS"}
+    assert calls == {"/huge": 2, "/file": 2, "/mixed": 2}
