@@ -122,7 +122,11 @@ def uvicorn_worker(env: dict[str, str]) -> Iterator[str]:
         yield base
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:  # a request still held (a failed test): no leftover
+            proc.kill()
+            proc.wait(10)
 
 
 def worker_environment(
