@@ -6,14 +6,27 @@ middleware stays a thin state machine around them.
 
 from __future__ import annotations
 
-from email.utils import parsedate_to_datetime
 from typing import Final
 
 CACHEABLE_BY_DEFAULT: Final = frozenset({200})
-"""Statuses stored unless a policy says otherwise: only full successful responses."""
+"""Statuses an opt-in route stores unless its policy says otherwise: only full successful
+responses."""
 
-HEURISTIC_STATUSES: Final = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
-"""RFC 9110 section 15.1's heuristically cacheable statuses (206 left out: no range support)."""
+HEURISTIC_STATUSES: Final = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501})
+"""RFC 9110 section 15.1's heuristically cacheable statuses."""
+
+UNDERSTOOD_STATUSES: Final = frozenset(
+    {
+        *(200, 201, 202, 203, 204, 205, 206),
+        *(300, 301, 302, 303, 305, 307, 308),
+        *range(400, 418),
+        *(421, 422, 426),
+        *range(500, 506),
+    }
+)
+"""The final statuses RFC 9110 section 15 defines, whose semantics this cache knows: what
+``cache_all`` mode may store (RFC 9111 section 3; 304 is never stored, it updates a stored
+response), and what ``must-understand`` (section 5.2.2.3) accepts."""
 
 _MAX_DELTA: Final = 2**31  # RFC 9111 section 1.2.2: cap delta-seconds at 2^31
 
@@ -62,19 +75,18 @@ def _split_commas(value: str) -> list[str]:
 
 def delta_seconds(arg: str | None) -> int | None:
     """An RFC 9111 delta-seconds argument, or ``None`` when missing or malformed."""
-    if arg is None or not arg.isdigit():
+    if arg is None or not (arg.isascii() and arg.isdigit()):  # "²".isdigit() is True
         return None
     return min(int(arg), _MAX_DELTA)
 
 
-def parse_http_date(value: str | None) -> float | None:
-    """An HTTP-date (RFC 9110 section 5.6.7) as unix seconds, or ``None`` when invalid."""
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
+def field_names(arg: str | None) -> frozenset[bytes]:
+    """The field names of a qualified ``no-cache="a, b"`` or ``private="a"`` (RFC 9111
+    sections 5.2.2.4 and 5.2.2.7), lowercased; empty for the unqualified form."""
+    if not arg:
+        return frozenset()
+    names = (n.strip().lower() for n in arg.split(","))
+    return frozenset(n.encode("latin-1") for n in names if n)
 
 
 def parse_vary(values: list[str]) -> tuple[str, ...] | None:
@@ -101,32 +113,3 @@ def merge_vary(values: list[str]) -> str:
             if name:
                 names.setdefault(name.lower(), name)
     return ", ".join(names.values())
-
-
-def explicit_freshness(
-    cc: dict[str, str | None], expires: str | None, date: str | None, now: float
-) -> float | None:
-    """The freshness lifetime a response gives a shared cache, or ``None`` if it gives none.
-
-    RFC 9111 section 4.2.1: ``s-maxage``, else ``max-age``, else ``Expires`` minus ``Date``.
-    An invalid ``Expires`` (such as ``0``) means already expired (lifetime 0).
-    """
-    for name in ("s-maxage", "max-age"):
-        if name in cc:
-            return float(delta_seconds(cc[name]) or 0)
-    if expires is not None:
-        when = parse_http_date(expires)
-        if when is None:
-            return 0.0
-        base = parse_http_date(date) or now
-        return max(0.0, when - base)
-    return None
-
-
-def weak_match(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 section 13.1.2: does ``If-None-Match`` match ``etag`` (weak comparison)?"""
-    value = if_none_match.strip()
-    if value == "*":
-        return True
-    target = etag.strip().removeprefix("W/")
-    return any(tag.strip().removeprefix("W/") == target for tag in value.split(","))

@@ -48,6 +48,8 @@ class MiddlewareOptions:
     """Largest body stored; larger ones stream through."""
     cache_tag_header: bytes
     """The response header naming tags at run time (lowercase)."""
+    store_post_responses: bool = False
+    """``cache_all``: reuse fresh POST responses for later GETs (RFC 9110 section 9.3.3)."""
 
 
 class Shared(NamedTuple):
@@ -101,11 +103,14 @@ class HttpContext:
         return self.store.keys.http(key.digest(names, exact=policy.keyed_headers))
 
     def client_headers(self, headers: Headers) -> Headers:
-        """Origin headers as sent to the client (``Cache-Tag`` hidden unless exposed)."""
-        if self.options.expose_cache_tags:
+        """Origin headers as sent to the client (``Cache-Tag`` hidden unless exposed, and
+        the targeted cache-control fields this cache obeys, RFC 9213)."""
+        hidden = set(self.rules.targeted)
+        if not self.options.expose_cache_tags:
+            hidden.add(self.options.cache_tag_header)
+        if not hidden:
             return headers
-        name = self.options.cache_tag_header
-        return [(n, v) for n, v in headers if n.lower() != name]
+        return [(n, v) for n, v in headers if n.lower() not in hidden]
 
     async def vary_of(self, key: RequestKey) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The Vary names and runtime tags remembered for the request's URL.

@@ -27,7 +27,9 @@ from ..locking import TurnOutcome
 from .context import Flight, HttpContext, Shared, release
 from .keying import RequestKey, url_tag_for
 from .origin import Miss, OriginCall
+from .partials import answer_from_parts
 from .policy import ResponsePolicy, checked_tags, fill_templates
+from .ranges import range_request
 from .responder import Responder
 from .responses import FLAG_SHAREABLE, StoredResponse
 from .rules import RequestDirectives, clip, credentials_reason, request_bypass_reason
@@ -53,6 +55,7 @@ class Exchange:
         "no_store",
         "params",
         "policy",
+        "ranged",
         "remembered_tags",
         "responder",
         "scope",
@@ -87,6 +90,8 @@ class Exchange:
         self.fwd = Fwd.MISS
         self.stale: StoredResponse | None = None
         self.flight: Flight | None = None
+        self.ranged = False
+        """A GET with a valid byte ``Range`` (RFC 9110 section 14.2; :mod:`.ranges`)."""
 
     @classmethod
     def for_refresh(cls, exchange: Exchange, stored: StoredResponse) -> Exchange:
@@ -121,13 +126,17 @@ class Exchange:
             reason = "host"
         if reason is None:
             reason = self._fill_tags()
-        if reason is not None:
-            await self.responder.passthrough(CacheStatus.forwarded(Fwd.BYPASS, reason))
-            return
-        self.credentials = credentials_reason(headers, policy)
         directives = RequestDirectives()
         if ctx.options.honor_request_cache_control:
             directives = RequestDirectives.parse(headers)
+        if reason is not None:
+            if directives.only_if_cached:
+                await self._only_if_cached(reason)  # RFC 9111 5.2.1.7: never the origin
+                return
+            await self.responder.passthrough(CacheStatus.forwarded(Fwd.BYPASS, reason))
+            return
+        self.credentials = credentials_reason(headers, policy)
+        self.ranged = self.scope["method"] == "GET" and range_request(headers)
         self.no_store = directives.no_store
         # The URL's Vary names, as this process remembers them. A process that does not know
         # the URL yet looks up the policy's variant first (one round trip when it hits) and
@@ -138,6 +147,9 @@ class Exchange:
             self.remembered_tags = local[1]
         else:
             self._set_lookup(())
+        if directives.no_cache and directives.only_if_cached:
+            await self._only_if_cached("only-if-cached")  # no-cache: nothing usable unasked
+            return
         if directives.no_cache:
             await self._learn_vary()
             self.fwd = Fwd.REQUEST
@@ -152,27 +164,42 @@ class Exchange:
         if stored is not None and self.credentials and not stored.flags & FLAG_SHAREABLE:
             stored = None
         if stored is not None:
-            if await self._answer_stored(stored, directives.max_age):
+            if await self._answer_stored(stored, directives):
                 return
         elif self.credentials:
             self.fwd = Fwd.BYPASS
+        elif self.ranged and await answer_from_parts(
+            ctx, self.responder, self.full_key, directives
+        ):
+            return
         if directives.only_if_cached:
-            status = CacheStatus.forwarded(Fwd.MISS, "only-if-cached")
-            await self.responder.send_answer(plain_answer(504, ctx.status_headers(status)))
+            await self._only_if_cached("only-if-cached")
             return
         ctx.store.stats.miss()
         await self.forward()
 
-    async def _answer_stored(self, stored: StoredResponse, max_age: int | None) -> bool:
+    async def _only_if_cached(self, detail: str) -> None:
+        # RFC 9111 section 5.2.1.7: no stored response to use, so a 504, never the origin.
+        status = CacheStatus.forwarded(Fwd.MISS, detail)
+        await self.responder.send_answer(plain_answer(504, self.ctx.status_headers(status)))
+
+    async def _answer_stored(self, stored: StoredResponse, directives: RequestDirectives) -> bool:
         """Answer from ``stored`` if it may be (a hit, or stale while revalidating); else
         keep it as the stale entry to revalidate, and return ``False``."""
         now = self.ctx.clock()
         stats = self.ctx.store.stats
-        found = standing(stored, now, max_age)
+        found = standing(stored, now, directives)
         match found:
             case Standing.FRESH:
                 stats.hit()
                 status = CacheStatus.fresh_hit(stored.fresh_until - now)
+                await self.responder.serve(stored, status, with_age=True)
+                return True
+            case Standing.STALE_ACCEPTED:
+                # RFC 9111 section 5.2.1.2: the client accepts this much staleness; RFC 9211
+                # section 2.5: a negative ttl says how stale the response is.
+                stats.served_stale()
+                status = CacheStatus.stale_hit(stored.fresh_until - now, "max-stale")
                 await self.responder.serve(stored, status, with_age=True)
                 return True
             case Standing.STALE_WHILE_REVALIDATE:
@@ -245,7 +272,9 @@ class Exchange:
         # for every later GET and HEAD, and this client gets it without the body. (A HEAD
         # response itself has no body: storing it would poison the GET entry.)
         ctx = self.ctx
-        if self.credentials or self.no_store:
+        if self.credentials or self.no_store or self.ranged:
+            # Nothing shared: private, not stored, or a part (never handed to a waiter
+            # that may want the whole response or another part).
             await self.origin()
             return
         inflight = ctx.inflight
@@ -360,6 +389,7 @@ class Exchange:
             credentials=self.credentials,
             no_store=self.no_store,
             pass_marker=pass_marker,
+            ranged=self.ranged,
         )
         await OriginCall(self.ctx, self.responder, miss, self.flight).run()
 

@@ -78,7 +78,7 @@ class UnsafeRequest:
         host = _host(self.scope)
         for name, value in headers:
             if name.lower() in (b"location", b"content-location"):
-                path = _same_origin_path(value.decode("latin-1"), self.scope["path"], host)
+                path = same_origin_path(value.decode("latin-1"), self.scope["path"], host)
                 if path is not None:
                     paths.append(path)
         tags = list(self.tags)
@@ -100,7 +100,7 @@ def _host(scope: MutableMapping[str, Any]) -> str:
     return ""
 
 
-def _same_origin_path(reference: str, base_path: str, host: str) -> str | None:
+def same_origin_path(reference: str, base_path: str, host: str) -> str | None:
     """The decoded path of ``reference`` if it is on this origin (RFC 9111 section 4.4)."""
     parts = urlsplit(reference.strip())
     if parts.netloc and parts.netloc.lower() != host:

@@ -26,6 +26,7 @@ import orjson
 from .._exceptions import ConfigurationError
 from ..keys import canonical_digest
 from .cookies import COOKIE_KEY_PREFIX, cookie_value
+from .vary import normalize
 
 DEFAULT_IGNORED_QUERY_PARAMS: Final = (
     "utm_*",
@@ -43,7 +44,6 @@ DEFAULT_IGNORED_QUERY_PARAMS: Final = (
 )
 """Tracking parameters that never change a response, so they do not split the cache."""
 
-_KNOWN_CODINGS: Final = frozenset({"zstd", "br", "gzip", "deflate"})
 _DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
 URL_TAG_PREFIX: Final = "~url:"
 
@@ -104,25 +104,6 @@ def _query_parts(query: str, options: KeyOptions) -> list[bytes]:
     for k, v in pairs:
         parts += (k.encode(), v.encode())
     return parts
-
-
-def _normalize_accept_encoding(value: str) -> str:
-    codings: set[str] = set()
-    for item in value.split(","):
-        coding, _, params = item.partition(";")
-        coding = coding.strip().lower()
-        q = params.strip().lower()
-        if q.startswith("q="):
-            try:
-                if float(q[2:]) <= 0:
-                    continue
-            except ValueError:
-                continue
-        if coding == "*":
-            codings |= _KNOWN_CODINGS
-        elif coding in _KNOWN_CODINGS:
-            codings.add(coding)
-    return ",".join(sorted(codings))
 
 
 class DigestMemo:
@@ -196,13 +177,10 @@ class RequestKey:
 
     def header_value(self, name: str) -> str:
         """The value a varied header (or ``cookie:<name>``, one cookie) contributes to the
-        key, normalized where it matters."""
+        key, normalised as RFC 9111 section 4.1 allows (:mod:`.vary`)."""
         if name.startswith(COOKIE_KEY_PREFIX):
             return cookie_value(self.headers.get("cookie", ""), name[len(COOKIE_KEY_PREFIX) :])
-        value = self.headers.get(name, "")
-        if name == "accept-encoding":
-            return _normalize_accept_encoding(value)
-        return value.strip()
+        return normalize(name, self.headers.get(name, ""))
 
     def digest(self, vary: Iterable[str], exact: Sequence[str] = ()) -> str:
         """The digest of this request's variant for the varied header names ``vary``.

@@ -24,22 +24,33 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._store import HasStore, store_of
 from .._tasks import BackgroundTasks
-from .._validate import ASCII_TEXT, FLAG, whole
+from .._validate import ASCII_TEXT, FLAG, seconds, whole
+from .cache_control import UNDERSTOOD_STATUSES
 from .context import HttpContext, MiddlewareOptions
 from .cookies import CookieRules
 from .exchange import Exchange
+from .freshness import DEFAULT_HEURISTIC_MAX_TTL
 from .invalidation import UnsafeRequest
 from .keying import DEFAULT_IGNORED_QUERY_PARAMS, DigestMemo, KeyOptions, VaryMemory
 from .policy import ResponsePolicy
+from .post import PostResponse
 from .routing import RouteResolver
 from .status import StatusHeaders
 from .storing import StoringRules, shortening
+from .targeted import target_list
 
 logger = logging.getLogger("asgi_cache.http")
 
 
-UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SAFE_METHODS: Final = frozenset(
+    {"GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND", "REPORT", "SEARCH", "PRI"}
+)
+"""Methods known to be safe (RFC 9110 section 9.2.1 and the IANA method registry). Any other
+method, extension methods such as ``M-SEARCH`` included, invalidates on success (RFC 9111
+section 4.4: "including methods whose safety is unknown"). Squid invalidates the same way
+for the methods it knows; Varnish's builtin VCL and nginx invalidate nothing by default."""
 _BYTES = whole(words="bytes").or_none()
+_HEURISTIC = seconds(zero=True)
 
 
 class CacheMiddleware:
@@ -50,8 +61,9 @@ class CacheMiddleware:
         cache: The cache to store responses in; started and stopped with the app's lifespan.
         cache_all: Cache every GET/HEAD by its response's ``Cache-Control`` (reverse-proxy
             mode) instead of only routes decorated with ``@cache.response(...)``.
-        statuses: Response statuses stored in ``cache_all`` mode (default ``{200}``; see
-            ``asgi_cache.http.HEURISTIC_STATUSES``).
+        statuses: Response statuses stored in ``cache_all`` mode (default: every final status
+            RFC 9110 defines, when the response has explicit freshness or may have a
+            heuristic one, RFC 9111 section 3; see ``asgi_cache.http.HEURISTIC_STATUSES``).
         allowed_hosts: Hosts whose requests may be cached (``"example.com"``,
             ``"*.example.com"``); others bypass, so forged Host headers cannot fill the cache.
         ignored_query_params: Query parameters left out of keys (glob patterns); tracking
@@ -64,8 +76,9 @@ class CacheMiddleware:
             cookies, which responses never depend on.
         vary_cookies: Cookies whose (hashed) values become part of the key (``"lang"``),
             added to every route's own.
-        invalidate_unsafe: Invalidate the target URI of successful POST/PUT/PATCH/DELETE
-            requests and the tags of ``@cache.invalidates(...)`` (RFC 9111 section 4.4).
+        invalidate_unsafe: Invalidate the target URI of successful requests with a method
+            not known to be safe (POST, PUT, PATCH, DELETE, extension methods) and the tags of
+            ``@cache.invalidates(...)`` (RFC 9111 section 4.4).
         cache_tag_header: Response header a handler may set to tag a response at run time.
         expose_cache_tags: Keep ``Cache-Tag`` in client responses (stripped by default).
         cache_status_name: The cache's name in ``Cache-Status`` (RFC 9211).
@@ -75,6 +88,16 @@ class CacheMiddleware:
             (when that saves an eighth) and send them as they are to clients accepting gzip;
             ``None`` stores every body as sent (as the in-process backend always does). See
             :mod:`asgi_cache.http.encoding`.
+        targeted_cache_control: The targeted cache-control fields (RFC 9213) this cache
+            obeys instead of ``Cache-Control``, most specific first; they are not sent to
+            clients. Default: ``("CDN-Cache-Control",)`` in ``cache_all`` mode, none for
+            opt-in routes. ``()`` turns targeting off.
+        heuristic_max_ttl: Cap, in seconds, of the heuristic freshness ``cache_all`` mode
+            gives a response with ``Last-Modified`` and no explicit freshness (10 % of its
+            age, RFC 9111 section 4.2.2); default one day, ``0`` turns heuristics off.
+        store_post_responses: In ``cache_all`` mode, store a ``POST`` response that has
+            explicit freshness and a ``Content-Location`` equal to its target, to answer
+            later ``GET`` requests of that URI (RFC 9110 section 9.3.3).
 
     Raises:
         ConfigurationError: An option has a value that is not allowed.
@@ -99,6 +122,9 @@ class CacheMiddleware:
         compress_min_bytes: int | None = 500,
         ignored_cookies: Sequence[str] = (),
         vary_cookies: Sequence[str] = (),
+        targeted_cache_control: Sequence[str] | None = None,
+        heuristic_max_ttl: float = DEFAULT_HEURISTIC_MAX_TTL,
+        store_post_responses: bool = False,
     ) -> None:
         store = store_of(cache)
         for name, flag in (
@@ -107,12 +133,17 @@ class CacheMiddleware:
             ("invalidate_unsafe", invalidate_unsafe),
             ("expose_cache_tags", expose_cache_tags),
             ("x_cache", x_cache),
+            ("store_post_responses", store_post_responses),
         ):
             FLAG.require(name, flag)
         ASCII_TEXT.require("cache_tag_header", cache_tag_header)
         ASCII_TEXT.require("cache_status_name", cache_status_name)
         _BYTES.require("max_body_bytes", max_body_bytes)
         _BYTES.require("compress_min_bytes", compress_min_bytes)
+        _HEURISTIC.require("heuristic_max_ttl", heuristic_max_ttl)
+        if targeted_cache_control is None:
+            targeted_cache_control = ("CDN-Cache-Control",) if cache_all else ()
+        targeted = target_list(targeted_cache_control)
         self.app = app
         name = cache_status_name.strip()
         tag_header = cache_tag_header.strip().lower().encode()
@@ -125,9 +156,12 @@ class CacheMiddleware:
             x_cache=x_cache,
             max_body_bytes=max_body_bytes or store.settings.max_body_bytes,
             cache_tag_header=tag_header,
+            store_post_responses=store_post_responses,
         )
         keying = KeyOptions.build(allowed_hosts, ignored_query_params)
         cookies = CookieRules.build(ignored_cookies, vary_cookies)
+        if statuses is None and cache_all:
+            statuses = sorted(UNDERSTOOD_STATUSES)
         default_policy = ResponsePolicy.build(statuses=statuses)
         self.context = HttpContext(
             app=app,
@@ -149,6 +183,8 @@ class CacheMiddleware:
                 compress_min_bytes=None if store.in_process else compress_min_bytes,
                 cache_tag_header=tag_header,
                 drop_headers=frozenset() if expose_cache_tags else frozenset({tag_header}),
+                targeted=targeted,
+                heuristic_max=float(heuristic_max_ttl),
             ),
             status_headers=StatusHeaders(name, x_cache),
             clock=time.time,
@@ -163,7 +199,7 @@ class CacheMiddleware:
             if method == "GET" or method == "HEAD":
                 await self._get(scope, receive, send)
                 return
-            if method in UNSAFE_METHODS and self.options.invalidate_unsafe:
+            if method not in SAFE_METHODS and self.options.invalidate_unsafe:
                 await self._unsafe(scope, receive, send)
                 return
         elif kind == "lifespan":
@@ -201,10 +237,13 @@ class CacheMiddleware:
     # -- unsafe methods ------------------------------------------------------------------------
 
     async def _unsafe(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.context.store.settings.enabled:
+        ctx = self.context
+        if not ctx.store.settings.enabled:
             await self.app(scope, receive, send)
             return
-        await UnsafeRequest(self.context, scope, receive, send).run()
+        if scope["method"] == "POST" and ctx.options.cache_all and ctx.options.store_post_responses:
+            send = PostResponse(ctx, dict(scope), send)  # RFC 9110 section 9.3.3
+        await UnsafeRequest(ctx, scope, receive, send).run()
 
     # -- lifespan ------------------------------------------------------------------------------
 

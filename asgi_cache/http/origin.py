@@ -10,7 +10,11 @@ stale entry (RFC 9111 section 4.3.1), and lets the app answer through a
 - storable: stored under the key of its own ``Vary``, then answered (``fwd=miss; stored``);
 - a 304 to our revalidation: the stale entry freshened and served (RFC 9111 section 4.3.4);
 - a 5xx (or an exception) inside the stale-if-error window: the stale entry served
-  (RFC 5861 section 4);
+  (RFC 5861 section 4); an exception when the stale entry says ``must-revalidate`` (or
+  ``proxy-revalidate``, ``s-maxage``): a 504, never the stale entry (RFC 9111 section
+  5.2.2.2);
+- a single-part 206 to a range miss: stored with the parts already held (:mod:`.ranges`),
+  and sent as the origin sent it;
 - anything else: passed through as the app sends it, with the reason in ``Cache-Status``.
 """
 
@@ -29,11 +33,13 @@ from ..codec import Entry, EntryKind
 from .capture import Mode, ResponseCapture
 from .context import Flight, Headers, HttpContext, Shared, release
 from .keying import RequestKey
+from .partials import combined_with_held
 from .policy import ResponsePolicy
+from .ranges import content_range, part_reason, partial_key
 from .responder import Responder
-from .responses import StoredResponse
+from .responses import FLAG_MUST_REVALIDATE, StoredResponse
 from .rules import ResponseFacts
-from .serving import stale_if_error_ok
+from .serving import Answer, plain_answer, stale_if_error_ok
 from .status import CacheStatus, Fwd
 from .storing import build_response, freshen, has_origin_validator, origin_scope
 
@@ -67,6 +73,9 @@ class Miss:
     pass_marker: bool = False
     """This request holds the entry's lock (``lock=True``): if the response cannot be
     stored, leave a "not storable" marker so that later misses skip the lock queue."""
+    ranged: bool = False
+    """A GET with a valid byte ``Range``: forwarded with it when nothing complete is
+    stored, and never shared with other requests."""
 
     def key_for(self, ctx: HttpContext, names: tuple[str, ...]) -> str:
         """The store key of this request's variant for the varied header ``names``."""
@@ -92,6 +101,7 @@ class OriginCall:
         "done",
         "flight",
         "miss",
+        "request_time",
         "responder",
         "revalidating",
         "snapshot",
@@ -114,25 +124,39 @@ class OriginCall:
         self.disconnected = False
         self.body_sent = False
         self.done = asyncio.Event() if responder.background else None
+        self.request_time = ctx.clock()
+        """When the request went to the origin (RFC 9111 section 4.2.3)."""
 
     async def run(self) -> None:
         """Call the app, storing its response when allowed."""
         ctx, miss, responder = self.ctx, self.miss, self.responder
         if not miss.no_store:
             self.snapshot = await ctx.store.tags.snapshot(miss.tags, ttl=miss.policy.ttl)
-        scope = origin_scope(responder.scope, miss.stale if self.revalidating else None)
+        scope = origin_scope(
+            responder.scope,
+            miss.stale if self.revalidating else None,
+            keep_range=miss.ranged and miss.stale is None,
+        )
         capture = ResponseCapture(
             self,
             responder.send,
             max_body_bytes=ctx.options.max_body_bytes,
             head=responder.scope["method"] == "HEAD",
         )
+        self.request_time = ctx.clock()
         try:
             await ctx.app(scope, self._receive, capture)
         except Exception:
             if not responder.started and stale_if_error_ok(miss.stale, ctx.clock()):
                 logger.warning("asgi-cache: origin failed; serving stale", exc_info=True)
                 await self.serve_stale_on_error(None)
+                return
+            stale = miss.stale
+            if not responder.started and stale is not None and stale.flags & FLAG_MUST_REVALIDATE:
+                # RFC 9111 section 5.2.2.2: a must-revalidate response that cannot be
+                # revalidated is never reused; the cache answers 504 (Gateway Timeout).
+                logger.warning("asgi-cache: origin failed; must-revalidate: 504", exc_info=True)
+                await self.gateway_timeout()
                 return
             raise
         finally:
@@ -180,6 +204,7 @@ class OriginCall:
         """What the app's response is: storable, a 304 or 5xx to answer from the entry, or
         the reason it passes through."""
         miss = self.miss
+        facts.use_targeted(self.ctx.rules.targeted)  # RFC 9213 section 2.2
         if self.revalidating and facts.status == 304:
             return Mode.NOT_MODIFIED
         if facts.status >= 500 and stale_if_error_ok(miss.stale, self.ctx.clock()):
@@ -194,6 +219,8 @@ class OriginCall:
             explicit_only=miss.explicit_only,
             max_body_bytes=self.ctx.options.max_body_bytes,
         )
+        if reason is None and facts.status == 206:
+            reason = part_reason(facts.content_type, asked=miss.ranged and miss.stale is None)
         return Mode.BUFFER if reason is None else reason
 
     def passing(self, facts: ResponseFacts, detail: str) -> Headers:
@@ -216,9 +243,12 @@ class OriginCall:
             self.ctx.rules,
             now=self.ctx.clock(),
             explicit_only=miss.explicit_only,
+            request_time=self.request_time,
         )
         if stored is None:
             return "expired"
+        if stored.status == 206:
+            return await self._complete_part(stored, facts, body)
         ok = await self.store(stored, facts)
         status = CacheStatus.forwarded(
             miss.fwd,
@@ -226,8 +256,43 @@ class OriginCall:
             fwd_status=facts.status if miss.stale is not None else None,
             stored=ok,
         )
-        await self.responder.serve(stored, status)
+        # The origin's Age is relayed (RFC 9111 section 5.1); none is made up for a response
+        # the origin just generated. Fields the entry leaves out go to this client only.
+        kept = {n for n, _ in stored.headers}
+        extra = [
+            (n, v)
+            for n, v in self.ctx.client_headers(facts.headers)
+            if n.lower() in (facts.private_fields | {b"set-cookie"}) and n.lower() not in kept
+        ]
+        await self.responder.serve(
+            stored, status, with_age=facts.age is not None, validated=True, extra=extra
+        )
         return None
+
+    async def _complete_part(
+        self, part: StoredResponse, facts: ResponseFacts, body: bytes
+    ) -> str | None:
+        """Store a 206 with the parts already held (RFC 9111 section 3.4) and send it as
+        the origin sent it."""
+        if content_range(part.header(b"content-range"), len(body)) is None:
+            return "bad-range"  # no part of a known length that matches its body
+        ok = await self._store_part(part, facts)
+        status = CacheStatus.forwarded(self.miss.fwd, None if ok else "not-stored", stored=ok)
+        headers = self.responder.start_headers(facts.headers, status)
+        await self.responder.send_answer(Answer(206, headers, body))
+        return None
+
+    async def _store_part(self, part: StoredResponse, facts: ResponseFacts) -> bool:
+        """Store a 206 with the parts already held, under the key of the parts (or, once
+        they cover the representation, as the complete response); whether it was stored."""
+        ctx, miss = self.ctx, self.miss
+        if content_range(part.header(b"content-range"), len(part.body)) is None:
+            return False
+        names = tuple(sorted({*miss.policy.key_names, *(facts.vary or ())}))
+        combined = await combined_with_held(ctx, miss.key_for(ctx, names), part)
+        if combined is None:
+            return False
+        return await self.store(combined, facts, part=combined.status == 206)
 
     def streaming(self, facts: ResponseFacts) -> Headers:
         """A storable response streams: its headers say so (whether it gets stored is only
@@ -250,9 +315,13 @@ class OriginCall:
             self.ctx.rules,
             now=self.ctx.clock(),
             explicit_only=self.miss.explicit_only,
+            request_time=self.request_time,
         )
         if stored is None:
             self.abandoned("expired")
+            return
+        if stored.status == 206:  # a part is never stored as the complete response
+            await self._store_part(stored, facts)
             return
         await self.store(stored, facts)
 
@@ -273,11 +342,18 @@ class OriginCall:
     async def _freshen(self, stale: StoredResponse, facts: ResponseFacts) -> None:
         ctx, miss = self.ctx, self.miss
         merged = freshen(
-            stale, facts, miss.policy, ctx.rules, now=ctx.clock(), explicit_only=miss.explicit_only
+            stale,
+            facts,
+            miss.policy,
+            ctx.rules,
+            now=ctx.clock(),
+            explicit_only=miss.explicit_only,
+            request_time=self.request_time,
         )
         ok = False if miss.no_store else await self.store(stale, merged)
         ctx.store.stats.hit()
-        await self.responder.serve(stale, CacheStatus.revalidated(stored=ok), with_age=True)
+        status = CacheStatus.revalidated(stored=ok)
+        await self.responder.serve(stale, status, with_age=True, validated=True)
 
     async def serve_stale_on_error(self, status: int | None) -> None:
         """Serve the stale entry because the origin failed (RFC 5861 stale-if-error)."""
@@ -288,14 +364,26 @@ class OriginCall:
         status_value = CacheStatus.stale("stale-if-error", status)
         await self.responder.serve(stale, status_value, with_age=True)
 
-    async def store(self, stored: StoredResponse, facts: ResponseFacts) -> bool:
-        """Write ``stored`` under the key of its own Vary, remember the URL's Vary names, and
-        hand the response to the waiters; return whether it was stored."""
+    async def gateway_timeout(self) -> None:
+        """Answer 504: the origin failed and the stale entry may not be reused."""
+        if self.responder.background:
+            return
+        status = CacheStatus.forwarded(self.miss.fwd, "must-revalidate")
+        await self.responder.send_answer(plain_answer(504, self.ctx.status_headers(status)))
+
+    async def store(
+        self, stored: StoredResponse, facts: ResponseFacts, *, part: bool = False
+    ) -> bool:
+        """Write ``stored`` under the key of its own Vary (``part``: the key of its parts),
+        remember the URL's Vary names, and hand the response to the waiters; return whether
+        it was stored."""
         ctx, miss = self.ctx, self.miss
         store = ctx.store
         vary = facts.vary or ()
         names = tuple(sorted({*miss.policy.key_names, *vary}))
         full_key = miss.key_for(ctx, names)
+        if part:
+            full_key = partial_key(full_key)
         # Tags named at run time (Cache-Tag) are read now; the next miss of this URL reads
         # them before calling the app, because they are remembered with the Vary names.
         snapshot = await store.tags.extend(
@@ -303,5 +391,5 @@ class OriginCall:
         )
         ok = await store.write(full_key, stored.to_entry(), snapshot) is WriteResult.STORED
         await ctx.remember(miss.key, vary, stored.tags, stored.stale_until - ctx.clock())
-        release(self.flight, Shared(stored, names, full_key))
+        release(self.flight, None if part else Shared(stored, names, full_key))
         return ok

@@ -16,7 +16,7 @@ from starlette.types import Message, Receive, Send
 from .context import Headers, HttpContext
 from .responses import StoredResponse
 from .rules import clip
-from .serving import Answer, answer
+from .serving import Answer, answer, part_answer
 from .status import CacheStatus, Fwd
 
 logger = logging.getLogger("asgi_cache.http")
@@ -54,9 +54,17 @@ class Responder:
         """Whether a response start was sent to the client."""
 
     async def serve(
-        self, stored: StoredResponse, status: CacheStatus, *, with_age: bool = False
+        self,
+        stored: StoredResponse,
+        status: CacheStatus,
+        *,
+        with_age: bool = False,
+        validated: bool = False,
+        extra: Headers | None = None,
     ) -> None:
-        """Answer the client from ``stored`` (304 when its validators match)."""
+        """Answer the client from ``stored`` (304 when its validators match, 206 for a
+        range). ``validated``: the response was just received or revalidated; ``extra``:
+        origin fields the entry does not keep, for the request that fetched it."""
         if self.background:
             return
         ctx = self.ctx
@@ -66,6 +74,9 @@ class Responder:
             head=self.scope["method"] == "HEAD",
             status_headers=ctx.status_headers(status),
             now=ctx.clock() if with_age else None,
+            validated=validated,
+            hidden=ctx.rules.targeted,
+            extra=extra,
         )
         if result is None:
             logger.warning(
@@ -74,6 +85,22 @@ class Responder:
             await self.passthrough(CacheStatus.forwarded(Fwd.MISS, "corrupt"))
             return
         await self.send_answer(result)
+
+    async def serve_part(self, stored: StoredResponse, status: CacheStatus) -> bool:
+        """Answer a range request from a stored partial response; ``False`` (nothing sent)
+        when its parts cannot answer it."""
+        ctx = self.ctx
+        result = part_answer(
+            stored,
+            self.headers,
+            status_headers=ctx.status_headers(status),
+            now=ctx.clock(),
+            hidden=ctx.rules.targeted,
+        )
+        if result is None:
+            return False
+        await self.send_answer(result)
+        return True
 
     async def send_answer(self, result: Answer) -> None:
         """Send an answer the cache made (a hit, a 304, a 504 for ``only-if-cached``)."""

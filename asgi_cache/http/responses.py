@@ -5,7 +5,8 @@
 
     >B   layout version (2)
     >H   status
-    >B   flags (no-cache, must-revalidate, shareable, derived etag, gzip body)
+    >B   flags (no-cache, must-revalidate, shareable, derived etag, gzip body, no-cache
+         fields, targeted field)
     >f   stale-while-revalidate seconds
     >f   stale-if-error seconds
     >d   Last-Modified as unix seconds (-1: none)
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..codec import Entry, EntryKind
-from .cache_control import parse_http_date
+from .dates import parse_http_date
 
 FLAG_NO_CACHE: Final = 1
 """Stored, but revalidated before every use (``Cache-Control: no-cache``)."""
@@ -40,6 +41,12 @@ FLAG_DERIVED_ETAG: Final = 8
 """The ETag was derived from the body by the middleware, not sent by the origin."""
 FLAG_GZIP: Final = 16
 """The body is stored gzip-coded by the middleware; the origin sent it unencoded."""
+FLAG_NO_CACHE_FIELDS: Final = 32
+"""``no-cache="field, ..."``: those fields are left out of answers not revalidated with the
+origin (RFC 9111 section 5.2.2.4)."""
+FLAG_TARGETED: Final = 64
+"""The stored headers hold a targeted cache-control field (RFC 9213), never sent to
+clients."""
 
 HOP_BY_HOP: Final = frozenset(
     {

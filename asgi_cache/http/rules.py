@@ -17,13 +17,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from .cache_control import delta_seconds, explicit_freshness, parse_cache_control, parse_vary
+from .cache_control import (
+    HEURISTIC_STATUSES,
+    UNDERSTOOD_STATUSES,
+    delta_seconds,
+    field_names,
+    parse_cache_control,
+    parse_vary,
+)
+from .conditional import origin_preconditions
+from .freshness import explicit_lifetime, heuristic_lifetime, parse_age
 from .policy import ResponsePolicy
 from .responses import (
     FLAG_MUST_REVALIDATE,
     FLAG_NO_CACHE,
+    FLAG_NO_CACHE_FIELDS,
     FLAG_SHAREABLE,
+    FLAG_TARGETED,
 )
+from .targeted import select_targeted
 
 LOGGED_VALUE_CHARS: Final = 60
 """Characters of a client's value (a path, a tag filled from it) a log line shows at most."""
@@ -47,8 +59,8 @@ def request_bypass_reason(headers: dict[str, str]) -> str | None:
         return "request-body"  # a GET with a body: its meaning is undefined (RFC 9110 9.3.1)
     if any(h in headers for h in METHOD_OVERRIDE_HEADERS):
         return "method-override"
-    if "range" in headers:
-        return "range"
+    if origin_preconditions(headers):
+        return "precondition"  # If-Match / If-Unmodified-Since: only the origin can say
     return None
 
 
@@ -64,6 +76,11 @@ class RequestDirectives:
     """Accept no stored response older than this (section 5.2.1.1)."""
     only_if_cached: bool = False
     """Answer from the cache or with 504, never from the origin (section 5.2.1.7)."""
+    max_stale: float | None = None
+    """Accept a stale response up to this many seconds past its lifetime (section 5.2.1.2;
+    ``inf`` for ``max-stale`` without a value)."""
+    min_fresh: float | None = None
+    """Accept only a response still fresh for this many seconds (section 5.2.1.3)."""
 
     @classmethod
     def parse(cls, headers: dict[str, str]) -> RequestDirectives:
@@ -75,11 +92,21 @@ class RequestDirectives:
         # RFC 9111 section 5.4: Pragma only counts when there is no Cache-Control.
         pragma = headers.get("pragma", "").lower()
         pragma_no_cache = "cache-control" not in headers and "no-cache" in pragma
+        max_stale: float | None = None
+        if "max-stale" in cc:
+            arg = cc["max-stale"]
+            # No value: any staleness; an invalid one counts as none at all (0).
+            max_stale = float("inf") if arg is None else float(delta_seconds(arg) or 0)
+        min_fresh: float | None = None
+        if "min-fresh" in cc:
+            min_fresh = float(delta_seconds(cc["min-fresh"]) or 0)
         return cls(
             no_store="no-store" in cc,
             no_cache="no-cache" in cc or max_age == 0 or pragma_no_cache,
             max_age=max_age,
             only_if_cached="only-if-cached" in cc,
+            max_stale=max_stale,
+            min_fresh=min_fresh,
         )
 
 
@@ -110,7 +137,12 @@ class ResponseFacts:
     set_cookie: bool
     expires: str | None
     date: str | None
-    age: int
+    age: int | None
+    """The origin's ``Age`` (RFC 9111 section 5.1), ``None`` when absent or invalid."""
+    fields: dict[bytes, list[str]]
+    """The lines of every ``*-cache-control`` field (candidates for RFC 9213 targeting)."""
+    targeted: bool = False
+    """A field of the target list is present: it is stripped from client responses."""
 
     @classmethod
     def parse(cls, status: int, headers: list[tuple[bytes, bytes]]) -> ResponseFacts:
@@ -121,7 +153,8 @@ class ResponseFacts:
         content_length: int | None = None
         set_cookie = False
         expires = date = None
-        age = 0
+        age_lines: list[str] = []
+        fields: dict[bytes, list[str]] = {}
         for raw_name, value in headers:
             name = raw_name.lower()
             if name == b"cache-control":
@@ -139,11 +172,16 @@ class ResponseFacts:
             elif name == b"set-cookie":
                 set_cookie = True
             elif name == b"expires":
-                expires = value.decode("latin-1")
+                # A singleton field: several lines make one invalid value (RFC 9110 5.5).
+                line = value.decode("latin-1")
+                expires = line if expires is None else f"{expires}, {line}"
             elif name == b"date":
-                date = value.decode("latin-1")
+                line = value.decode("latin-1")
+                date = line if date is None else f"{date}, {line}"
             elif name == b"age":
-                age = delta_seconds(value.decode("latin-1").strip()) or 0
+                age_lines.append(value.decode("latin-1"))
+            elif name.endswith(b"-cache-control"):
+                fields.setdefault(name, []).append(value.decode("latin-1"))
         return cls(
             status=status,
             headers=headers,
@@ -156,8 +194,50 @@ class ResponseFacts:
             set_cookie=set_cookie,
             expires=expires,
             date=date,
-            age=age,
+            age=parse_age(age_lines),
+            fields=fields,
         )
+
+    def use_targeted(self, targeted: tuple[bytes, ...]) -> None:
+        """Obey the first valid field of the target list instead of ``Cache-Control`` and
+        ``Expires`` (RFC 9213 section 2.2), when the response has one."""
+        if not targeted or not self.fields:
+            return
+        self.targeted = any(name in self.fields for name in targeted)
+        found = select_targeted(targeted, self.fields)
+        if found is not None:
+            self.cc = found
+            self.expires = None
+
+    @property
+    def no_cache_fields(self) -> frozenset[bytes]:
+        """The fields of a qualified ``no-cache="..."`` (RFC 9111 section 5.2.2.4)."""
+        return field_names(self.cc.get("no-cache")) if "no-cache" in self.cc else frozenset()
+
+    @property
+    def private_fields(self) -> frozenset[bytes]:
+        """The fields of a qualified ``private="..."`` (RFC 9111 section 5.2.2.7): never
+        stored, the rest of the response is."""
+        return field_names(self.cc.get("private")) if "private" in self.cc else frozenset()
+
+    @property
+    def no_cache(self) -> bool:
+        """Unqualified ``no-cache``: revalidate before every use."""
+        return "no-cache" in self.cc and not self.no_cache_fields
+
+    @property
+    def private(self) -> bool:
+        """Unqualified ``private``: a shared cache never stores it."""
+        return "private" in self.cc and not self.private_fields
+
+    @property
+    def no_store(self) -> bool:
+        """``no-store`` in force: ``must-understand`` with an understood status overrides it
+        (RFC 9111 section 5.2.2.3)."""
+        cc = self.cc
+        if "no-store" not in cc:
+            return False
+        return not ("must-understand" in cc and self.status in UNDERSTOOD_STATUSES)
 
     @property
     def shareable(self) -> bool:
@@ -180,13 +260,17 @@ class ResponseFacts:
     ) -> str | None:
         """Why this response must not be stored, if it must not."""
         cc = self.cc
-        if self.status not in policy.statuses:
+        if self.status not in policy.statuses or self.status == 304:
             return "status"
-        if "no-store" in cc:
+        if "must-understand" in cc and self.status not in UNDERSTOOD_STATUSES:
+            return "must-understand"  # RFC 9111 section 5.2.2.3
+        if self.no_store:
             return "no-store"
-        if "private" in cc:
+        if self.private:
             return "private"
-        if self.set_cookie:
+        if self.set_cookie and b"set-cookie" not in self.private_fields | self.no_cache_fields:
+            # Deliberate: a Set-Cookie response is stored only when the origin says the
+            # cookie is per user and the rest is shared (private="set-cookie").
             return "set-cookie"
         if self.vary is None:
             return "vary-star"
@@ -198,11 +282,15 @@ class ResponseFacts:
             return "event-stream"
         if any(b"\0" in n or b"\0" in v for n, v in self.headers):
             return "bad-header"  # RFC 9110 section 5.5 forbids NUL; the stored form relies on it
-        if "no-cache" in cc and not self.has_validator:
+        if self.no_cache and not self.has_validator:
             return "no-cache"  # would be revalidated on every use, and cannot be
-        if explicit_only and policy.ttl is None and not self.has_validator:
-            has_freshness = explicit_freshness(cc, self.expires, self.date, 0.0) is not None
-            if not has_freshness:
+        if explicit_only and policy.ttl is None:
+            # RFC 9111 section 3: explicit freshness, or public or a heuristically cacheable
+            # status; the latter only with a validator (Last-Modified for the heuristic,
+            # or an ETag to revalidate a lifetime of 0), or it would be expired at once.
+            explicit = explicit_lifetime(cc, self.expires, self.date, 0.0) is not None
+            heuristic = "public" in cc or self.status in HEURISTIC_STATUSES
+            if not explicit and not (heuristic and self.has_validator):
                 return "no-freshness"
         return None
 
@@ -210,8 +298,12 @@ class ResponseFacts:
         """Entry flags for the directives this response carries."""
         cc = self.cc
         flags = 0
-        if "no-cache" in cc:
+        if self.no_cache:
             flags |= FLAG_NO_CACHE
+        elif self.no_cache_fields:
+            flags |= FLAG_NO_CACHE_FIELDS
+        if self.targeted:
+            flags |= FLAG_TARGETED
         # s-maxage implies proxy-revalidate for shared caches (RFC 9111 section 5.2.2.10).
         if "must-revalidate" in cc or "proxy-revalidate" in cc or "s-maxage" in cc:
             flags |= FLAG_MUST_REVALIDATE
@@ -220,18 +312,33 @@ class ResponseFacts:
         return flags
 
     def lifetime(
-        self, policy: ResponsePolicy, default_ttl: float, now: float, *, explicit_only: bool
+        self,
+        policy: ResponsePolicy,
+        default_ttl: float,
+        now: float,
+        *,
+        explicit_only: bool,
+        heuristic_max: float = 0.0,
     ) -> float:
-        """Freshness lifetime: the policy's ttl, else s-maxage/max-age/Expires, else default.
-
-        A response that only has a validator (cache_all mode) gets 0: stored, revalidated.
-        """
+        """Freshness lifetime before jitter (:mod:`.freshness`): the policy's ttl, else
+        s-maxage/max-age/Expires, else (``cache_all``) a heuristic one or 0, else (opt-in)
+        the default TTL."""
         if policy.ttl is not None:
             return policy.ttl
-        explicit = explicit_freshness(self.cc, self.expires, self.date, now)
+        explicit = explicit_lifetime(self.cc, self.expires, self.date, now)
         if explicit is not None:
             return explicit
-        return 0.0 if explicit_only else default_ttl
+        if not explicit_only:
+            return default_ttl
+        last_modified = self.last_modified.decode("latin-1") if self.last_modified else None
+        return heuristic_lifetime(
+            status=self.status,
+            public="public" in self.cc,
+            last_modified=last_modified,
+            date=self.date,
+            now=now,
+            cap=heuristic_max,
+        )
 
     def stale_windows(self, policy: ResponsePolicy) -> tuple[float, float]:
         """(stale-while-revalidate, stale-if-error) seconds: the policy's, else RFC 5861's."""

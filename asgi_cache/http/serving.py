@@ -9,21 +9,37 @@ outcome's status headers, :func:`answer` says what the client gets:
   its own ETag;
 - ``ETag``, ``Content-Length`` and ``Age`` (RFC 9111 section 5.1), computed per answer;
 - a ``304`` with only the headers RFC 9110 section 15.4.5 allows when the client's
-  validators match (RFC 9110 section 13.2.2), or an empty body for ``HEAD``.
+  validators match (:mod:`.conditional`), a ``206``/``416`` for a ``Range`` request
+  (:mod:`.ranges`), or an empty body for ``HEAD``;
+- never a field this cache must not send: targeted cache-control fields (RFC 9213), and the
+  fields of a qualified ``no-cache="..."`` unless the response was just validated with the
+  origin (RFC 9111 section 5.2.2.4).
 
-Also here: how a stored response stands at a given instant (:func:`standing`), which
-decides between a hit, a stale answer and a trip to the origin. No I/O, no state.
+Also here: how a stored response stands at a given instant for a request's directives
+(:func:`standing`), which decides between a hit, a stale answer and a trip to the origin.
+No I/O, no state.
 """
 
 from __future__ import annotations
 
 import enum
 import zlib
+from dataclasses import replace
 from typing import Final, NamedTuple
 
-from .cache_control import parse_http_date, weak_match
+from .conditional import Validators, if_range_allows, not_modified
+from .dates import parse_http_date
 from .encoding import accepts_gzip, add_vary_accept_encoding, gunzip, gzip_etag
-from .responses import FLAG_GZIP, FLAG_MUST_REVALIDATE, FLAG_NO_CACHE, StoredResponse
+from .ranges import answer_from_parts, parse_range, range_answer
+from .responses import (
+    FLAG_GZIP,
+    FLAG_MUST_REVALIDATE,
+    FLAG_NO_CACHE,
+    FLAG_NO_CACHE_FIELDS,
+    FLAG_TARGETED,
+    StoredResponse,
+)
+from .rules import RequestDirectives, ResponseFacts
 
 # RFC 9110 section 15.4.5: what a 304 carries (plus Last-Modified, useful without an ETag).
 _NOT_MODIFIED_KEEP: Final = frozenset(
@@ -61,24 +77,36 @@ class Standing(enum.Enum):
     """Stale inside its RFC 5861 window: served at once while one refresh runs."""
     STALE = "stale"
     """Stale: go to the origin (revalidating it when it has a validator)."""
+    STALE_ACCEPTED = "stale accepted"
+    """Stale, within what the request's ``max-stale`` accepts: served as it is."""
     TOO_OLD = "too old"
-    """Fresh, but older than the request's ``max-age``: go to the origin."""
+    """Fresh, but older than the request's ``max-age`` or fresh for less than its
+    ``min-fresh``: go to the origin."""
 
 
-def standing(stored: StoredResponse, now: float, max_age: int | None) -> Standing:
-    """Whether ``stored`` is a hit, a stale-while-revalidate answer, or a trip to the origin.
+def standing(stored: StoredResponse, now: float, request: RequestDirectives) -> Standing:
+    """Whether ``stored`` is a hit, a stale answer, or a trip to the origin.
 
-    ``no-cache`` entries are never fresh; ``must-revalidate`` ones are never served stale
-    (RFC 9111 sections 5.2.2.2 and 5.2.2.4).
+    ``no-cache`` entries are never fresh; ``must-revalidate`` ones (and ``proxy-revalidate``
+    and ``s-maxage`` ones, in a shared cache) are never served stale, whatever the request's
+    ``max-stale`` (RFC 9111 sections 5.2.2.2, 5.2.2.4, 5.2.2.8, 5.2.2.10). The request's
+    ``max-age`` bounds the age, ``min-fresh`` the freshness left, ``max-stale`` the
+    staleness accepted (sections 5.2.1.1 to 5.2.1.3).
     """
-    fresh = now < stored.fresh_until and not stored.flags & FLAG_NO_CACHE
-    if fresh:
-        if max_age is None or now - stored.created_at <= max_age:
-            return Standing.FRESH
-        return Standing.TOO_OLD
+    age = now - stored.created_at
+    too_old = request.max_age is not None and age > request.max_age
+    if now < stored.fresh_until and not stored.flags & FLAG_NO_CACHE:
+        min_fresh = request.min_fresh
+        if too_old or (min_fresh is not None and stored.fresh_until - now < min_fresh):
+            return Standing.TOO_OLD
+        return Standing.FRESH
     may_serve_stale = not stored.flags & (FLAG_MUST_REVALIDATE | FLAG_NO_CACHE)
     if may_serve_stale and now < stored.fresh_until + stored.swr:
         return Standing.STALE_WHILE_REVALIDATE
+    max_stale = request.max_stale
+    accepted = max_stale is not None and now - stored.fresh_until <= max_stale
+    if may_serve_stale and accepted and not too_old:
+        return Standing.STALE_ACCEPTED
     return Standing.STALE
 
 
@@ -91,23 +119,6 @@ def stale_if_error_ok(stale: StoredResponse | None, now: float) -> bool:
     )
 
 
-def not_modified(stored: StoredResponse, etag: bytes, request: dict[str, str]) -> bool:
-    """Whether the client's conditional headers match ``stored`` (RFC 9110 13.2.2).
-
-    ``etag`` is the ETag of the representation about to be served.
-    """
-    if stored.status != 200:
-        return False
-    inm = request.get("if-none-match")
-    if inm is not None:
-        return bool(etag) and weak_match(inm, etag.decode("latin-1"))
-    ims = request.get("if-modified-since")
-    if ims is not None and stored.last_modified is not None:
-        since = parse_http_date(ims)
-        return since is not None and stored.last_modified <= since
-    return False
-
-
 def answer(
     stored: StoredResponse,
     request: dict[str, str],
@@ -115,6 +126,9 @@ def answer(
     head: bool,
     status_headers: Headers,
     now: float | None,
+    validated: bool = False,
+    hidden: tuple[bytes, ...] = (),
+    extra: Headers | None = None,
 ) -> Answer | None:
     """The answer to a request from ``stored``; ``None`` when its gzip body is corrupt.
 
@@ -125,14 +139,22 @@ def answer(
         status_headers: ``Cache-Status`` and ``X-Cache`` for this outcome.
         now: The clock, to send ``Age``; ``None`` sends none (a response fresh from the
             origin).
+        validated: The response was just received or validated by the origin, so the
+            fields of a qualified ``no-cache`` may be sent.
+        hidden: The targeted cache-control fields this cache obeys (never sent).
+        extra: Fields of the origin's response that the entry does not keep (qualified
+            ``private``, ``Set-Cookie``), for the answer of the request that fetched it.
     """
     status = stored.status
     body = stored.body
     etag = stored.etag
-    headers = list(stored.headers)
+    headers = _visible_headers(stored, validated=validated, hidden=hidden)
     if stored.flags & FLAG_GZIP:
         add_vary_accept_encoding(headers)
-        if accepts_gzip(request.get("accept-encoding", "")):
+        # RFC 9111 section 5.2.1.6: a client asking for no-transform gets the body as the
+        # origin sent it (the gzip coding is this cache's transformation).
+        no_transform = "no-transform" in request.get("cache-control", "").lower()
+        if not no_transform and accepts_gzip(request.get("accept-encoding", "")):
             headers.append((b"content-encoding", b"gzip"))
             etag = gzip_etag(etag)
         elif stored.plain is not None:
@@ -144,19 +166,82 @@ def answer(
                 return None
     if etag:
         headers.append((b"etag", etag))
-    if status != 204 and status != 304:
-        headers.append((b"content-length", b"%d" % len(body)))
     if now is not None:
         age = max(0, int(now - stored.created_at))
         headers.append((b"age", b"%d" % age))
+    if extra:
+        headers += extra
+    validators = Validators(etag, stored.last_modified, _validator_date(stored, request))
+    if not_modified(status, validators, request):
+        kept = [h for h in headers if h[0] in _NOT_MODIFIED_KEEP]
+        return Answer(304, kept + status_headers, b"")
+    range_value = request.get("range")
+    if range_value is not None and not head and status == 200:
+        specs = parse_range(range_value)
+        if specs is not None and if_range_allows(request.get("if-range"), validators):
+            ranged = range_answer(headers, body, specs, status_headers)
+            if ranged is not None:
+                status, headers, body = ranged
+                headers.append((b"content-length", b"%d" % len(body)))
+                return Answer(status, headers, body)
+    if status != 204 and status != 304:
+        headers.append((b"content-length", b"%d" % len(body)))
     headers += status_headers
-    if not_modified(stored, etag, request):
-        status = 304
-        headers = [h for h in headers if h[0] in _NOT_MODIFIED_KEEP]
-        body = b""
-    elif head:
-        body = b""
-    return Answer(status, headers, body)
+    return Answer(status, headers, b"" if head else body)
+
+
+def part_answer(
+    stored: StoredResponse,
+    request: dict[str, str],
+    *,
+    status_headers: Headers,
+    now: float,
+    hidden: tuple[bytes, ...] = (),
+) -> Answer | None:
+    """A 206 from a stored partial response (:mod:`.ranges`), or ``None`` when it cannot
+    answer this request: a range outside its parts, an ``If-Range`` that does not match, or
+    validators to evaluate (left to the origin, which has the whole response)."""
+    if "if-none-match" in request or "if-modified-since" in request:
+        return None
+    specs = parse_range(request.get("range", ""))
+    date = _validator_date(stored, request)
+    validators = Validators(stored.etag, stored.last_modified, date)
+    if specs is None or not if_range_allows(request.get("if-range"), validators):
+        return None
+    view = replace(stored, headers=_visible_headers(stored, validated=False, hidden=hidden))
+    age = (b"age", b"%d" % max(0, int(now - stored.created_at)))
+    ranged = answer_from_parts(view, specs, [age, *status_headers])
+    if ranged is None:
+        return None
+    headers = [*ranged.headers, (b"content-length", b"%d" % len(ranged.body))]
+    return Answer(ranged.status, headers, ranged.body)
+
+
+def _visible_headers(
+    stored: StoredResponse, *, validated: bool, hidden: tuple[bytes, ...]
+) -> Headers:
+    """The stored headers a client may see in this answer."""
+    flags = stored.flags
+    if not flags & (FLAG_TARGETED | FLAG_NO_CACHE_FIELDS):
+        return list(stored.headers)
+    drop: set[bytes] = set(hidden) if flags & FLAG_TARGETED else set()
+    if flags & FLAG_NO_CACHE_FIELDS and not validated:
+        facts = ResponseFacts.parse(stored.status, stored.headers)
+        facts.use_targeted(hidden)
+        drop |= facts.no_cache_fields
+    return [(n, v) for n, v in stored.headers if n not in drop]
+
+
+def _validator_date(stored: StoredResponse, request: dict[str, str]) -> float | None:
+    # RFC 9111 section 4.3.2: without Last-Modified, If-Modified-Since compares with the
+    # stored Date, else the time the response was received (its creation as reckoned).
+    if stored.last_modified is not None and "if-range" not in request:
+        return None
+    if "if-modified-since" not in request and "if-range" not in request:
+        return None
+    date = stored.header(b"date")
+    parsed = parse_http_date(date.decode("latin-1")) if date is not None else None
+    return stored.created_at if parsed is None else parsed
 
 
 def plain_answer(status: int, status_headers: Headers) -> Answer:

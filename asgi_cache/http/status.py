@@ -6,6 +6,7 @@ named constructors, never spelled as a string at the place that answers::
     asgi-cache; hit; ttl=42                        fresh entry, 42 s of freshness left
     asgi-cache; hit; detail=coalesced              another request's response (this process)
     asgi-cache; hit; detail=lock                   the lock holder's response (any process)
+    asgi-cache; hit; ttl=-3; detail=max-stale      stale by 3 s, accepted by the request
     asgi-cache; fwd=stale; detail=stale-while-revalidate    stale, a refresh runs meanwhile
     asgi-cache; fwd=stale; fwd-status=500; detail=stale-if-error   stale, the origin failed
     asgi-cache; fwd=stale; fwd-status=304; stored  revalidated by the origin, entry freshened
@@ -67,6 +68,12 @@ class CacheStatus:
     def fresh_hit(cls, ttl: float) -> CacheStatus:
         """A fresh entry, ``ttl`` seconds of freshness left (rounded down)."""
         return cls(XCache.HIT, hit=True, ttl=max(0, int(ttl)))
+
+    @classmethod
+    def stale_hit(cls, ttl: float, detail: str) -> CacheStatus:
+        """A stale entry the request accepted as it is (``max-stale``): ``ttl`` is negative,
+        how long ago it went stale in whole seconds (RFC 9211 section 2.5)."""
+        return cls(XCache.STALE, hit=True, ttl=min(-1, int(ttl)), detail=detail)
 
     @classmethod
     def shared(cls, detail: str) -> CacheStatus:

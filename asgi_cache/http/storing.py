@@ -5,8 +5,10 @@ the route's policy and a clock reading, these functions say what the entry holds
 end-to-end headers a hit replays, a validator, the body as sent or gzip-coded) and its three
 instants (RFC 9111 section 4.2):
 
-- ``fresh_until``: creation (``now`` minus the origin's ``Age``) plus the freshness lifetime
-  (the policy's ``ttl``, else ``s-maxage``/``max-age``/``Expires``, else the default TTL);
+- ``fresh_until``: creation (the response time minus its corrected initial age, RFC 9111
+  section 4.2.3) plus the freshness lifetime (:mod:`.freshness`: the policy's ``ttl``, else
+  ``s-maxage``/``max-age``/``Expires``, else a heuristic or the default TTL), jittered only
+  downwards;
 - ``fresh_until + swr``/``+ sie``: the RFC 5861 windows a stale entry may still serve in;
 - ``stale_until``: when the entry leaves the backend (an entry with a validator is kept a
   while longer, to be revalidated cheaply with a conditional request).
@@ -24,8 +26,10 @@ from typing import Any, Final
 
 from .._exceptions import ConfigurationError
 from ..keys import validate_tag
-from .cache_control import merge_vary, parse_http_date, parse_vary
+from .cache_control import merge_vary, parse_vary
+from .dates import parse_http_date
 from .encoding import compressible_type, try_gzip
+from .freshness import created_at, jittered
 from .policy import ResponsePolicy
 from .responses import (
     FLAG_DERIVED_ETAG,
@@ -61,6 +65,10 @@ class StoringRules:
     """The response header naming tags at run time (lowercase)."""
     drop_headers: frozenset[bytes]
     """Response headers never stored (``Cache-Tag`` unless exposed)."""
+    targeted: tuple[bytes, ...] = ()
+    """The target list of RFC 9213 fields this cache obeys, in order (lowercase)."""
+    heuristic_max: float = 0.0
+    """Cap of a heuristic freshness lifetime (``cache_all`` mode); 0: no heuristic."""
 
 
 def shortening(fraction: float, rng: random.Random) -> Callable[[float], float]:
@@ -84,22 +92,28 @@ def set_times(
     rules: StoringRules,
     *,
     now: float,
+    created: float,
     explicit_only: bool,
     keep: bool,
 ) -> None:
     """Set ``stored``'s creation, freshness and stale windows from the response ``facts``
     (RFC 9111 section 4.2, RFC 5861).
 
-    ``keep``: the response has a validator, so the entry is worth keeping past its windows
-    to revalidate cheaply.
+    ``created``: when the response was generated, as :func:`~.freshness.created_at`
+    reckons it. ``keep``: the response has a validator, so the entry is worth keeping past
+    its windows to revalidate cheaply.
     """
-    lifetime = facts.lifetime(policy, rules.default_ttl, now, explicit_only=explicit_only)
+    lifetime = facts.lifetime(
+        policy,
+        rules.default_ttl,
+        now,
+        explicit_only=explicit_only,
+        heuristic_max=rules.heuristic_max,
+    )
+    lifetime = jittered(lifetime, rules.jitter)  # the one place jitter touches a lifetime
     swr, sie = facts.stale_windows(policy)
-    if lifetime > 0:
-        lifetime = rules.jitter(lifetime)
     if stored.flags & FLAG_MUST_REVALIDATE:
         swr = sie = 0.0
-    created = now - facts.age
     stored.created_at = created
     stored.fresh_until = created + lifetime
     stored.swr, stored.sie = swr, sie
@@ -117,12 +131,19 @@ def build_response(
     *,
     now: float,
     explicit_only: bool,
+    request_time: float | None = None,
 ) -> StoredResponse | None:
-    """The entry for a complete storable response, or ``None`` if it is already expired."""
+    """The entry for a complete storable response, or ``None`` if it is already expired.
+
+    ``request_time``: when the request was forwarded (RFC 9111 section 4.2.3); ``now`` is
+    the response time.
+    """
     # ETag and Content-Length depend on the representation served: added when serving.
+    # Fields a qualified private="..." names are never stored (RFC 9111 section 5.2.2.7).
+    drop = rules.drop_headers | facts.private_fields
     headers = [
         (n, v)
-        for n, v in end_to_end_headers(facts.headers, rules.drop_headers)
+        for n, v in end_to_end_headers(facts.headers, drop)
         if n != b"content-length" and n != b"etag"
     ]
     flags = facts.flags()
@@ -158,6 +179,7 @@ def build_response(
         policy,
         rules,
         now=now,
+        created=_created(facts, now, request_time),
         explicit_only=explicit_only,
         keep=facts.has_validator,
     )
@@ -174,14 +196,27 @@ def freshen(
     *,
     now: float,
     explicit_only: bool,
+    request_time: float | None = None,
 ) -> ResponseFacts:
     """Update ``stale`` from the origin's 304 (RFC 9111 section 4.3.4); return the merged
-    facts of the freshened response (its new lifetime is set from them)."""
+    facts of the freshened response (its new lifetime is set from them, its age from the
+    304, the response that just came from the origin)."""
     stale.freshen(facts_304.headers)
     stale.headers = one_vary(stale.headers, policy.vary_names)
     merged = ResponseFacts.parse(stale.status, stale.headers_with_etag())
+    merged.use_targeted(rules.targeted)
     stale.flags = (stale.flags & (FLAG_DERIVED_ETAG | FLAG_GZIP)) | merged.flags()
-    set_times(stale, merged, policy, rules, now=now, explicit_only=explicit_only, keep=True)
+    created = _created(facts_304, now, request_time)
+    set_times(
+        stale,
+        merged,
+        policy,
+        rules,
+        now=now,
+        created=created,
+        explicit_only=explicit_only,
+        keep=True,
+    )
     return merged
 
 
@@ -195,6 +230,12 @@ def one_vary(headers: Headers, names: tuple[str, ...]) -> Headers:
     merged = merge_vary([*values, *names])
     kept = [(n, v) for n, v in headers if n != b"vary"]
     return [*kept, (b"vary", merged.encode("latin-1"))] if merged else kept
+
+
+def _created(facts: ResponseFacts, now: float, request_time: float | None) -> float:
+    """When the response just received (at ``now``) was generated (RFC 9111 4.2.3)."""
+    request_time = now if request_time is None else request_time
+    return created_at(age=facts.age, date=facts.date, request_time=request_time, response_time=now)
 
 
 def _compressible(
@@ -243,11 +284,23 @@ def has_origin_validator(stored: StoredResponse) -> bool:
     )
 
 
-def origin_scope(scope: dict[str, Any], stale: StoredResponse | None) -> dict[str, Any]:
+def origin_scope(
+    scope: dict[str, Any], stale: StoredResponse | None, *, keep_range: bool = False
+) -> dict[str, Any]:
     """The scope the app sees on a miss: a GET (a HEAD miss is fetched whole, to be
     stored), with the entry's validators (with ``stale``, RFC 9111 section 4.3.1) instead
-    of the client's conditionals, which are answered from the stored response."""
-    headers = [(n, v) for n, v in scope["headers"] if n.lower() not in _CONDITIONAL]
+    of the client's conditionals, which are answered from the stored response.
+
+    ``keep_range``: a range miss (no complete response stored) goes to the origin with its
+    ``Range`` and ``If-Range`` (:mod:`.ranges`); otherwise the complete response is asked
+    for, and the range answered from it.
+    """
+    dropped = _CONDITIONAL if not keep_range else _CONDITIONAL - {b"if-range"}
+    headers = [
+        (n, v)
+        for n, v in scope["headers"]
+        if n.lower() not in dropped and (keep_range or n.lower() != b"range")
+    ]
     if stale is not None:
         if stale.etag and not stale.flags & FLAG_DERIVED_ETAG:
             headers.append((b"if-none-match", stale.etag))
