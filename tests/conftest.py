@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import fakeredis
 import pytest
@@ -18,6 +18,7 @@ from .http_support import Clock, backend_for, make_cache
 from .redis_cluster import LocalCluster
 from .redis_sentinel import LocalSentinel
 from .redis_server import INSTALL_HINT, RedisServer, redis_binary
+from .rfc_support import Site
 
 BACKENDS = ["memory", "fakeredis", "redis"]
 CONTRACT_OP_TIMEOUT = 2.0
@@ -113,6 +114,17 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
     monkeypatch.setattr(middleware_module, "time", c)
     return c
+
+
+@pytest.fixture
+def site(web_cache: Cache, clock: Clock) -> Callable[..., Site]:
+    """Builds the RFC tests' harness: ``CacheMiddleware(cache_all=True, **options)`` in front
+    of a scripted origin, on memory and on the suite's Redis, with the settable clock."""
+
+    def build(**options: Any) -> Site:
+        return Site(web_cache, clock, **options)
+
+    return build
 
 
 # -- Redis Cluster and Sentinel, started from redis-server (tests/redis_cluster.py and
