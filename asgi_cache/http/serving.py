@@ -171,11 +171,13 @@ def answer(
         headers.append((b"age", b"%d" % age))
     if extra:
         headers += extra
-    validators = Validators(etag, stored.last_modified, _validator_date(stored, request))
-    if not_modified(status, validators, request):
-        kept = [h for h in headers if h[0] in _NOT_MODIFIED_KEEP]
-        return Answer(304, kept + status_headers, b"")
     range_value = request.get("range")
+    # Most hits carry no validator and no range: they skip all of the below.
+    if range_value is not None or "if-none-match" in request or "if-modified-since" in request:
+        validators = Validators(etag, stored.last_modified, _validator_date(stored, request))
+        if not_modified(status, validators, request):
+            kept = [h for h in headers if h[0] in _NOT_MODIFIED_KEEP]
+            return Answer(304, kept + status_headers, b"")
     if range_value is not None and not head and status == 200:
         specs = parse_range(range_value)
         if specs is not None and if_range_allows(request.get("if-range"), validators):
