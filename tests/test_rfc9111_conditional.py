@@ -150,3 +150,19 @@ async def test_13_1_2_an_unparseable_if_none_match_is_ignored(site: SiteFactory)
     await s.get()
     response = await s.get("/r", {"if-none-match": "v1"})
     assert response.status_code == 200
+
+
+async def test_4_3_4_a_304_naming_another_strong_validator_updates_nothing(
+    site: SiteFactory,
+) -> None:
+    s = site()
+    v1 = [("cache-control", "max-age=10"), ("etag", '"v1"')]
+    v2 = [("cache-control", "max-age=10"), ("etag", '"v2"')]
+    s.origin.script("/r", Reply(headers=v1), Reply(status=304, headers=v2), Reply(headers=v2))
+    await s.get()
+    s.clock.advance(11)
+    response = await s.get()
+    assert s.calls() == 3  # the 304 for "v2" could not freshen "v1": asked again
+    assert "if-none-match" not in s.origin.seen[-1]
+    assert response.text == "/r#3"
+    assert response.headers["etag"] == '"v2"'

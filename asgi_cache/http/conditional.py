@@ -19,6 +19,8 @@ section 4.3.2).
   is, whatever the request's validators.
 - ``If-Match`` and ``If-Unmodified-Since`` "are not applicable to a cache" (RFC 9111 section
   4.3.2): such requests go to the origin untouched (:func:`origin_preconditions`).
+- A 304 with a strong validator updates only a stored response with that validator (RFC 9111
+  section 4.3.4, :func:`updates`).
 """
 
 from __future__ import annotations
@@ -134,3 +136,14 @@ def origin_preconditions(headers: dict[str, str]) -> bool:
     """Whether the request carries preconditions only the origin can evaluate
     (``If-Match``, ``If-Unmodified-Since``; RFC 9111 section 4.3.2)."""
     return "if-match" in headers or "if-unmodified-since" in headers
+
+
+def updates(stored_etag: bytes, new_etag: bytes) -> bool:
+    """Whether a 304 carrying ``new_etag`` may update the stored response whose ETag is
+    ``stored_etag`` (RFC 9111 section 4.3.4): unless the 304 has a strong validator the
+    stored response does not have."""
+    new = parse_etag(new_etag.decode("latin-1")) if new_etag else None
+    if new is None or new.weak:
+        return True
+    old = parse_etag(stored_etag.decode("latin-1")) if stored_etag else None
+    return old is not None and strong_match(old, new)

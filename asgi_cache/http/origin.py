@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from starlette.types import Message
@@ -31,6 +31,7 @@ from .._store import WriteResult
 from .._tags import NO_SNAPSHOT
 from ..codec import Entry, EntryKind
 from .capture import Mode, ResponseCapture
+from .conditional import updates
 from .context import Flight, Headers, HttpContext, Shared, release
 from .keying import RequestKey
 from .partials import combined_with_held
@@ -335,6 +336,12 @@ class OriginCall:
         """Answer from the entry after the app's 304 (freshened) or 5xx (stale-if-error)."""
         stale = self.miss.stale
         if mode is Mode.NOT_MODIFIED and stale is not None:
+            if not updates(stale.etag, facts.etag):
+                # RFC 9111 section 4.3.4: a 304 naming another strong validator updates
+                # nothing; the response is asked for again, unconditionally.
+                fresh_miss = replace(self.miss, stale=None)
+                await OriginCall(self.ctx, self.responder, fresh_miss, self.flight).run()
+                return
             await self._freshen(stale, facts)
         elif mode is Mode.ERROR_STALE:
             await self.serve_stale_on_error(facts.status)
