@@ -14,6 +14,7 @@ from ._exceptions import (
     BackendTimeoutError,
     CacheError,
     ConfigurationError,
+    EventLoopError,
     SerializationError,
 )
 from ._stats import CacheStats
@@ -36,6 +37,7 @@ __all__ = [
     "CacheSettings",
     "CacheStats",
     "ConfigurationError",
+    "EventLoopError",
     "HealthApp",
     "NearCache",
     "SerializationError",

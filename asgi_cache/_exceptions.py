@@ -10,7 +10,8 @@ boundary and never leak out under their own names::
     │   ├── BackendTimeoutError
     │   ├── BackendBusyError  no pooled connection came free in time
     │   └── BackendReplyError the backend answered with an error (READONLY, OOM, ...)
-    └── SerializationError   (also a TypeError) a value cannot be encoded or decoded
+    ├── SerializationError   (also a TypeError) a value cannot be encoded or decoded
+    └── EventLoopError       (also a RuntimeError) used from two running event loops at once
 
 The data API (``get``, ``set``, ``delete``, ``get_or_load``, ``invalidate_tags``) never raises
 :class:`BackendError` to its callers: it fails open, counts the error and logs it. A lock
@@ -62,3 +63,13 @@ class BackendReplyError(BackendError):
 
 class SerializationError(CacheError, TypeError):
     """A value cannot be encoded for storage, or stored bytes cannot be decoded."""
+
+
+class EventLoopError(CacheError, RuntimeError):
+    """The cache is in use on an event loop that is still running while another one asks.
+
+    A cache's connections belong to one event loop. Used from a new loop after the old one
+    ended (two ``asyncio.run`` calls, pytest's per-test loops), the cache drops them and
+    reconnects on its own; two loops running at once (one per thread) cannot share them:
+    build one ``Cache`` per event loop (per thread) instead.
+    """

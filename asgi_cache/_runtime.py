@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from ._exceptions import BackendError
+from ._loops import LoopBinding
 from ._stats import Stats
 from .backends.base import Backend
 from .backends.breaker import CircuitBreakerBackend
@@ -47,6 +48,7 @@ class Runtime:
         self._started = False
         self._checked = False  # startup checks warn once per cache, not once per start
         self._closers: list[Closer] = []
+        self._binding = LoopBinding(on_loop_end=self.aclose, on_abandon=self._abandon)
         self.near: NearCache | None = None
         """The L1 near-cache, or ``None`` when it is off (``l1_ttl`` is 0, or the backend is
         in process already)."""
@@ -61,7 +63,12 @@ class Runtime:
 
     @property
     def backend(self) -> Backend:
-        """The backend, built on first use."""
+        """The backend, built on first use, on the running event loop (see ``_loops``).
+
+        Raises:
+            EventLoopError: The cache is in use on another event loop that still runs.
+        """
+        self._binding.check()
         if self._backend is None:
             self._backend = self._make_backend()
         return self._backend
@@ -120,9 +127,15 @@ class Runtime:
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Close now: the features' closers, then the backend's connections, then the L1."""
+        """Close now: the features' closers, then the backend's connections, then the L1.
+
+        Also run on an event loop's shutdown when the cache is still open then (see
+        ``_loops``), so a cache used with ``asyncio.run`` twice closes its connections on the
+        loop they belong to.
+        """
         self._started = False
         self._users = 0
+        self._binding.release()
         for closer in reversed(self._closers):
             await closer()
         backend = self._backend
@@ -134,6 +147,16 @@ class Runtime:
                 near.subscription.reset()  # its subscriber connection is gone
         if near is not None:
             near.clear()  # no invalidations are heard until the next subscription
+
+    def _abandon(self) -> None:
+        """Drop what belongs to an event loop that ended without closing this cache."""
+        self._started = False
+        self._users = 0
+        if self._owns_backend:
+            self._backend = None  # its sockets belong to the dead loop: rebuilt on next use
+        if self.near is not None:
+            self.near.subscription.reset()
+            self.near.clear()  # invalidations were not heard since that loop ended
 
     async def _startup_checks(self) -> None:
         try:

@@ -84,7 +84,9 @@ class SingleFlight:
     def start(self, key: str, fn: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
         """Return the running load of ``key``, starting ``fn()`` as it if there is none."""
         task = self._flights.get(key)
-        if task is None:
+        if task is None or task.get_loop() is not asyncio.get_running_loop():
+            # None running, or one left by an event loop that ended without finishing it
+            # (awaiting it from this loop would raise): start afresh on this loop.
             task = asyncio.ensure_future(fn())
             self._flights[key] = task
             task.add_done_callback(lambda t: self._finished(key, t))

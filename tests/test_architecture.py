@@ -63,6 +63,7 @@ LAYERS: Mapping[str, Layer] = {
     "asgi_cache._urls": Layer.FOUNDATION,
     "asgi_cache._rebuild": Layer.FOUNDATION,
     "asgi_cache._tasks": Layer.FOUNDATION,
+    "asgi_cache._loops": Layer.FOUNDATION,
     "asgi_cache._templates": Layer.FOUNDATION,
     "asgi_cache.keys": Layer.FOUNDATION,
     "asgi_cache.codec": Layer.FOUNDATION,
