@@ -20,20 +20,13 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ._entries import CorruptEntry, Entry, EntryKind, decode_entry, encode_entry, model_name
 from ._exceptions import BackendError, ConfigurationError
 from ._rebuild import Rebuild
 from ._runtime import Runtime
 from ._tags import Tags, TagSnapshot
 from ._validate import TTL
-from .codec import (
-    CorruptEntry,
-    Entry,
-    EntryKind,
-    Serializer,
-    decode_entry,
-    encode_entry,
-    model_name,
-)
+from .codec import Serializer
 from .keys import validate_key
 from .locking import DistributedLock, Locks
 

@@ -1,30 +1,4 @@
-"""Value serializers and the versioned stored-entry format.
-
-An entry is what the :class:`~asgi_cache.Cache` stores under one key: a fixed binary header
-followed by an opaque ``extra`` block (used by the HTTP middleware for status and headers, and
-by values for the name of the model they were dumped from) and the body. The header carries
-everything later features need without a second round trip::
-
-    offset size field
-    0      2    magic b"\\xacE"
-    2      1    format version (2)
-    3      1    kind (value-json, value-msgpack, raw bytes, raw str, negative, response)
-    4      8    fingerprint of the full Redis key the entry was written under
-    12     8    created at (unix seconds, float64)
-    20     8    fresh until (unix seconds)
-    28     8    stale until (unix seconds; the key's physical expiry)
-    36     8    load time (seconds the loader or origin took; used by early refresh)
-    44     1    flags (bit 0: the JSON body holds tagged non-JSON types to revive)
-    45     4    length of ``extra``
-    49     4    length of the body
-    53     4    CRC-32 of ``extra`` and body
-    57     ...  extra, then body
-
-Decoding is total: whatever bytes a key holds, :func:`decode_entry` returns an entry or raises
-:class:`CorruptEntry`, which callers treat as a miss. The lengths and the checksum catch a
-truncated, extended or altered value (a foreign writer, a bit flip, a partial copy); the
-times must be finite and plausible (a NaN or an infinity would otherwise become an ``Age``
-header or a lifetime). Format version 1 entries (no lengths, no checksum) read as misses.
+"""Value serializers: Python values to entry bodies and back.
 
 Values are never pickled. JSON (orjson) is the default serializer; ``bytes``, ``datetime``,
 ``date``, ``time``, ``timedelta``, ``UUID``, ``Decimal``, tuples, sets, frozensets, paths, IP
@@ -40,157 +14,20 @@ import base64
 import dataclasses
 import datetime as dt
 import enum
-import hashlib
 import ipaddress
 import pathlib
-import struct
 import uuid
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
 import orjson
 
+from ._entries import CorruptEntry, Entry, EntryKind
 from ._exceptions import ConfigurationError, SerializationError
 
-MAGIC: Final = b"\xacE"
-FORMAT_VERSION: Final = 2
-_HEADER = struct.Struct(">2sBB8sddddBIII")
-HEADER_SIZE: Final = _HEADER.size
-_FLAG_TAGGED = 1
 _TAG = "__ac__"
-_MAX_TIME: Final = 1e11
-"""Latest plausible unix time in an entry (year 5138); anything later is corruption."""
-
-
-class CorruptEntry(Exception):
-    """Stored bytes are not a valid entry for this key (truncated, foreign or moved)."""
-
-
-class EntryKind(enum.IntEnum):
-    """What an entry's body holds."""
-
-    JSON = 1
-    """A value encoded with orjson."""
-    MSGPACK = 2
-    """A value encoded with msgpack."""
-    BYTES = 3
-    """A ``bytes`` value stored raw."""
-    STR = 4
-    """A ``str`` value stored as UTF-8."""
-    NEGATIVE = 5
-    """A cached "not found": the loader returned ``None``."""
-    RESPONSE = 6
-    """An HTTP response: status and headers in ``extra``, the raw body as body."""
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A decoded stored entry.
-
-    ``body`` is the raw body bytes; use :meth:`Serializer.decode` (via the cache) for values.
-    For a value, ``extra`` holds the qualified name of the model or dataclass it was dumped
-    from (empty for plain values): the cache warns when such a value is read without a type
-    to rebuild it into (see :func:`model_name`).
-    """
-
-    kind: EntryKind
-    body: bytes
-    created_at: float
-    fresh_until: float
-    stale_until: float
-    load_time: float = 0.0
-    extra: bytes = b""
-    tagged: bool = False
-
-    def is_fresh(self, now: float) -> bool:
-        """Whether the entry is within its freshness lifetime at ``now``."""
-        return now < self.fresh_until
-
-    def age(self, now: float) -> float:
-        """Seconds since the entry was created (never negative)."""
-        return max(0.0, now - self.created_at)
-
-
-@lru_cache(maxsize=4096)  # a hit checks the fingerprint of a key it has usually seen before
-def fingerprint(full_key: str) -> bytes:
-    """Eight bytes identifying the key an entry belongs to."""
-    return hashlib.blake2b(full_key.encode(), digest_size=8).digest()
-
-
-def encode_entry(entry: Entry, full_key: str) -> bytes:
-    """Encode ``entry`` for storage under ``full_key``."""
-    header = _HEADER.pack(
-        MAGIC,
-        FORMAT_VERSION,
-        entry.kind,
-        fingerprint(full_key),
-        entry.created_at,
-        entry.fresh_until,
-        entry.stale_until,
-        entry.load_time,
-        _FLAG_TAGGED if entry.tagged else 0,
-        len(entry.extra),
-        len(entry.body),
-        zlib.crc32(entry.body, zlib.crc32(entry.extra)),
-    )
-    return b"".join((header, entry.extra, entry.body))
-
-
-def decode_entry(data: bytes | memoryview, full_key: str) -> Entry:
-    """Decode bytes stored under ``full_key``.
-
-    Total: any input either decodes or raises :class:`CorruptEntry`.
-
-    Raises:
-        CorruptEntry: The bytes are not an entry of this format, are truncated or extended,
-            fail their checksum, hold implausible times, or were written under another key.
-    """
-    if len(data) < HEADER_SIZE:
-        raise CorruptEntry("truncated header")
-    try:
-        (magic, version, kind, fp, created, fresh, stale, load, flags, extra_len, body_len, crc) = (
-            _HEADER.unpack_from(data)
-        )
-        kind = EntryKind(kind)
-    except (struct.error, ValueError) as exc:
-        raise CorruptEntry(str(exc)) from None
-    if magic != MAGIC or version != FORMAT_VERSION:
-        raise CorruptEntry("unknown magic or format version")
-    if fp != fingerprint(full_key):
-        raise CorruptEntry("entry belongs to another key")
-    end_extra = HEADER_SIZE + extra_len
-    if end_extra + body_len != len(data):
-        what = "truncated" if end_extra + body_len > len(data) else "has trailing bytes"
-        raise CorruptEntry(f"entry {what} ({len(data)} bytes, header says {end_extra + body_len})")
-    view = memoryview(data)
-    if zlib.crc32(view[HEADER_SIZE:]) != crc:
-        raise CorruptEntry("checksum mismatch")
-    # Every time is finite and plausible, so no NaN or infinity becomes an Age or a lifetime.
-    if not all(0.0 <= t <= _MAX_TIME for t in (created, fresh, stale)) or not (
-        0.0 <= load <= _MAX_TIME
-    ):
-        raise CorruptEntry("implausible times in the header")
-    return Entry(
-        kind=kind,
-        body=bytes(view[end_extra:]),
-        created_at=created,
-        fresh_until=fresh,
-        stale_until=stale,
-        load_time=load,
-        extra=bytes(view[HEADER_SIZE:end_extra]),
-        tagged=bool(flags & _FLAG_TAGGED),
-    )
-
-
-def model_name(entry: Entry) -> str | None:
-    """The model or dataclass a value entry was dumped from (``myapp.User``), if any."""
-    if entry.kind not in (EntryKind.JSON, EntryKind.MSGPACK) or not entry.extra:
-        return None
-    return entry.extra.decode("utf-8", "replace")
+"""The key that marks a tagged non-JSON value in a JSON body (``{"__ac__": type, "v": ...}``)."""
 
 
 class Encoded(NamedTuple):

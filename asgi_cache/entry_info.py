@@ -15,8 +15,9 @@ from typing import Any
 
 import orjson
 
+from ._entries import MAGIC, CorruptEntry, EntryKind, decode_entry, model_name
 from .backends._wire import decode_deps_header
-from .codec import MAGIC, CorruptEntry, EntryKind, Serializer, decode_entry, model_name
+from .codec import Serializer
 from .http.keying import URL_TAG_PREFIX
 from .http.responses import FLAG_GZIP, StoredResponse
 from .keys import ALL_TAG, KeySpace

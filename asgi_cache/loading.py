@@ -36,13 +36,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._entries import Entry, EntryKind, model_name
 from ._exceptions import SerializationError
 from ._options import LoadOptions, Unstorable
 from ._rebuild import NO_TYPE, Rebuild, rebuilder, return_type, untyped_hint
 from ._store import Store, WriteResult
 from ._tasks import BackgroundTasks
 from ._validate import TAG_LIST
-from .codec import Entry, EntryKind, model_name
 from .keys import validate_key
 from .locking import DistributedLock, SingleFlight, TurnOutcome
 

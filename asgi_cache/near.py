@@ -31,8 +31,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from ._entries import Entry
 from ._notify import Notifier
-from .codec import Entry
 
 
 class NearCache:

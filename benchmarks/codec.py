@@ -29,7 +29,8 @@ from typing import Any
 import msgpack
 import orjson
 
-from asgi_cache.codec import Entry, Serializer
+from asgi_cache._entries import Entry
+from asgi_cache.codec import Serializer
 
 SERIALIZERS = ("json", "msgpack")
 

@@ -37,10 +37,7 @@ MAX_LINES = 420
 """About 400: the budget of one module ("one concept per module")."""
 SIZE_EXEMPT = frozenset({"asgi_cache.cache"})
 """The facade: its lines are mostly the public API's docstrings."""
-OVER_BUDGET: Mapping[str, str] = {
-    "asgi_cache.codec": "entry format 2 (issue 12) grew it to ~520 lines: split the value "
-    "serializers from the entry format",
-}
+OVER_BUDGET: Mapping[str, str] = {}
 """Known debts: modules over the budget, each with what to split. The test fails when one
 is back under the budget (take it off this list) and for any module not on it."""
 
@@ -67,6 +64,7 @@ LAYERS: Mapping[str, Layer] = {
     "asgi_cache._templates": Layer.FOUNDATION,
     "asgi_cache.keys": Layer.FOUNDATION,
     "asgi_cache.codec": Layer.FOUNDATION,
+    "asgi_cache._entries": Layer.FOUNDATION,
     "asgi_cache.settings": Layer.FOUNDATION,
     # L1 backends: every module under backends/ (memory, redis, cluster, sentinel, ...).
     "asgi_cache.backends": Layer.BACKENDS,

@@ -307,7 +307,8 @@ def test_walker_unions_and_annotated() -> None:
 
 def _as_stored(value: Any) -> Any:
     """What the JSON codec hands back for ``value`` (dataclasses become dicts)."""
-    from asgi_cache.codec import Entry, EntryKind, Serializer
+    from asgi_cache._entries import Entry, EntryKind
+    from asgi_cache.codec import Serializer
 
     serializer = Serializer("json")
     kind, body, tagged, _ = serializer.encode(value)

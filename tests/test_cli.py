@@ -16,8 +16,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from asgi_cache import Cache
+from asgi_cache._entries import FORMAT_VERSION
 from asgi_cache.cli import main, redact
-from asgi_cache.codec import FORMAT_VERSION
 
 from .redis_server import RedisServer
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from asgi_cache._entries import FORMAT_VERSION, Entry, EntryKind, encode_entry
 from asgi_cache.backends._wire import encode_deps_header
-from asgi_cache.codec import FORMAT_VERSION, Entry, EntryKind, Serializer, encode_entry
+from asgi_cache.codec import Serializer
 from asgi_cache.entry_info import describe_entry, format_entry
 from asgi_cache.keys import KeySpace
 

@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 
 from asgi_cache import SerializationError
-from asgi_cache.codec import (
+from asgi_cache._entries import (
     HEADER_SIZE,
     CorruptEntry,
     Entry,
     EntryKind,
-    Serializer,
     decode_entry,
     encode_entry,
 )
+from asgi_cache.codec import Serializer
 
 VALUES: list[Any] = [
     "héllo",

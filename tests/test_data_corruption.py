@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from asgi_cache import Cache, CacheMiddleware
+from asgi_cache._entries import CorruptEntry, decode_entry, encode_entry
 from asgi_cache.backends._wire import decode_deps_header
-from asgi_cache.codec import CorruptEntry, decode_entry, encode_entry
 from asgi_cache.entry_info import describe_entry
 
 pytestmark = pytest.mark.redis

@@ -20,8 +20,8 @@ from starlette.routing import Route
 
 import asgi_cache.http.middleware as middleware_module
 from asgi_cache import Cache, CacheMiddleware, ConfigurationError
+from asgi_cache._entries import EntryKind, decode_entry, encode_entry
 from asgi_cache.backends._wire import decode_deps_header
-from asgi_cache.codec import EntryKind, decode_entry, encode_entry
 from asgi_cache.http.encoding import accepts_gzip, add_vary_accept_encoding, gzip_etag
 from asgi_cache.http.responses import StoredResponse
 

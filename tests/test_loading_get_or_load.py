@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from asgi_cache import Cache, CacheSettings, ConfigurationError, SerializationError
+from asgi_cache._entries import EntryKind
 from asgi_cache._store import WriteResult
-from asgi_cache.codec import EntryKind
 
 
 class Counter:

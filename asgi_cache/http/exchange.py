@@ -22,7 +22,7 @@ from typing import Any, assert_never
 
 from starlette.types import Message, Receive, Send
 
-from ..codec import EntryKind
+from .._entries import EntryKind
 from ..locking import TurnOutcome
 from .context import Flight, HttpContext, Shared, release
 from .keying import RequestKey, url_tag_for

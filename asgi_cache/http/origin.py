@@ -27,9 +27,9 @@ from typing import Final
 
 from starlette.types import Message
 
+from .._entries import Entry, EntryKind
 from .._store import WriteResult
 from .._tags import NO_SNAPSHOT
-from ..codec import Entry, EntryKind
 from .capture import Mode, ResponseCapture
 from .conditional import updates
 from .context import Flight, Headers, HttpContext, Shared, release

@@ -28,7 +28,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Final
 
-from ..codec import Entry, EntryKind
+from .._entries import Entry, EntryKind
 from .dates import parse_http_date
 
 FLAG_NO_CACHE: Final = 1
