@@ -17,11 +17,10 @@ from asgi_cache.backends import Backend, MemoryBackend, RedisBackend
 from .http_support import Clock, backend_for, make_cache
 from .redis_cluster import LocalCluster
 from .redis_sentinel import LocalSentinel
-from .redis_server import INSTALL_HINT, RedisServer, redis_binary
+from .redis_server import BEHAVIOUR_OP_TIMEOUT, INSTALL_HINT, RedisServer, redis_binary
 from .rfc_support import Site
 
 BACKENDS = ["memory", "fakeredis", "redis"]
-CONTRACT_OP_TIMEOUT = 2.0
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +67,7 @@ def make_backend(kind: str, request: pytest.FixtureRequest) -> Backend:
     url = request.getfixturevalue("redis_url")
     # Contract tests are about behaviour, not time budgets: a generous op timeout keeps a
     # busy machine from turning a slow answer into a fail-open miss. Fault tests set their own.
-    return RedisBackend(url, op_timeout=CONTRACT_OP_TIMEOUT)
+    return RedisBackend(url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
 
 
 @pytest.fixture(params=BACKENDS)

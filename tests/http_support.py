@@ -18,7 +18,7 @@ import pytest
 from asgi_cache import Cache, CacheMiddleware, CacheSettings
 from asgi_cache.backends import Backend, MemoryBackend, RedisBackend
 
-from .redis_server import RedisServer, free_port
+from .redis_server import BEHAVIOUR_OP_TIMEOUT, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,11 +47,6 @@ def make_cache(backend: Backend, **settings: Any) -> Cache:
     options: dict[str, Any] = {"namespace": "web", "ttl_jitter": 0.0}
     options.update(settings)
     return Cache(CacheSettings(**options), backend=backend)
-
-
-BEHAVIOUR_OP_TIMEOUT = 2.0
-"""The Redis budget of tests about behaviour, not time budgets: on a busy machine a slow
-answer must not turn into a fail-open miss (fault tests set their own)."""
 
 
 def backend_for(kind: str, redis_url: str | None = None) -> Backend:

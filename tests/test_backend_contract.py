@@ -13,6 +13,8 @@ from asgi_cache import BackendError, BackendReplyError
 from asgi_cache.backends import Backend, MemoryBackend, RedisBackend
 from asgi_cache.backends._wire import decode_deps_header, encode_deps_header
 
+from .redis_server import BEHAVIOUR_OP_TIMEOUT
+
 
 async def test_set_get_delete_round_trip(backend: Backend) -> None:
     assert await backend.get("ns:d:a") is None
@@ -120,7 +122,7 @@ def test_bad_deps_headers_are_rejected(raw: bytes) -> None:
 
 
 async def test_every_key_redis_holds_has_an_expiry(redis_url: str) -> None:
-    backend = RedisBackend(redis_url)
+    backend = RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
     versions = await backend.versions(["ns:t:a", "ns:t:b"], 5)
     await backend.set("ns:d:x", b"x", 5, list(zip(["ns:t:a", "ns:t:b"], versions, strict=True)))
     await backend.set_raw("ns:v:x", b"x", 5)

@@ -21,6 +21,8 @@ from asgi_cache import Cache, CacheSettings, ConfigurationError, SerializationEr
 from asgi_cache._store import WriteResult
 from asgi_cache.backends import CircuitBreakerBackend, MemoryBackend, RedisBackend
 
+from .redis_server import BEHAVIOUR_OP_TIMEOUT
+
 ROUND_TRIPS: list[Any] = [
     "text",
     b"\x00bytes",
@@ -147,8 +149,8 @@ async def test_stats_count_hits_misses_and_rate(cache: Cache) -> None:
 
 async def test_namespace_isolation_on_one_redis(redis_url: str) -> None:
     async with (
-        Cache.from_url(redis_url, namespace="shop") as shop,
-        Cache.from_url(redis_url, namespace="blog") as blog,
+        Cache.from_url(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, namespace="shop") as shop,
+        Cache.from_url(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, namespace="blog") as blog,
     ):
         await shop.set("users:1:profile", "shop user", tags=["users:1"])
         await blog.set("users:1:profile", "blog user", tags=["users:1"])
@@ -168,7 +170,7 @@ async def test_namespace_isolation_on_one_redis(redis_url: str) -> None:
 
 async def test_corrupt_and_foreign_values_are_counted_misses(redis_url: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
-    async with Cache.from_url(redis_url, namespace="ns") as cache:
+    async with Cache.from_url(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, namespace="ns") as cache:
         await client.set("ns:d:foreign", b'{"written": "by another library"}', ex=60)
         await client.set("ns:d:truncated", b"\xacD\x00\x01\x00", ex=60)
         await cache.set("good:1:x", {"v": 1})
@@ -201,14 +203,16 @@ async def test_disabled_cache_never_touches_the_backend() -> None:
 
 
 async def test_msgpack_serializer_end_to_end(redis_url: str) -> None:
-    async with Cache.from_url(redis_url, serializer="msgpack") as cache:
+    async with Cache.from_url(
+        redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, serializer="msgpack"
+    ) as cache:
         value = {"b": b"\x00", "when": dt.date(2026, 2, 3), "n": [1, 2.5]}
         await cache.set("m:1:x", value)
         assert await cache.get("m:1:x") == value
 
 
 async def test_health_on_real_redis_reports_server_facts(redis_url: str) -> None:
-    async with Cache.from_url(redis_url) as cache:
+    async with Cache.from_url(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT) as cache:
         health = await cache.health()
     assert health["status"] == "healthy"  # the suite's Redis has maxmemory + allkeys-lru
     assert health["backend"] == "redis"
@@ -278,7 +282,7 @@ async def test_redis_down_at_startup_does_not_prevent_start(
 
 
 async def test_start_and_stop_nest_and_reopen(redis_url: str) -> None:
-    cache = Cache.from_url(redis_url)
+    cache = Cache.from_url(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
     async with cache:
         async with cache:
             await cache.set("n:1:x", 1)
@@ -300,7 +304,7 @@ async def test_from_env_builds_a_working_cache(redis_url: str) -> None:
 
 
 async def test_lifespan_on_a_starlette_app_and_composed(redis_url: str) -> None:
-    cache = Cache.from_url(redis_url)
+    cache = Cache.from_url(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
     events: list[str] = []
 
     @asynccontextmanager

@@ -19,7 +19,7 @@ from asgi_cache import Cache
 from asgi_cache._entries import FORMAT_VERSION
 from asgi_cache.cli import main, redact
 
-from .redis_server import RedisServer
+from .redis_server import BEHAVIOUR_OP_TIMEOUT, RedisServer
 
 NS = "shop"
 
@@ -27,7 +27,9 @@ NS = "shop"
 @pytest.fixture
 async def shop(redis_url: str) -> AsyncIterator[Cache]:
     """A cache on the suite's Redis in namespace ``shop``, to put entries where the CLI looks."""
-    async with Cache.from_url(redis_url, namespace=NS, ttl_jitter=0.0) as cache:
+    async with Cache.from_url(
+        redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, namespace=NS, ttl_jitter=0.0
+    ) as cache:
         yield cache
 
 
@@ -364,7 +366,7 @@ async def test_invalidate_url_stops_serving_a_cached_page(
 
     from asgi_cache import CacheMiddleware
 
-    cache = Cache.from_url(redis_url, namespace=NS)
+    cache = Cache.from_url(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, namespace=NS)
 
     @cache.response(ttl=300)
     async def user(request: Any) -> JSONResponse:

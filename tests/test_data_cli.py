@@ -21,6 +21,8 @@ from starlette.routing import Route
 from asgi_cache import Cache, CacheMiddleware
 from asgi_cache.cli import main
 
+from .redis_server import BEHAVIOUR_OP_TIMEOUT
+
 pytestmark = pytest.mark.redis
 
 NS = "clidata"
@@ -86,7 +88,7 @@ def test_tag_star_points_to_asgi_cache_clear(
 
 @pytest.fixture
 async def shop(redis_url: str) -> AsyncIterator[Cache]:
-    cache = Cache.from_url(redis_url, namespace=NS, ttl_jitter=0.0)
+    cache = Cache.from_url(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, namespace=NS, ttl_jitter=0.0)
     async with cache:
         yield cache
 
@@ -174,7 +176,7 @@ def test_broken_pipe_exits_141_quietly(
 async def test_inspect_goes_from_a_page_url_to_its_variants(
     redis_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cache = Cache.from_url(redis_url, namespace=NS, ttl_jitter=0.0)
+    cache = Cache.from_url(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, namespace=NS, ttl_jitter=0.0)
 
     @cache.response(ttl=300, vary=["accept-language"], tags=["users:{user_id}"])
     async def user(request: Any) -> JSONResponse:

@@ -35,6 +35,8 @@ from asgi_cache._entries import CorruptEntry, decode_entry, encode_entry
 from asgi_cache.backends._wire import decode_deps_header
 from asgi_cache.entry_info import describe_entry
 
+from .redis_server import BEHAVIOUR_OP_TIMEOUT
+
 pytestmark = pytest.mark.redis
 
 NS = "corrupt"
@@ -265,7 +267,13 @@ def test_whatever_any_key_holds_reads_miss_writes_fail_open_routes_answer(
 async def test_a_tag_version_that_is_not_utf8_is_a_miss_not_a_unicode_error(
     redis_url: str, corrupt: Callable[[Any], str]
 ) -> None:
-    cache = Cache.from_url(redis_url, namespace=NS, ttl_jitter=0.0, breaker_threshold=0)
+    cache = Cache.from_url(
+        redis_url,
+        op_timeout=BEHAVIOUR_OP_TIMEOUT,
+        namespace=NS,
+        ttl_jitter=0.0,
+        breaker_threshold=0,
+    )
     client = aioredis.Redis.from_url(redis_url)
     loads = 0
 

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from asgi_cache import Cache, CacheSettings, HealthApp
 from asgi_cache.backends import MemoryBackend
 
-from .redis_server import RedisServer
+from .redis_server import BEHAVIOUR_OP_TIMEOUT, RedisServer
 
 
 def mounted(cache: Cache) -> Starlette:
@@ -60,7 +60,7 @@ async def test_memory_cache_is_healthy_and_reports_counters(memory_cache: Cache)
 
 
 async def test_real_redis_is_healthy_with_its_memory_facts(redis_url: str) -> None:
-    async with Cache.from_url(redis_url, namespace="h") as cache:
+    async with Cache.from_url(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, namespace="h") as cache:
         response = await get(mounted(cache))
     assert response.status_code == 200
     body = response.json()

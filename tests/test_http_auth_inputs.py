@@ -41,7 +41,7 @@ from asgi_cache import Cache, CacheMiddleware
 from asgi_cache.backends import RedisBackend
 
 from .http_support import client_for, command_calls, make_cache
-from .redis_server import RedisServer
+from .redis_server import BEHAVIOUR_OP_TIMEOUT, RedisServer
 
 KEYS = {"admin-secret": "admin", "user-secret": "user"}
 Call = tuple[str, dict[str, str]]  # (url, headers)
@@ -423,7 +423,7 @@ async def test_cache_all_mode_keys_dependency_inputs_too(web_cache: Cache) -> No
 async def test_redis_cost_of_keyed_and_refused_routes(
     redis_server: RedisServer, redis_url: str
 ) -> None:
-    cache = make_cache(RedisBackend(redis_url))
+    cache = make_cache(RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT))
     keyed, _, calls = _build(api_key_header_app, cache)
     refused, _, _ = _build(opaque_app(), cache)
     async with client_for(keyed) as a, client_for(refused) as b:

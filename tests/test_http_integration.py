@@ -19,7 +19,7 @@ from asgi_cache import Cache, CacheMiddleware, CacheSettings, ConfigurationError
 from asgi_cache.backends import RedisBackend
 
 from .http_support import client_for, command_calls, make_cache, wrap
-from .redis_server import RedisServer
+from .redis_server import BEHAVIOUR_OP_TIMEOUT, RedisServer
 from .test_loading_get_or_load import until
 
 
@@ -166,7 +166,7 @@ async def test_lifespan_starts_and_stops_the_cache() -> None:
 async def test_uncached_route_costs_no_redis_command(
     redis_server: RedisServer, redis_url: str
 ) -> None:
-    cache = make_cache(RedisBackend(redis_url))
+    cache = make_cache(RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT))
     calls: Counter[str] = Counter()
     app = fastapi_app(cache, calls)
     async with client_for(app) as client:
@@ -188,7 +188,7 @@ async def test_uncached_route_costs_no_redis_command(
 
 
 async def test_keys_never_hold_raw_header_values(redis_url: str) -> None:
-    cache = make_cache(RedisBackend(redis_url))
+    cache = make_cache(RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT))
 
     @cache.response(ttl=60, vary=["authorization", "accept-language"])
     async def me(request: Request) -> Response:
@@ -236,7 +236,9 @@ async def test_lock_coalesces_across_processes(redis_url: str) -> None:
     calls: Counter[str] = Counter()
     gate = asyncio.Event()
     entered = asyncio.Event()
-    caches = [make_cache(RedisBackend(redis_url)) for _ in range(2)]
+    caches = [
+        make_cache(RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)) for _ in range(2)
+    ]
     reads: Counter[str] = Counter()
     waiter_backend = caches[1].backend
     original_get = waiter_backend.get
@@ -424,7 +426,9 @@ async def test_host_routes_are_resolved_per_request(web_cache: Cache) -> None:
 async def test_cold_process_hit_is_one_round_trip(
     redis_server: RedisServer, redis_url: str
 ) -> None:
-    warm, cold = (make_cache(RedisBackend(redis_url)) for _ in range(2))
+    warm, cold = (
+        make_cache(RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)) for _ in range(2)
+    )
     async with client_for(fastapi_app(warm, Counter())) as client:
         await client.get("/users/1")
     # Another process that has never seen this URL: its first hit must not read the Vary
@@ -444,7 +448,9 @@ async def test_lock_holder_serves_what_the_previous_holder_stored(redis_url: str
     # A request misses, and before it takes the lock another process stores the response and
     # releases: the new holder must serve that entry, not call its app again.
     calls: Counter[str] = Counter()
-    caches = [make_cache(RedisBackend(redis_url)) for _ in range(2)]
+    caches = [
+        make_cache(RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)) for _ in range(2)
+    ]
 
     def build(cache: Cache) -> Any:
         @cache.response(ttl=60, lock=True)
@@ -476,7 +482,7 @@ async def test_lock_holder_serves_what_the_previous_holder_stored(redis_url: str
 async def test_request_no_cache_on_a_locked_route_reaches_the_app(redis_url: str) -> None:
     # The lock holder's re-read must not answer a client that asked for the origin.
     calls: Counter[str] = Counter()
-    cache = make_cache(RedisBackend(redis_url))
+    cache = make_cache(RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT))
 
     @cache.response(ttl=60, lock=True)
     async def expensive(request: Request) -> Response:
@@ -506,7 +512,9 @@ async def test_waiters_woken_by_a_failed_holder_go_to_the_app_at_once(
     calls: Counter[str] = Counter()
     gate = asyncio.Event()
     entered = asyncio.Event()
-    caches = [make_cache(RedisBackend(redis_url)) for _ in range(3)]
+    caches = [
+        make_cache(RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)) for _ in range(3)
+    ]
 
     def build(cache: Cache) -> Any:
         @cache.response(ttl=60, lock=True)
@@ -549,7 +557,7 @@ async def test_not_storable_marker_skips_the_lock_until_a_tag_invalidation(
     redis_url: str, redis_server: RedisServer
 ) -> None:
     calls: Counter[str] = Counter()
-    cache = make_cache(RedisBackend(redis_url))
+    cache = make_cache(RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT))
 
     @cache.response(ttl=60, lock=True, tags=["items"])
     async def listing(request: Request) -> Response:

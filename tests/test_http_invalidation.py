@@ -18,7 +18,7 @@ from asgi_cache import Cache, CacheMiddleware, ConfigurationError
 from asgi_cache.backends import RedisBackend
 
 from .http_support import client_for, command_calls, make_cache, wrap
-from .redis_server import RedisServer
+from .redis_server import BEHAVIOUR_OP_TIMEOUT, RedisServer
 
 
 class Store:
@@ -278,7 +278,9 @@ async def test_cache_tag_can_be_exposed(web_cache: Cache) -> None:
 
 async def test_put_in_one_process_is_seen_by_another(redis_url: str) -> None:
     db = Store()
-    caches = [make_cache(RedisBackend(redis_url)) for _ in range(2)]
+    caches = [
+        make_cache(RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)) for _ in range(2)
+    ]
     apps = [user_app(c, db) for c in caches]
     async with client_for(apps[0]) as one, client_for(apps[1]) as two:
         await two.get("/users/1")
@@ -295,7 +297,7 @@ async def test_put_in_one_process_is_seen_by_another(redis_url: str) -> None:
 async def test_mutating_an_uncached_resource_costs_no_command(
     redis_server: RedisServer, redis_url: str
 ) -> None:
-    cache = make_cache(RedisBackend(redis_url))
+    cache = make_cache(RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT))
     db = Store()
     async with client_for(user_app(cache, db)) as client:
         await client.get("/users/1")

@@ -27,7 +27,7 @@ from asgi_cache import Cache, CacheMiddleware
 from asgi_cache.backends import RedisBackend
 
 from .http_support import client_for, command_calls, make_cache, wrap
-from .redis_server import RedisServer
+from .redis_server import BEHAVIOUR_OP_TIMEOUT, RedisServer
 
 
 def counted_router(
@@ -390,7 +390,7 @@ async def test_a_partial_match_is_not_a_match(web_cache: Cache) -> None:
 async def test_router_routes_without_policy_cost_no_redis_command(
     redis_server: RedisServer, redis_url: str
 ) -> None:
-    cache = make_cache(RedisBackend(redis_url))
+    cache = make_cache(RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT))
     calls: Counter[str] = Counter()
     app = FastAPI()
     app.add_middleware(CacheMiddleware, cache=cache)

@@ -20,6 +20,7 @@ from asgi_cache import BackendError, Cache, CacheSettings
 from asgi_cache.backends import Backend, MemoryBackend, RedisBackend
 from asgi_cache.locking import TOKEN_BYTES, DistributedLock, new_token
 
+from .redis_server import BEHAVIOUR_OP_TIMEOUT
 from .test_loading_get_or_load import Counter, until
 
 KEY = "users:42:profile"
@@ -60,7 +61,7 @@ async def make_pair(kind: str, request: pytest.FixtureRequest, **changes: Any) -
         ]
     else:
         url = request.getfixturevalue("redis_url")
-        backends = [RedisBackend(url) for _ in range(3)]
+        backends = [RedisBackend(url, op_timeout=BEHAVIOUR_OP_TIMEOUT) for _ in range(3)]
     a = Cache(_settings(**changes), backend=backends[0])
     b = Cache(_settings(**changes), backend=backends[1])
     await a.start()
@@ -276,7 +277,7 @@ class CountingBackend(RedisBackend):
     """Counts round trips to Redis by operation."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(url)
+        super().__init__(url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
         self.calls: dict[str, int] = {}
 
     async def _run(self, what: str, coro: Any, **options: Any) -> Any:
@@ -286,7 +287,10 @@ class CountingBackend(RedisBackend):
 
 @pytest.mark.redis
 async def test_waiters_sleep_until_notified_instead_of_polling(redis_url: str) -> None:
-    holder_backend, waiter_backend = RedisBackend(redis_url), CountingBackend(redis_url)
+    holder_backend, waiter_backend = (
+        RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT),
+        CountingBackend(redis_url),
+    )
     a = Cache(_settings(), backend=holder_backend)
     b = Cache(_settings(), backend=waiter_backend)
     try:

@@ -16,6 +16,7 @@ from asgi_cache._notify import Notifier
 from asgi_cache.backends import MemoryBackend, RedisBackend
 from asgi_cache.locking import DistributedLock, SingleFlight
 
+from .redis_server import BEHAVIOUR_OP_TIMEOUT
 from .test_loading_get_or_load import Counter, until
 
 
@@ -142,8 +143,8 @@ async def test_closing_the_cache_cancels_background_refreshes() -> None:
 
 @pytest.mark.redis
 async def test_redis_subscription_recovers_after_a_restart(own_redis: Any) -> None:
-    listener = RedisBackend(own_redis.url)
-    publisher = RedisBackend(own_redis.url)
+    listener = RedisBackend(own_redis.url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
+    publisher = RedisBackend(own_redis.url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
     got: list[str] = []
     try:
         await listener.subscribe("ns:n:", got.append)

@@ -18,13 +18,15 @@ from asgi_cache import BackendError, Cache, CacheMiddleware, CacheSettings, Conf
 from asgi_cache.backends import MemoryBackend, RedisBackend
 
 from .http_support import Clock, client_for, command_calls
-from .redis_server import RedisServer
+from .redis_server import BEHAVIOUR_OP_TIMEOUT, RedisServer
 
 
 def l1_cache(url: str, **settings: Any) -> Cache:
     options: dict[str, Any] = {"namespace": "near", "ttl_jitter": 0.0, "l1_ttl": 30.0}
     options.update(settings)
-    return Cache(CacheSettings(**options), backend=RedisBackend(url))
+    return Cache(
+        CacheSettings(**options), backend=RedisBackend(url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
+    )
 
 
 @pytest.fixture
@@ -180,7 +182,7 @@ async def test_local_invalidation_is_seen_at_once(near: Cache, op: str) -> None:
 async def test_a_read_in_flight_during_an_invalidation_does_not_refill_l1(redis_url: str) -> None:
     # The read fetched the old entry before the invalidation landed and returns after it:
     # its caller gets what it read, but L1 must not keep it.
-    backend = RedisBackend(redis_url)
+    backend = RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
     cache = Cache(CacheSettings(namespace="near", ttl_jitter=0.0, l1_ttl=30.0), backend=backend)
     await cache.set("k", "old", ttl=60, tags=["t"])
     read_done = asyncio.Event()
@@ -275,7 +277,9 @@ async def test_no_l1_fill_without_a_subscription(near: Cache) -> None:
 
 
 async def test_closing_empties_l1_and_reopening_resubscribes(redis_url: str) -> None:
-    cache = Cache.from_url(redis_url, namespace="near", l1_ttl=30.0)
+    cache = Cache.from_url(
+        redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, namespace="near", l1_ttl=30.0
+    )
     other = l1_cache(redis_url)
     assert cache.near is not None
     async with cache:

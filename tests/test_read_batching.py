@@ -16,7 +16,7 @@ from asgi_cache.backends import RedisBackend
 from asgi_cache.backends.batching import ReadBatcher
 
 from .http_support import client_for, command_calls
-from .redis_server import RedisServer
+from .redis_server import BEHAVIOUR_OP_TIMEOUT, RedisServer
 
 N = 24
 
@@ -38,8 +38,8 @@ async def test_concurrent_reads_share_round_trips(
     redis_server: RedisServer, redis_url: str
 ) -> None:
     keys = [f"ns:d:{i}" for i in range(N)]
-    batched = RedisBackend(redis_url)
-    unbatched = RedisBackend(redis_url, batch_reads=False)
+    batched = RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
+    unbatched = RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, batch_reads=False)
     try:
         await _fill(batched, keys)
         base_clients = _connected_clients(redis_server)
@@ -68,7 +68,7 @@ async def test_concurrent_reads_share_round_trips(
 
 
 async def test_one_failing_read_fails_only_its_caller(redis_url: str) -> None:
-    backend = RedisBackend(redis_url)
+    backend = RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
     cache = Cache(CacheSettings(namespace="ns"), backend=backend)
     keys = [f"ns:d:{i}" for i in range(N)]
     plain = aioredis.Redis.from_url(redis_url)
@@ -96,7 +96,7 @@ async def test_one_failing_read_fails_only_its_caller(redis_url: str) -> None:
 
 
 async def test_reads_survive_a_script_flush(redis_url: str) -> None:
-    backend = RedisBackend(redis_url)
+    backend = RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
     plain = aioredis.Redis.from_url(redis_url)
     keys = [f"ns:d:{i}" for i in range(N)]
     try:
@@ -106,7 +106,7 @@ async def test_reads_survive_a_script_flush(redis_url: str) -> None:
         await plain.script_flush()
         results = await asyncio.gather(*(backend.get(k) for k in keys))  # batched
         assert results == [f"value-{i}".encode() for i in range(N)]
-        unbatched = RedisBackend(redis_url, batch_reads=False)
+        unbatched = RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, batch_reads=False)
         await plain.script_flush()
         assert await unbatched.get(keys[1]) == b"value-1"
         await unbatched.aclose()
@@ -116,7 +116,7 @@ async def test_reads_survive_a_script_flush(redis_url: str) -> None:
 
 
 async def test_kept_connection_recovers_after_redis_restarts(own_redis: RedisServer) -> None:
-    backend = RedisBackend(own_redis.url)
+    backend = RedisBackend(own_redis.url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
     try:
         await _fill(backend, ["ns:d:0"])
         assert await backend.get("ns:d:0") == b"value-0"
@@ -143,7 +143,11 @@ async def test_batched_reads_on_fakeredis() -> None:
 
 
 async def test_concurrent_hits_through_the_middleware(redis_url: str) -> None:
-    cache = Cache(CacheSettings(url=redis_url, namespace="web", ttl_jitter=0.0))
+    cache = Cache(
+        CacheSettings(
+            url=redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, namespace="web", ttl_jitter=0.0
+        )
+    )
     calls: dict[int, int] = {}
     app = FastAPI()
 

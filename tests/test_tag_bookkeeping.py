@@ -9,6 +9,8 @@ import redis.asyncio as aioredis
 
 from asgi_cache import Cache, CacheSettings
 
+from .redis_server import BEHAVIOUR_OP_TIMEOUT
+
 
 async def test_tag_keys_expire_with_their_entries(redis_url: str) -> None:
     settings = CacheSettings(
@@ -53,7 +55,9 @@ async def test_tag_keys_expire_with_their_entries(redis_url: str) -> None:
 
 async def test_invalidate_tags_never_scans(redis_url: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
-    async with Cache.from_url(redis_url, namespace="scan") as cache:
+    async with Cache.from_url(
+        redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, namespace="scan"
+    ) as cache:
         for i in range(200):
             await cache.set(f"items:{i}:data", i, tags=[f"group:{i % 7}", "all-items"])
         await client.config_resetstat()
