@@ -18,6 +18,7 @@ from ._loops import LoopBinding
 from ._stats import Stats
 from .backends.base import Backend
 from .backends.breaker import CircuitBreakerBackend
+from .backends.cluster import ClusterBackend
 from .backends.memory import MemoryBackend
 from .backends.redis import RedisBackend, version_problem
 from .keys import KeySpace
@@ -40,7 +41,13 @@ class Runtime:
 
     def __init__(self, settings: CacheSettings, backend: Backend | None = None) -> None:
         self.settings = settings
-        self.keys = KeySpace(settings.namespace)
+        # On Redis Cluster an entry and its lock must share a slot: keys get hash tags.
+        hash_tags = (
+            getattr(backend, "hash_tags", False)
+            if backend is not None
+            else settings.backend_scheme.endswith("+cluster")
+        )
+        self.keys = KeySpace(settings.namespace, hash_tags=hash_tags)
         self.stats = Stats()
         self._backend = backend
         self._owns_backend = backend is None
@@ -77,7 +84,8 @@ class Runtime:
         s = self.settings
         if s.backend_scheme == "memory":
             return MemoryBackend(max_entries=s.memory_max_entries, max_bytes=s.memory_max_bytes)
-        redis = RedisBackend(
+        kind = ClusterBackend if s.backend_scheme.endswith("+cluster") else RedisBackend
+        redis = kind(
             s.url,
             op_timeout=s.op_timeout,
             connect_timeout=s.connect_timeout,

@@ -239,7 +239,7 @@ class Cache:
         validate_key(prefix)
         whole().require("batch", batch)
         return await self._tags.delete_prefix(
-            self.keys.data(prefix), batch=batch, progress=progress
+            self.keys.data_prefix(prefix), batch=batch, progress=progress
         )
 
     async def clear(self) -> None:

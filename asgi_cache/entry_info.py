@@ -53,9 +53,8 @@ def describe_entry(
     """
     now = time.time() if now is None else now
     info: dict[str, Any] = {"full_key": full_key, "exists": raw is not None}
-    data_prefix = keys.prefix + "d:"
-    if full_key.startswith(data_prefix):
-        info["key"] = full_key[len(data_prefix) :]
+    if full_key.startswith(keys.prefix + "d:"):
+        info["key"] = keys.user_key(full_key)
     if raw is None:
         return info
     info["size"] = len(raw)

@@ -13,6 +13,16 @@ locks and bookkeeping can never collide and operators can find them with ``redis
     <ns>:i:[<key>]       pub/sub channel emptying every L1 near-cache (or dropping one key)
 
 The caller's key convention is ``<entity>:<id>:<attribute>`` (``users:100:profile``).
+
+On Redis Cluster (``KeySpace(..., hash_tags=True)``) the entry keys wrap what follows their
+key space in a hash tag, ``<ns>:d:{users:100:profile}`` and ``<ns>:h:{<hex digest>}``: Redis
+Cluster then places a key by the text between the braces only, and every key derived from an
+entry's full key (its lock ``<ns>:l:<ns>:d:{...}``, wake-up channel, hit-for-pass marker
+``<ns>:p:{...}``, L1 channel) embeds that same hash tag, so it lives in the entry's slot and
+one script can touch the entry and its lock. Tag keys stay untagged: each tag is its own slot,
+so tags spread over the masters. A caller's key that begins with ``}`` gives an empty hash
+tag (Redis then hashes the whole key): such an entry and its lock land in different slots,
+and its fenced stores (``lock=True``) fail open on Cluster.
 """
 
 from __future__ import annotations
@@ -79,20 +89,28 @@ def canonical_digest(parts: Iterable[bytes]) -> str:
 class KeySpace:
     """Builds the full Redis keys of one namespace."""
 
-    __slots__ = ("all_tag", "namespace", "prefix")
+    __slots__ = ("_close", "_open", "all_tag", "hash_tags", "namespace", "prefix")
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, *, hash_tags: bool = False) -> None:
         self.namespace = namespace
         self.prefix = namespace + ":"
         self.all_tag = self.tag(ALL_TAG)
+        self.hash_tags = hash_tags
+        """Whether entry keys carry a hash tag (Redis Cluster), see the module docs."""
+        self._open, self._close = ("{", "}") if hash_tags else ("", "")
 
     def data(self, key: str) -> str:
         """Key of a data entry."""
-        return f"{self.prefix}d:{key}"
+        return f"{self.prefix}d:{self._open}{key}{self._close}"
+
+    def data_prefix(self, prefix: str) -> str:
+        """The start shared by the full keys of every data entry whose key starts with
+        ``prefix`` (for ``invalidate_prefix``)."""
+        return f"{self.prefix}d:{self._open}{prefix}"
 
     def http(self, digest: str) -> str:
         """Key of an HTTP response entry."""
-        return f"{self.prefix}h:{digest}"
+        return f"{self.prefix}h:{self._open}{digest}{self._close}"
 
     def http_pass(self, full_key: str) -> str:
         """Key of the "not storable" marker of the HTTP response key ``full_key``."""
@@ -120,4 +138,4 @@ class KeySpace:
 
     def user_key(self, full_key: str) -> str:
         """The caller's key inside a full data key (inverse of :meth:`data`)."""
-        return full_key[len(self.prefix) + 2 :]
+        return full_key[len(self.prefix) + 2 + len(self._open) : len(full_key) - len(self._close)]

@@ -24,9 +24,9 @@ from ._validate import FLAG, Check, number, one_of, problem, seconds, whole
 logger = logging.getLogger("asgi_cache")
 
 ENV_PREFIX = "ASGI_CACHE_"
-URL_SCHEMES = ("memory", "redis", "rediss", "unix")
-# The URL parser knows the cluster and sentinel schemes too; each joins URL_SCHEMES once a
-# backend serves it, and until then a URL using it is refused here, at configuration time.
+URL_SCHEMES = ("memory", "redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+# The URL parser knows the sentinel schemes too; they join URL_SCHEMES once a backend serves
+# them, and until then a URL using one is refused here, at configuration time.
 SERIALIZERS = ("json", "msgpack")
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.\-]+(?::[A-Za-z0-9_.\-]+)*$")
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -44,7 +44,8 @@ class CacheSettings:
     """
 
     url: str = "memory://"
-    """Backend: ``memory://``, ``redis://host:port/db``, ``rediss://...`` or ``unix:///path``."""
+    """Backend: ``memory://``, ``redis://host:port/db``, ``rediss://...``, ``unix:///path`` or
+    ``redis+cluster://h1:p1,h2:p2/`` (``rediss+cluster://``); see docs/configuration.md."""
     namespace: str = "cache"
     """Prefix of every key this cache writes (``<namespace>:...``)."""
     default_ttl: float = 60.0
@@ -103,7 +104,8 @@ class CacheSettings:
 
     @property
     def backend_scheme(self) -> str:
-        """The scheme of :attr:`url` (``memory``, ``redis``, ``rediss`` or ``unix``)."""
+        """The scheme of :attr:`url` (``memory``, ``redis``, ``rediss``, ``unix``,
+        ``redis+cluster`` or ``rediss+cluster``)."""
         return urlsplit(self.url).scheme
 
     def replace(self, **changes: Any) -> CacheSettings:

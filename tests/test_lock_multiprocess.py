@@ -9,11 +9,12 @@ INCR, so the count covers every process.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+
+from .workers import run_workers
 
 WORKERS = 4
 REQUESTS = 50
@@ -69,22 +70,7 @@ async def _serve_and_request(url: str, barrier: Any, results: Any) -> None:
 async def test_four_processes_fifty_requests_each_load_once(
     redis_url: str, redis_client: aioredis.Redis
 ) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(WORKERS)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_worker, args=(redis_url, barrier, results)) for _ in range(WORKERS)
-    ]
-    for proc in procs:
-        proc.start()
-    try:
-        collected = [await asyncio.to_thread(results.get, True, 60) for _ in procs]
-    finally:
-        for proc in procs:
-            proc.join(30)
-            if proc.is_alive():  # pragma: no cover - only when a worker hangs
-                proc.kill()
-    assert [proc.exitcode for proc in procs] == [0] * WORKERS
+    collected = await run_workers(_worker, [(redis_url,)] * WORKERS)
     responses = [r for batch, _ in collected for r in batch]
     assert len(responses) == WORKERS * REQUESTS
     assert all(r == (200, {"id": 7, "name": "Ada"}) for r in responses)

@@ -1,4 +1,5 @@
-"""Storage backends: :class:`MemoryBackend` (``memory://``) and :class:`RedisBackend`.
+"""Storage backends: :class:`MemoryBackend` (``memory://``), :class:`RedisBackend` and
+:class:`ClusterBackend` (``redis+cluster://``).
 
 :class:`CircuitBreakerBackend` wraps either to skip a backend that is down.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 from .base import Backend, Dependency
 from .breaker import BreakerSnapshot, BreakerState, CircuitBreakerBackend
+from .cluster import ClusterBackend, NodeAddress
 from .memory import MemoryBackend
 from .redis import RedisBackend
 
@@ -15,7 +17,9 @@ __all__ = [
     "BreakerSnapshot",
     "BreakerState",
     "CircuitBreakerBackend",
+    "ClusterBackend",
     "Dependency",
     "MemoryBackend",
+    "NodeAddress",
     "RedisBackend",
 ]

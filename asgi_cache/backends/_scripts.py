@@ -14,8 +14,13 @@ Writes come before ``PEXPIRE`` in every script: Redis checks ``maxmemory`` only 
 first write, so an expiry change first would let a script grow memory past the limit under
 ``noeviction``.
 
-The scripts read tag keys named inside the entry, which a single Redis node allows; on Redis
-Cluster they would need the entry and its tags in one slot.
+:data:`GET_SCRIPT` reads tag keys named inside the entry, which a single Redis node allows;
+Redis Cluster refuses a key a script does not declare, and a script's keys must share one hash
+slot. So :class:`~asgi_cache.backends.ClusterBackend` runs only single-slot scripts: it reads
+entries with ``GET`` and checks their tag versions client-side, checks (and extends) each tag
+of a store with :data:`CHECK_TAG_SCRIPT` before it writes, reads versions one tag key per
+:data:`VERSIONS_SCRIPT` call, and runs :data:`SET_SCRIPT` and :data:`FENCED_SET_SCRIPT` with no
+tag keys (the entry and its lock share a hash tag, see :class:`~asgi_cache.keys.KeySpace`).
 """
 
 from __future__ import annotations
@@ -117,5 +122,24 @@ RELEASE_LOCK_SCRIPT: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
+return 0
+"""
+
+CHECK_TAG_SCRIPT: Final = """
+-- One tag of a store on Redis Cluster, where tags live in other slots than the entry: check
+-- that the tag still holds the version the value was loaded under, and extend it to live at
+-- least as long as the entry (PEXPIRE GT: never shortens).
+-- KEYS[1]: tag key. ARGV[1]: the recorded version; ARGV[2]: the entry's ttl in ms.
+-- Returns 1 if current (and extended), 0 if the tag moved on.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2], 'GT')
+return 1
+"""
+
+UNLINK_IF_SAME_SCRIPT: Final = """
+-- Drop an entry found stale on Redis Cluster (a tag it depends on moved on), unless it was
+-- replaced meanwhile: a store that landed after the read is a fresh value and stays.
+-- KEYS[1]: entry key. ARGV[1]: the bytes the read found. Returns 1 if unlinked, else 0.
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('UNLINK', KEYS[1]) end
 return 0
 """

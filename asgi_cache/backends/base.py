@@ -47,6 +47,11 @@ class Backend(Protocol):
     with other processes (so an in-process near-cache or gzip-coded bodies would gain
     nothing)."""
 
+    hash_tags: bool = False
+    """Whether keys that one operation touches together (an entry and its lock) must share a
+    Redis Cluster hash slot: the cache then builds its keys with hash tags
+    (:class:`~asgi_cache.keys.KeySpace`)."""
+
     async def get(self, key: str) -> bytes | None:
         """Return the value under ``key`` if present, unexpired and all its dependencies current."""
         ...

@@ -103,6 +103,7 @@ class CircuitBreakerBackend(Backend):
         self.inner = backend
         self.name = backend.name
         self.in_process = backend.in_process
+        self.hash_tags = getattr(backend, "hash_tags", False)
         self.threshold = threshold
         self.cooldown = float(cooldown)
         self._state: BreakerState = "closed"

@@ -16,17 +16,18 @@ versions; with ``batch_reads``, the gets of concurrent requests share one pipeli
 ``publish`` is one PUBLISH; every ``subscribe`` of a backend shares one pub/sub connection
 (one PSUBSCRIBE per prefix) read by one task, which reconnects and resubscribes after a fault
 (:mod:`._pubsub <asgi_cache.backends._pubsub>`).
-The scripts read tag keys named inside the entry, which a single Redis node allows; on Redis
-Cluster they would need the entry and its tags in one slot (not supported yet).
+The scripts read tag keys named inside the entry, which a single Redis node allows; Redis
+Cluster refuses keys a script does not declare, so :mod:`.cluster
+<asgi_cache.backends.cluster>` checks tag versions client-side instead.
 
-Errors are mapped at one boundary, :meth:`RedisBackend._run`, to
+Errors are mapped at one boundary, :meth:`RedisBackend._run` (:func:`._errors.run_mapped
+<asgi_cache.backends._errors.run_mapped>`, shared with the cluster backend), to
 :class:`~asgi_cache.BackendError` and its subclasses, raised ``from`` the redis-py error (or
 the timeout) so the cause stays in the traceback.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import time
@@ -37,15 +38,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError
 
-from .._exceptions import (
-    BackendBusyError,
-    BackendError,
-    BackendReplyError,
-    BackendTimeoutError,
-)
-from .._validate import seconds, whole
+from ._commands import PlainCommands, decode_versions
+from ._connect import check_budgets
+from ._errors import ms, run_mapped
 from ._pubsub import Subscriber, glob_escape
 from ._scripts import (
     EXTEND_LOCK_SCRIPT,
@@ -61,9 +58,6 @@ from .batching import ReadBatcher
 
 MIN_REDIS_VERSION: Final = (7, 0)
 """The oldest Redis the scripts run on: they extend tag keys with ``PEXPIRE ... GT`` (7.0)."""
-
-
-_TIMEOUT = seconds()
 
 
 def version_problem(version: object) -> str | None:
@@ -84,11 +78,7 @@ def version_problem(version: object) -> str | None:
     )
 
 
-def _ms(seconds: float) -> int:
-    return max(1, int(seconds * 1000))
-
-
-class RedisBackend(Backend):
+class RedisBackend(PlainCommands, Backend):
     """Entries in Redis, through a bounded redis-py connection pool.
 
     Args:
@@ -122,10 +112,12 @@ class RedisBackend(Backend):
         pool_timeout: float = 0.05,
         batch_reads: bool = True,
     ) -> None:
-        _TIMEOUT.require("op_timeout", op_timeout)
-        _TIMEOUT.require("connect_timeout", connect_timeout)
-        seconds(zero=True).require("pool_timeout", pool_timeout)
-        whole().require("max_connections", max_connections)
+        check_budgets(
+            op_timeout=op_timeout,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
+            max_connections=max_connections,
+        )
         self.url = url
         self.op_timeout = op_timeout
         if client is None:
@@ -169,37 +161,10 @@ class RedisBackend(Backend):
     async def _run(
         self, what: str, coro: Any, *, bounded: bool = True, budget: float | None = None
     ) -> Any:
-        # ``bounded=False``: ``coro`` enforces op_timeout itself (the read batcher does, with
-        # one timer per round trip instead of one per read). ``budget``: a budget of this
-        # call's own instead of op_timeout (an unsafe request's invalidation).
-        # asyncio.timeout, not anyio.fail_after, on purpose: it cancels once, so redis-py's
-        # own clean-up after the cancellation (returning the connection to the pool, which
-        # awaits the pool's lock) runs to the end. anyio's scopes cancel every await until
-        # the scope is left and would cancel that clean-up too, leaking pooled connections.
+        # ``bounded=False``: ``coro`` enforces op_timeout itself (the read batcher). ``budget``:
+        # a budget of this call's own instead of op_timeout (an unsafe request's invalidation).
         budget = self.op_timeout if budget is None else budget
-        try:
-            if not bounded:
-                return await coro
-            async with asyncio.timeout(budget):
-                return await coro
-        except TimeoutError as exc:
-            raise BackendTimeoutError(
-                f"redis {what} timed out after {budget * 1000:.0f} ms"
-            ) from exc
-        except (RedisError, OSError) as exc:
-            if isinstance(exc.__cause__, TimeoutError) and "No connection available" in str(exc):
-                # redis-py's BlockingConnectionPool gave up waiting (pool_timeout): local
-                # saturation, not a Redis fault (the breaker does not count it).
-                raise BackendBusyError(
-                    f"redis {what}: no pooled connection free within the pool wait"
-                ) from exc
-            if "timeout" in type(exc).__name__.lower():
-                raise BackendTimeoutError(f"redis {what} timed out: {exc}") from exc
-            if isinstance(exc, ResponseError):  # READONLY, OOM, WRONGTYPE, script errors...
-                raise BackendReplyError(
-                    f"redis {what} failed: {type(exc).__name__}: {exc}"
-                ) from exc
-            raise BackendError(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
+        return await run_mapped(self.name, what, coro, budget=budget, bounded=bounded)
 
     # -- reads ---------------------------------------------------------------------------------
     # With batch_reads, a lone read goes over one connection this backend keeps for reads: a
@@ -268,31 +233,17 @@ class RedisBackend(Backend):
     ) -> bool:
         payload = encode_deps_header(deps) + value
         keys = [key, *(d[0] for d in deps)]
-        args: list[bytes | int | str] = [payload, _ms(ttl), *(d[1] for d in deps)]
+        args: list[bytes | int | str] = [payload, ms(ttl), *(d[1] for d in deps)]
         return bool(await self._run("SET", self._set(keys=keys, args=args)))
-
-    async def delete(self, *keys: str) -> int:
-        if not keys:
-            return 0
-        return int(await self._run("UNLINK", self.client.unlink(*keys)))
-
-    async def get_raw(self, key: str) -> bytes | None:
-        value = await self._run("GET", self.client.get(key))
-        return None if value is None else bytes(value)
-
-    async def set_raw(self, key: str, value: bytes, ttl: float) -> None:
-        await self._run("SET", self.client.set(key, value, px=_ms(ttl)))
 
     async def versions(self, tag_keys: Sequence[str], ttl: float) -> list[str]:
         if not tag_keys:
             return []
         fresh = [os.urandom(8).hex() for _ in tag_keys]
         out = await self._run(
-            "versions", self._versions(keys=list(tag_keys), args=[_ms(ttl), *fresh])
+            "versions", self._versions(keys=list(tag_keys), args=[ms(ttl), *fresh])
         )
-        # Total: a tag key holding foreign bytes gives a version that matches nothing (its
-        # entries are misses, stores under it are refused), never a UnicodeDecodeError.
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in out]
+        return decode_versions(out)
 
     async def invalidate(self, tag_keys: Sequence[str], *, budget: float | None = None) -> int:
         if not tag_keys:
@@ -324,13 +275,8 @@ class RedisBackend(Backend):
             if int(cursor) == 0:
                 return count
 
-    async def acquire_lock(self, key: str, token: str, ttl: float) -> bool:
-        return bool(await self._run("lock", self.client.set(key, token, nx=True, px=_ms(ttl))))
-
     async def extend_lock(self, key: str, token: str, ttl: float) -> bool:
-        return bool(
-            await self._run("lock extend", self._extend(keys=[key], args=[token, _ms(ttl)]))
-        )
+        return bool(await self._run("lock extend", self._extend(keys=[key], args=[token, ms(ttl)])))
 
     async def release_lock(self, key: str, token: str) -> bool:
         return bool(await self._run("unlock", self._release(keys=[key], args=[token])))
@@ -346,7 +292,7 @@ class RedisBackend(Backend):
     ) -> bool:
         payload = encode_deps_header(deps) + value
         keys = [key, lock_key, *(d[0] for d in deps)]
-        args: list[bytes | int | str] = [payload, _ms(ttl), token, *(d[1] for d in deps)]
+        args: list[bytes | int | str] = [payload, ms(ttl), token, *(d[1] for d in deps)]
         return bool(await self._run("fenced SET", self._fenced_set(keys=keys, args=args)))
 
     async def publish(self, channel: str) -> None:
