@@ -1,8 +1,8 @@
 """asgi-cache: async caching for ASGI apps, backed by Redis.
 
-Three pillars: :class:`CacheMiddleware` caches GET/HEAD responses with RFC 9111 semantics;
-``cache.get_or_load`` and ``cache.aside`` do cache-aside with stampede protection; tags
-invalidate everything derived from changed data. See the README and ``docs/``.
+Three pillars: [`CacheMiddleware`][asgi_cache.CacheMiddleware] caches GET/HEAD responses with RFC
+9111 semantics; ``cache.get_or_load`` and ``cache.aside`` do cache-aside with stampede protection;
+tags invalidate everything derived from changed data. See the README and ``docs/``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The versioned stored-entry format: the header every cached entry starts with.
 
-An entry is what the :class:`~asgi_cache.Cache` stores under one key: a fixed binary header
+An entry is what the [`Cache`][asgi_cache.Cache] stores under one key: a fixed binary header
 followed by an opaque ``extra`` block (used by the HTTP middleware for status and headers, and
 by values for the name of the model they were dumped from) and the body. The values
-themselves are encoded by :mod:`asgi_cache.codec`. The header carries
+themselves are encoded by `asgi_cache.codec`. The header carries
 everything later features need without a second round trip::
 
     offset size field
@@ -21,8 +21,8 @@ everything later features need without a second round trip::
     53     4    CRC-32 of ``extra`` and body
     57     ...  extra, then body
 
-Decoding is total: whatever bytes a key holds, :func:`decode_entry` returns an entry or raises
-:class:`CorruptEntry`, which callers treat as a miss. The lengths and the checksum catch a
+Decoding is total: whatever bytes a key holds, `decode_entry` returns an entry or raises
+`CorruptEntry`, which callers treat as a miss. The lengths and the checksum catch a
 truncated, extended or altered value (a foreign writer, a bit flip, a partial copy); the
 times must be finite and plausible (a NaN or an infinity would otherwise become an ``Age``
 header or a lifetime). Format version 1 entries (no lengths, no checksum) read as misses.
@@ -72,10 +72,10 @@ class EntryKind(enum.IntEnum):
 class Entry:
     """A decoded stored entry.
 
-    ``body`` is the raw body bytes; use :meth:`Serializer.decode` (via the cache) for values.
+    ``body`` is the raw body bytes; use `Serializer.decode` (via the cache) for values.
     For a value, ``extra`` holds the qualified name of the model or dataclass it was dumped
     from (empty for plain values): the cache warns when such a value is read without a type
-    to rebuild it into (see :func:`model_name`).
+    to rebuild it into (see `model_name`).
     """
 
     kind: EntryKind
@@ -124,7 +124,7 @@ def encode_entry(entry: Entry, full_key: str) -> bytes:
 def decode_entry(data: bytes | memoryview, full_key: str) -> Entry:
     """Decode bytes stored under ``full_key``.
 
-    Total: any input either decodes or raises :class:`CorruptEntry`.
+    Total: any input either decodes or raises `CorruptEntry`.
 
     Raises:
         CorruptEntry: The bytes are not an entry of this format, are truncated or extended,

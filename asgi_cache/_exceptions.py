@@ -1,8 +1,8 @@
 """The exceptions asgi-cache raises.
 
-Every exception derives from :class:`CacheError`, so one ``except CacheError`` catches all of
-them. Exceptions from dependencies (redis-py, the serializers) are mapped to these at the
-boundary and never leak out under their own names::
+Every exception derives from [`CacheError`][asgi_cache.CacheError], so one ``except CacheError``
+catches all of them. Exceptions from dependencies (redis-py, the serializers) are mapped to these at
+the boundary and never leak out under their own names::
 
     CacheError
     ├── ConfigurationError   (also a ValueError) bad settings or arguments
@@ -14,8 +14,8 @@ boundary and never leak out under their own names::
     └── EventLoopError       (also a RuntimeError) used from two running event loops at once
 
 The data API (``get``, ``set``, ``delete``, ``get_or_load``, ``invalidate_tags``) never raises
-:class:`BackendError` to its callers: it fails open, counts the error and logs it. A lock
-that cannot be taken, extended or released is the same: the caller loads without it, and
+[`BackendError`][asgi_cache.BackendError] to its callers: it fails open, counts the error and logs
+it. A lock that cannot be taken, extended or released is the same: the caller loads without it, and
 the lease runs out on its own. Backend errors surface only from operator calls that ask for
 a count, such as ``invalidate_prefix()``; ``health()`` reports a backend that does not
 answer as ``status: down`` instead of raising.

@@ -3,7 +3,7 @@
 A connection (a redis-py socket, a pub/sub reader, a future a waiter sleeps on) belongs to the
 event loop it was made on. A cache object often outlives that loop: a script calls
 ``asyncio.run`` twice, a task runner starts a loop per job, pytest gives every test its own
-loop. :class:`LoopBinding` follows the loop so that such a cache keeps working instead of
+loop. `LoopBinding` follows the loop so that such a cache keeps working instead of
 failing with asyncio's raw ``RuntimeError`` ("attached to a different loop", "Event loop is
 closed"):
 
@@ -12,14 +12,14 @@ closed"):
    pytest-asyncio uses) cancels every task still pending before it closes the loop, so the
    guard wakes up while the loop can still run coroutines, and closes the cache there: its
    connections are closed on their own loop, and the pending invalidations get their last
-   delivery attempt, as in :meth:`~asgi_cache.Cache.aclose`.
+   delivery attempt, as in [`aclose`][asgi_cache.Cache.aclose].
 2. Used from another loop while the old one is closed or idle (a loop closed without
    cancelling its tasks, so the guard never ran), the cache *abandons* what belonged to the
    old loop: connections are dropped (they cannot be closed on a loop that is gone; redis-py
    warns about them with a ``ResourceWarning`` when they are collected) and rebuilt lazily.
 3. Used from another loop while the old one is still **running** (two threads, each with its
    loop, sharing one cache), nothing can be rebound safely: that raises
-   :class:`~asgi_cache.EventLoopError`, which says to build one cache per loop.
+   [`EventLoopError`][asgi_cache.EventLoopError], which says to build one cache per loop.
 
 The check costs one ``asyncio.get_running_loop()`` and an identity comparison per backend
 access. Only asyncio is supported (redis-py's client is asyncio-only), so anyio's trio
@@ -41,7 +41,8 @@ OTHER_LOOP_RUNNING = (
     "its connections belong to that loop. Build one Cache per event loop (per thread), or "
     "use the cache from the loop it runs on (asyncio.run_coroutine_threadsafe)"
 )
-"""The message of the :class:`~asgi_cache.EventLoopError` raised by :meth:`LoopBinding.check`."""
+"""The message of the [`EventLoopError`][asgi_cache.EventLoopError] raised by
+`LoopBinding.check`."""
 
 
 class LoopBinding:

@@ -1,4 +1,4 @@
-"""Wake-ups over pub/sub: :class:`Notifier` wakes this process's waiters when another process
+"""Wake-ups over pub/sub: `Notifier` wakes this process's waiters when another process
 publishes on a channel (a lock released, a value stored).
 
 One subscription per backend (one pub/sub connection per process, shared by every waiter)

@@ -1,9 +1,9 @@
 """The options of one cache-aside read: one typed carrier for ``get_or_load`` and ``aside``.
 
-``cache.get_or_load(...)`` resolves its keyword options into a :class:`LoadOptions` on every
+``cache.get_or_load(...)`` resolves its keyword options into a `LoadOptions` on every
 call; ``cache.aside(...)`` resolves them once, when the dependency is built (so a bad option
 fails at import, not on the first request), and fills in each call's tags. Either way the
-cache-aside engine (:mod:`asgi_cache.loading`) sees only resolved, validated values.
+cache-aside engine (`asgi_cache.loading`) sees only resolved, validated values.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ class Unstorable(enum.Enum):
     """What a cache-aside read does with a loaded value that cannot be encoded."""
 
     RAISE = "raise"
-    """Raise :class:`~asgi_cache.SerializationError` (``get_or_load``): once per model or
-    dataclass type, whose later values are returned uncached without trying again."""
+    """Raise [`SerializationError`][asgi_cache.SerializationError] (``get_or_load``): once per model
+    or dataclass type, whose later values are returned uncached without trying again."""
     LOG = "log"
     """Log the error once and return the value uncached (``aside``: the route still answers
     from its loader)."""

@@ -1,9 +1,9 @@
 """Type fidelity: a hit returns what a miss returns.
 
 Values are stored as JSON or msgpack, so a pydantic model or dataclass comes back as a dict;
-:func:`rebuilder` turns it back into the type the caller names (``returns=``) or the loader's
+`rebuilder` turns it back into the type the caller names (``returns=``) or the loader's
 return annotation (``User``, ``list[User]``, ``User | None``, ``dict[int, Item]``...), found
-by :func:`return_type`. With pydantic installed it uses a ``TypeAdapter`` in lax mode (models
+by `return_type`. With pydantic installed it uses a ``TypeAdapter`` in lax mode (models
 are dumped in JSON mode, so a ``datetime`` comes back as a string for the adapter to parse,
 even for a model declared strict); without, a small walker rebuilds dataclasses, lists,
 tuples, dicts and optionals.
@@ -23,7 +23,7 @@ Rebuild = Callable[[Any], Any]
 """Turns a decoded value back into the caller's type."""
 
 NO_TYPE: Final = inspect.Signature.empty
-"""What :func:`return_type` answers for a loader without a usable return annotation."""
+"""What `return_type` answers for a loader without a usable return annotation."""
 
 
 def _needs_rebuild(annotation: Any) -> bool:
@@ -56,7 +56,7 @@ def rebuilder(annotation: Any, *, use_pydantic: bool = True) -> Callable[[Any], 
 
 def return_type(loader: Callable[..., Any]) -> Any:
     """The type ``loader`` says it returns (``async def load() -> User``: ``User``), or
-    :data:`NO_TYPE` when it has none (a lambda) or it cannot be resolved.
+    `NO_TYPE` when it has none (a lambda) or it cannot be resolved.
 
     ``functools.partial`` is looked through; ``Awaitable[User]`` (a plain function returning
     an awaitable) means ``User``. A string annotation (``from __future__ import

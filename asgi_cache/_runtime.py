@@ -1,7 +1,7 @@
 """What every part of one cache shares: settings, key space, events, the backend and the L1.
 
-A :class:`Runtime` is built by the :class:`~asgi_cache.Cache` facade and handed to the store
-layer (:class:`~asgi_cache._store.Store`, :class:`~asgi_cache._tags.Tags`, the locks), which
+A `Runtime` is built by the [`Cache`][asgi_cache.Cache] facade and handed to the store
+layer (`Store`, `Tags`, the locks), which
 the features build on. It owns the backend's lifetime: the backend is built on first use (a
 cache used before startup connects lazily) and rebuilt after a close (a cache may be started
 again), and the startup checks that tell an operator when Redis is unfit for a cache.
@@ -129,7 +129,7 @@ class Runtime:
             await self._startup_checks()
 
     async def stop(self) -> None:
-        """Undo one :meth:`start`; the last one closes."""
+        """Undo one `start`; the last one closes."""
         self._users = max(0, self._users - 1)
         if self._users == 0:
             await self.aclose()

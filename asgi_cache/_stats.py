@@ -1,12 +1,12 @@
 """What happened in one cache, told one event at a time: the numbers behind ``cache.stats()``.
 
-Every part of the library reports through the methods of :class:`Stats`, one method per
+Every part of the library reports through the methods of `Stats`, one method per
 thing that happens (a hit, a miss, a failed backend call...), never by writing counters. A
 metrics exporter can hang on the same methods (subclass and call ``super()``) and sees every
-event with its details; :meth:`Stats.counts` is the plain tally ``cache.stats()`` reports.
+event with its details; `Stats.counts` is the plain tally ``cache.stats()`` reports.
 
 Backend failures and corrupt values are also logged here, at most once per interval and
-kind (:class:`RateLimitedLog`), so an outage under load writes one line per interval, not
+kind (`RateLimitedLog`), so an outage under load writes one line per interval, not
 one per request.
 """
 
@@ -75,7 +75,7 @@ class CacheStats(Counts):
 
 
 class Stats:
-    """The events of one :class:`~asgi_cache.Cache`, counted.
+    """The events of one [`Cache`][asgi_cache.Cache], counted.
 
     Args:
         log: Where failures and corrupt values are logged (rate limited).

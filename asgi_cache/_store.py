@@ -1,14 +1,14 @@
 """The entry store: what the data API, cache-aside and the middleware read and write.
 
-Data flows one way: a feature asks the :class:`Store`; the store turns values into versioned
-entries (:mod:`asgi_cache.codec`), records the tag versions they depend on
-(:class:`~asgi_cache._tags.Tags`) and calls the backend. It fails open: a backend error or
-timeout is a miss on reads and a counted, logged :attr:`WriteResult.FAILED` on writes, never
+Data flows one way: a feature asks the `Store`; the store turns values into versioned
+entries (`asgi_cache.codec`), records the tag versions they depend on
+(`Tags`) and calls the backend. It fails open: a backend error or
+timeout is a miss on reads and a counted, logged `WriteResult.FAILED` on writes, never
 an exception to the feature.
 
 With the L1 near-cache on, a fresh entry read recently comes from this process's memory,
 without a backend round trip; every store and delete brings the L1s in line through
-:meth:`Tags.apply <asgi_cache._tags.Tags.apply>`.
+`Tags.apply`.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class Store:
         return entry
 
     async def lookup(self, full_key: str) -> tuple[Entry | None, bool]:
-        """Like :meth:`read`, also saying whether the backend answered (or the L1 did).
+        """Like `read`, also saying whether the backend answered (or the L1 did).
 
         Returns:
             The entry (``None`` on a miss of any kind) and ``False`` only when the backend
@@ -275,7 +275,7 @@ class Store:
         default: Any = None,
         rebuild: Rebuild | None = None,
     ) -> Any:
-        """The value a :meth:`read` of ``full_key`` found, counted as a hit, or ``default``
+        """The value a `read` of ``full_key`` found, counted as a hit, or ``default``
         counted as a miss (nothing, stale, corrupt, an HTTP response, a shape ``rebuild``
         refuses, or a cached "not found"); see ``Cache.get``. Kept apart from the read so a
         hit costs no extra await."""
@@ -349,7 +349,7 @@ class Store:
 
 class HasStore(Protocol):
     """What a feature built around a cache, such as the middleware, is given: an object with
-    a store (:class:`~asgi_cache.Cache` keeps its own as ``_store``)."""
+    a store ([`Cache`][asgi_cache.Cache] keeps its own as ``_store``)."""
 
     @property
     def _store(self) -> Store: ...
@@ -358,12 +358,12 @@ class HasStore(Protocol):
 def store_of(cache: HasStore) -> Store:
     """The store of ``cache``, for the features built around a cache by their users.
 
-    The only place the store is taken from a :class:`~asgi_cache.Cache` from outside it
-    (the ``cache=`` of :class:`~asgi_cache.CacheMiddleware`); the cache hands it to
+    The only place the store is taken from a [`Cache`][asgi_cache.Cache] from outside it
+    (the ``cache=`` of [`CacheMiddleware`][asgi_cache.CacheMiddleware]); the cache hands it to
     everything it builds itself.
 
     Raises:
-        ConfigurationError: ``cache`` is not a :class:`~asgi_cache.Cache`.
+        ConfigurationError: ``cache`` is not a [`Cache`][asgi_cache.Cache].
     """
     store = getattr(cache, "_store", None)
     if not isinstance(store, Store):

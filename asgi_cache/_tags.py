@@ -1,17 +1,17 @@
 """Tags: the versions entries depend on, invalidation, and keeping every L1 in line.
 
-An entry records the versions of its tags when its value was loaded (a :class:`TagSnapshot`)
-and is served only while they are current (see :mod:`asgi_cache.backends.base`).
+An entry records the versions of its tags when its value was loaded (a `TagSnapshot`)
+and is served only while they are current (see `asgi_cache.backends.base`).
 Invalidating a tag retires its version: one command per tag, never a scan. Deleting keys and
 clearing the namespace are invalidations too, and all of them are durable: one that fails
-because the backend is unreachable waits in the retry queue (:mod:`asgi_cache._retry`) until
+because the backend is unreachable waits in the retry queue (`asgi_cache._retry`) until
 it lands, never dropped.
 
 After every change this module brings the L1 near-caches in line, in one place
-(:meth:`Tags.apply`): this process's at once, the other processes' by a publish.
+(`Tags.apply`): this process's at once, the other processes' by a publish.
 
 Queued invalidations land before this process reads from or stores to the backend again
-(:meth:`Tags.settle`): when Redis comes back with its old data (a restart from its RDB, a
+(`Tags.settle`): when Redis comes back with its old data (a restart from its RDB, a
 failover), a read or a store first delivers the queue; while it cannot, the read is a miss
 and the store fails open. Other
 processes do not know this process's queue: they may serve the old entries until it lands
@@ -83,7 +83,7 @@ class Tags:
     async def snapshot(self, tags: Iterable[str] = (), *, ttl: float | None = None) -> TagSnapshot:
         """Read (creating if needed) the versions of ``tags`` before loading a value.
 
-        Every entry also depends on the namespace-wide tag, so :meth:`clear` reaches it. The
+        Every entry also depends on the namespace-wide tag, so `clear` reaches it. The
         versions are kept alive at least ``ttl`` (the entry's lifetime) plus a lock lease.
         On a backend failure the snapshot is empty (storing with it fails open too).
         """

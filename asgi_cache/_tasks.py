@@ -2,7 +2,7 @@
 
 Such work outlives the request or call that started it (a stale response is served at once
 and refreshed behind it), so it cannot run in the caller's task. It runs in one anyio task
-group per owner instead (:class:`BackgroundTasks`): closing the owner cancels everything
+group per owner instead (`BackgroundTasks`): closing the owner cancels everything
 still running through the group's cancel scope and waits for it to unwind, and one job's
 failure is logged without touching the others.
 

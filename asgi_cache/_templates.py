@@ -1,16 +1,16 @@
 """Key and tag templates (``"users:{user_id}:profile"``): one way to read them, one to fill them.
 
 ``cache.response(tags=[...])``, ``cache.invalidates(...)`` and ``cache.aside(tags=[...])`` fill
-tag templates with :func:`fill_tags`, so one tag has one spelling wherever it is named:
+tag templates with `fill_tags`, so one tag has one spelling wherever it is named:
 ``"sku:{sku}"`` with ``sku="AB:1"`` is ``sku:AB:1`` for the page, for the cache-aside entry and
 for ``cache.invalidate_tags("sku:AB:1")``. Values go in as they are (``str(value)``), except CR,
 LF and NUL, which no tag may hold and which become ``%0D``, ``%0A`` and ``%00``; two values
 that fill to the same tag (``"a:b"`` in ``"{x}"``, ``"a"`` and ``"b"`` in ``"{x}:{y}"``) only
-make an invalidation reach a little more, which is safe. :func:`fill_tag` is the same fill
-for callers computing a tag to invalidate.
+make an invalidation reach a little more, which is safe. [`fill_tag`][asgi_cache.fill_tag] is the
+same fill for callers computing a tag to invalidate.
 
 Keys are different: two values sharing a key would serve one caller's value to the other, so
-:func:`fill_key` also escapes ``%`` and ``:`` in values (``users:{a}:{b}`` with ``a="1:2"``
+`fill_key` also escapes ``%`` and ``:`` in values (``users:{a}:{b}`` with ``a="1:2"``
 and with ``b="2:3"`` stay two keys). Plain ids are left readable either way.
 """
 

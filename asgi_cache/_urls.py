@@ -12,14 +12,14 @@ The forms (DESIGN.md, "Configuration by environment")::
 The user name and password (percent-encoded where they hold ``:``, ``@``, ``/``, ``?`` or
 ``#``) authenticate to the Redis servers; for Sentinel they are the data nodes' credentials,
 and the Sentinels' own, if any, are the ``sentinel_username`` and ``sentinel_password``
-options. The query takes a closed list of options (:data:`OPTIONS`), each with its type;
-timeouts and pool sizes are not among them because :class:`~asgi_cache.CacheSettings` owns
+options. The query takes a closed list of options (`OPTIONS`), each with its type;
+timeouts and pool sizes are not among them because [`CacheSettings`][asgi_cache.CacheSettings] owns
 those (one place for each setting).
 
-A URL that does not fit raises :class:`~asgi_cache.ConfigurationError` in the settings
+A URL that does not fit raises [`ConfigurationError`][asgi_cache.ConfigurationError] in the settings
 grammar, ``<name>=<value!r> is not allowed: expected <what>``, where ``name`` is what the
 caller calls the URL (``ASGI_CACHE_URL``, ``CacheSettings.url``), the value has its password
-masked (:func:`mask_url`), and ``what`` says which part is wrong and what it may be.
+masked (`mask_url`), and ``what`` says which part is wrong and what it may be.
 
 This module is foundation: it imports nothing of the package but the exceptions.
 """
@@ -114,7 +114,7 @@ class UrlOptions:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BackendURL:
-    """A parsed and validated backend URL (build one with :func:`parse_url`)."""
+    """A parsed and validated backend URL (build one with `parse_url`)."""
 
     scheme: str
     """The scheme as written, lower-cased (``rediss+cluster``)."""
@@ -214,7 +214,7 @@ OPTIONS: dict[str, _Option] = {
     "sentinel_password": _Option(_text, "a password", frozenset({UrlKind.SENTINEL})),
 }
 """The query options, each with its parser, what it accepts and the kinds of URL taking it
-(``db`` is folded into :attr:`BackendURL.db`, the others into :class:`UrlOptions`)."""
+(``db`` is folded into `BackendURL.db`, the others into `UrlOptions`)."""
 
 # Options redis-py would take from a URL that CacheSettings owns instead.
 _SETTINGS_OWNED = {

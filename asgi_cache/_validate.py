@@ -1,6 +1,6 @@
 """One set of checks for every option the library takes, and one way of saying what is wrong.
 
-Each :class:`Check` pairs a test with the words saying what it allows, so the settings, the
+Each `Check` pairs a test with the words saying what it allows, so the settings, the
 decorators, the middleware, the breaker and the command line all reject a value the same
 way, with the same message grammar::
 
@@ -9,7 +9,7 @@ way, with the same message grammar::
 ``<name>`` is what the caller wrote: an argument (``ttl``), a settings field
 (``CacheSettings.default_ttl``) or an environment variable (``ASGI_CACHE_DEFAULT_TTL``).
 
-Durations are finite seconds, never NaN or infinity, and at most :data:`MAX_SECONDS`: an
+Durations are finite seconds, never NaN or infinity, and at most `MAX_SECONDS`: an
 infinite TTL would mean "forever", which a cache must never promise, and Redis refuses an
 expiry past its millisecond range instead of storing the value.
 """

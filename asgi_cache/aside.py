@@ -3,12 +3,12 @@
 The callable returned mirrors the loader's signature (``__signature__``), so FastAPI resolves
 the loader's own path, query and ``Depends`` parameters and passes them in; the key and tag
 templates are filled from those arguments by name (``"users:{user_id}:profile"``), by
-:mod:`asgi_cache._templates` (tags exactly as the middleware fills them). Outside
+`asgi_cache._templates` (tags exactly as the middleware fills them). Outside
 FastAPI it is awaited like the loader itself: ``await profile(42, db=session)``; its type is
 the loader's own (``Callable[P, Awaitable[T]]``).
 
 Type fidelity: a hit must return what a miss returns. Hits are rebuilt into the loader's
-return annotation (see :mod:`asgi_cache._rebuild`), so a pydantic model or dataclass comes
+return annotation (see `asgi_cache._rebuild`), so a pydantic model or dataclass comes
 back as one, never as the dict it was stored as.
 """
 
@@ -51,7 +51,7 @@ def build_aside(
     options: LoadOptions,
     returns: Any,
 ) -> Callable[P, Awaitable[T]]:
-    """Build the dependency behind :meth:`Cache.aside <asgi_cache.Cache.aside>`.
+    """Build the dependency behind [`Cache.aside`][asgi_cache.Cache.aside].
 
     Args:
         loading: The cache-aside engine that serves it.

@@ -1,10 +1,10 @@
-"""The :class:`Cache` facade: construction, lifecycle and the public API.
+"""The [`Cache`][asgi_cache.Cache] facade: construction, lifecycle and the public API.
 
-Everything here delegates. The store layer does the work: :class:`~asgi_cache._store.Store`
-(entries, TTLs, locks) and :class:`~asgi_cache._tags.Tags` (versions, invalidation, the
-retry queue), on a :class:`~asgi_cache._runtime.Runtime` (settings, key space, events,
-backend, L1). The features build on them: :mod:`asgi_cache.loading` (``get_or_load``),
-:mod:`asgi_cache.aside`, :mod:`asgi_cache.http` (the middleware), :mod:`asgi_cache.health`.
+Everything here delegates. The store layer does the work: `Store`
+(entries, TTLs, locks) and `Tags` (versions, invalidation, the
+retry queue), on a `Runtime` (settings, key space, events,
+backend, L1). The features build on them: `asgi_cache.loading` (``get_or_load``),
+`asgi_cache.aside`, `asgi_cache.http` (the middleware), `asgi_cache.health`.
 
 The ``Cache`` fails open: a backend error or timeout is a miss on reads and a logged, counted
 no-op on writes, never an exception to the caller.
@@ -44,14 +44,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Cache:
     """An async cache for one namespace on one backend.
 
-    Build it with :meth:`from_url`, :meth:`from_env` or ``Cache(CacheSettings(...))``. It
-    connects lazily on first use; use it as ``async with cache:``, as an app's
-    ``lifespan=cache.lifespan``, or let :class:`~asgi_cache.CacheMiddleware` start and stop it.
+    Build it with [`from_url`][asgi_cache.Cache.from_url], [`from_env`][asgi_cache.Cache.from_env]
+    or ``Cache(CacheSettings(...))``. It connects lazily on first use; use it as
+    ``async with cache:``, as an app's ``lifespan=cache.lifespan``, or let
+    [`CacheMiddleware`][asgi_cache.CacheMiddleware] start and stop it.
 
     Args:
         settings: The configuration; defaults to ``CacheSettings()`` (``memory://``).
         backend: A backend to use instead of the one ``settings.url`` names (for example a
-            :class:`~asgi_cache.backends.RedisBackend` on a fakeredis client).
+            [`RedisBackend`][asgi_cache.backends.RedisBackend] on a fakeredis client).
     """
 
     def __init__(
@@ -75,8 +76,8 @@ class Cache:
     def from_url(cls, url: str = "memory://", **options: Any) -> Cache:
         """Build a cache for ``url`` (``memory://``, ``redis://``, ``rediss://``, ``unix://``).
 
-        ``options`` are any other :class:`CacheSettings` fields, such as ``namespace`` or
-        ``default_ttl``.
+        ``options`` are any other [`CacheSettings`][asgi_cache.CacheSettings] fields, such as
+        ``namespace`` or ``default_ttl``.
         """
         return cls(CacheSettings(url=url, **options))
 
@@ -114,14 +115,15 @@ class Cache:
     async def start(self) -> None:
         """Connect and run the startup checks; called by ``async with`` and lifespans.
 
-        Calls nest: each :meth:`start` needs one :meth:`stop`, and the last one closes the
-        backend. Redis being down at startup is logged, not raised: the app starts and serves
-        from its origin until Redis answers.
+        Calls nest: each [`start`][asgi_cache.Cache.start] needs one
+        [`stop`][asgi_cache.Cache.stop], and the last one closes the backend. Redis being down at
+        startup is logged, not raised: the app starts and serves from its origin until Redis
+        answers.
         """
         await self._runtime.start()
 
     async def stop(self) -> None:
-        """Undo one :meth:`start`; the last one releases connections."""
+        """Undo one [`start`][asgi_cache.Cache.start]; the last one releases connections."""
         await self._runtime.stop()
 
     async def aclose(self) -> None:
@@ -143,7 +145,8 @@ class Cache:
     def lifespan(self, app: Any = None) -> AbstractAsyncContextManager[None]:
         """An ASGI lifespan: ``FastAPI(lifespan=cache.lifespan)`` or ``Starlette(lifespan=...)``.
 
-        To combine it with an app's own lifespan, see :meth:`wrap_lifespan`.
+        To combine it with an app's own lifespan, see
+        [`wrap_lifespan`][asgi_cache.Cache.wrap_lifespan].
         """
         return self._lifespan()
 
@@ -174,7 +177,7 @@ class Cache:
         is a miss. A cached "not found" (negative entry) also returns ``default``.
 
         Args:
-            key: The caller's key, as given to :meth:`set`.
+            key: The caller's key, as given to [`set`][asgi_cache.Cache.set].
             default: Returned on a miss.
             returns: Type to rebuild the value into (``User``, ``list[User]``): models and
                 dataclasses are stored as dicts. A value that no longer fits the type is a
@@ -191,8 +194,8 @@ class Cache:
         """Cache ``value`` under ``key`` for ``ttl`` seconds (default TTL when ``None``).
 
         The TTL gets the configured jitter. ``tags`` name what the value derives from, for
-        :meth:`invalidate_tags`. Returns whether the value was stored; a backend failure
-        returns ``False`` (counted and logged), it does not raise.
+        [`invalidate_tags`][asgi_cache.Cache.invalidate_tags]. Returns whether the value was stored;
+        a backend failure returns ``False`` (counted and logged), it does not raise.
 
         Raises:
             SerializationError: The value cannot be encoded (a programming error, so it is
@@ -209,7 +212,8 @@ class Cache:
 
         Costs one command per tag, never a scan. Returns how many tags had live entries. When
         the backend cannot be reached the invalidation is queued and retried in the background
-        until it lands (see ``pending_invalidations`` in :meth:`stats`); it is never dropped.
+        until it lands (see ``pending_invalidations`` in [`stats`][asgi_cache.Cache.stats]); it is
+        never dropped.
         """
         return await self._tags.invalidate(*tags)
 
@@ -220,11 +224,13 @@ class Cache:
 
         This scans the keyspace (SCAN in batches of ``batch`` on Redis), so it is an operator
         tool for rare bulk clean-ups; to invalidate related entries routinely, give them a tag
-        and use :meth:`invalidate_tags`, which costs O(tags). Only data entries (``get``/``set``
-        /``get_or_load`` keys) are reached; HTTP response entries are keyed by digests.
+        and use [`invalidate_tags`][asgi_cache.Cache.invalidate_tags], which costs O(tags). Only
+        data entries (``get``/``set`` /``get_or_load`` keys) are reached; HTTP response entries are
+        keyed by digests.
 
         Args:
-            prefix: Start of the caller's keys, as passed to :meth:`set` (no namespace).
+            prefix: Start of the caller's keys, as passed to [`set`][asgi_cache.Cache.set] (no
+                namespace).
             batch: Keys per SCAN round trip.
             progress: Called with the running count of deleted keys after each batch.
 
@@ -267,7 +273,7 @@ class Cache:
         ignored_cookies: Sequence[str] = (),
         vary_cookies: Sequence[str] = (),
     ) -> Callable[[F], F]:
-        """Mark a route's responses cacheable by :class:`~asgi_cache.CacheMiddleware`.
+        """Mark a route's responses cacheable by [`CacheMiddleware`][asgi_cache.CacheMiddleware].
 
         Goes *below* ``@app.get(...)``: the endpoint is returned unchanged, with a policy
         attached. See ``docs/http-caching.md`` for every option.
@@ -314,9 +320,10 @@ class Cache:
         """Mark a mutating route: when it succeeds (2xx/3xx), invalidate ``tags``.
 
         Goes *below* ``@app.put(...)``; the endpoint is returned unchanged. Templates such as
-        ``"users:{user_id}"`` are filled from path parameters. :class:`~asgi_cache.CacheMiddleware`
-        invalidates the tags, and the request's URI (RFC 9111 section 4.4), before the response
-        starts; a 4xx/5xx or an exception invalidates nothing.
+        ``"users:{user_id}"`` are filled from path parameters.
+        [`CacheMiddleware`][asgi_cache.CacheMiddleware] invalidates the tags, and the request's URI
+        (RFC 9111 section 4.4), before the response starts; a 4xx/5xx or an exception invalidates
+        nothing.
 
         Raises:
             ConfigurationError: A template is not a non-empty str with named fields.
@@ -358,7 +365,8 @@ class Cache:
             key: The caller's key, ``<entity>:<id>:<attribute>`` (``users:42:profile``).
             loader: Async callable with no arguments that reads the source of truth.
             ttl: Freshness lifetime in seconds (jittered); ``None`` means the default TTL.
-            tags: Tags the value derives from, for :meth:`invalidate_tags`.
+            tags: Tags the value derives from, for
+                [`invalidate_tags`][asgi_cache.Cache.invalidate_tags].
             lock: Take the distributed lock on a miss (one loader across processes).
             lock_timeout: Longest wait for another process's load; then serve stale, else
                 load. ``None`` means ``settings.lock_timeout``.
@@ -415,10 +423,10 @@ class Cache:
         The result has the loader's signature, so FastAPI resolves the loader's own path,
         query and ``Depends`` parameters; ``key`` and ``tags`` are templates filled from
         them (``"users:{user_id}:profile"``); tags are filled like the middleware's
-        (:func:`~asgi_cache.fill_tag`), the key with ``:`` and ``%`` in values escaped. Hits
+        ([`fill_tag`][asgi_cache.fill_tag]), the key with ``:`` and ``%`` in values escaped. Hits
         are rebuilt into the loader's return annotation (or ``returns``). A value that cannot
         be encoded is logged once and returned uncached: the route still answers. The options
-        are those of :meth:`get_or_load`.
+        are those of [`get_or_load`][asgi_cache.Cache.get_or_load].
 
         Raises:
             ConfigurationError: A template names something that is not a loader parameter,
@@ -473,16 +481,16 @@ class Cache:
         invalidations waiting to be retried (``pending_invalidations``), with the L1
         near-cache on ``l1`` (its ``entries`` and ``hits``; those hits are in ``hits`` too)
         and, when the backend has a circuit breaker, ``breaker``: its state (see
-        :meth:`CircuitBreakerBackend.snapshot
-        <asgi_cache.backends.CircuitBreakerBackend.snapshot>`)."""
+        [`CircuitBreakerBackend.snapshot`][asgi_cache.backends.CircuitBreakerBackend.snapshot])."""
         return describe_stats(self._store)
 
     def health_route(self) -> HealthApp:
-        """A small ASGI app serving :meth:`health` and :meth:`stats` as JSON.
+        """A small ASGI app serving [`health`][asgi_cache.Cache.health] and
+        [`stats`][asgi_cache.Cache.stats] as JSON.
 
         Serve it at an exact path, ``Route("/health/cache", cache.health_route())`` (or
         ``app.mount(...)``, which answers below a prefix). It answers 200 when the cache is
-        healthy or degraded and 503 when the backend is down; see :mod:`asgi_cache.health`.
+        healthy or degraded and 503 when the backend is down; see `asgi_cache.health`.
         """
         return HealthApp(self)
 

@@ -5,7 +5,7 @@ Values are never pickled. JSON (orjson) is the default serializer; ``bytes``, ``
 addresses and dicts with non-``str`` keys survive a round trip through tagged objects
 (``{"__ac__": type, "v": value}``), decoded only when the entry's flag says so. Pydantic models
 are dumped in JSON mode (every field type pydantic knows becomes JSON) and rebuilt through
-their type (:mod:`asgi_cache._rebuild`); dataclasses are dumped field by field.
+their type (`asgi_cache._rebuild`); dataclasses are dumped field by field.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ _TAG = "__ac__"
 
 
 class Encoded(NamedTuple):
-    """An encoded value (see :meth:`Serializer.encode`)."""
+    """An encoded value (see `Serializer.encode`)."""
 
     kind: EntryKind
     """How the body is encoded."""
@@ -54,7 +54,7 @@ class Serializer:
     and networks, enums (as their value), dataclasses (field by field) and pydantic models (in
     JSON mode, so every field type pydantic can serialize works). Models and dataclasses come
     back as dicts; ``returns=`` or the loader's return annotation rebuilds them
-    (:mod:`asgi_cache._rebuild`).
+    (`asgi_cache._rebuild`).
     """
 
     def __init__(self, name: str) -> None:
@@ -118,7 +118,7 @@ class Serializer:
     def decode(self, entry: Entry) -> Any:
         """Decode the value held by ``entry``.
 
-        Total: whatever the body holds, the value or :class:`CorruptEntry`.
+        Total: whatever the body holds, the value or `CorruptEntry`.
 
         Raises:
             CorruptEntry: The body does not decode (or a tagged value inside it does not).

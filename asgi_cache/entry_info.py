@@ -121,7 +121,7 @@ def _describe_response(entry: Any, info: dict[str, Any]) -> None:
 
 
 def format_entry(info: dict[str, Any]) -> str:
-    """Render :func:`describe_entry`'s dict as aligned ``name  value`` lines."""
+    """Render `describe_entry`'s dict as aligned ``name  value`` lines."""
     rows: list[tuple[str, Any]] = [("key", info.get("key", info["full_key"]))]
     rows.append(("full key", info["full_key"]))
     if not info["exists"]:

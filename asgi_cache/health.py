@@ -1,4 +1,4 @@
-"""The health endpoint: a small pure ASGI app describing one :class:`~asgi_cache.Cache`.
+"""The health endpoint: a small pure ASGI app describing one [`Cache`][asgi_cache.Cache].
 
 Serve it from any Starlette or FastAPI app, at an exact path::
 
@@ -145,7 +145,7 @@ def describe_stats(store: Store) -> CacheStats:
 
 
 class Reporter(Protocol):
-    """What the health app describes: a :class:`~asgi_cache.Cache`."""
+    """What the health app describes: a [`Cache`][asgi_cache.Cache]."""
 
     async def health(self) -> CacheHealth:
         """Probe the backend."""
@@ -195,7 +195,7 @@ def status_code(report: dict[str, Any]) -> int:
 class HealthApp:
     """An ASGI app answering ``GET``/``HEAD`` with the cache's health as JSON.
 
-    Build it with :meth:`Cache.health_route <asgi_cache.Cache.health_route>`. Any path under
+    Build it with [`Cache.health_route`][asgi_cache.Cache.health_route]. Any path under
     its mount point answers the same way; other methods get ``405``. It also answers the ASGI
     lifespan protocol, so it can be served on its own (``uvicorn`` on a separate port).
 

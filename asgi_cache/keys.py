@@ -137,5 +137,5 @@ class KeySpace:
         return f"{self.prefix}i:{full_key}"
 
     def user_key(self, full_key: str) -> str:
-        """The caller's key inside a full data key (inverse of :meth:`data`)."""
+        """The caller's key inside a full data key (inverse of `data`)."""
         return full_key[len(self.prefix) + 2 + len(self._open) : len(full_key) - len(self._close)]

@@ -18,7 +18,7 @@ Everything fails open: when Redis does not answer, the loader runs directly (sin
 still coalesces callers in this process) and no lock, wait or store is attempted.
 
 A hit returns what a miss returns: values are rebuilt into ``returns=`` or the loader's return
-annotation (:mod:`asgi_cache._rebuild`); a model stored without a known type is warned about
+annotation (`asgi_cache._rebuild`); a model stored without a known type is warned about
 once, with the fix. A value that cannot be encoded is an error raised once per type
 (``get_or_load``) or logged once (``aside``), and returned uncached.
 """
@@ -69,7 +69,7 @@ class _Found:
 
 class Loading:
     """The cache-aside engine of one cache (single-flight state and background refreshes),
-    on its :class:`~asgi_cache._store.Store`."""
+    on its `Store`."""
 
     def __init__(self, store: Store) -> None:
         self.store = store

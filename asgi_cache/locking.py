@@ -2,17 +2,17 @@
 
 Two layers keep a cold or expired hot key from sending a thousand loads to the database:
 
-1. :class:`SingleFlight`: concurrent callers of one key in one process share one in-flight
+1. `SingleFlight`: concurrent callers of one key in one process share one in-flight
    load (an ``asyncio`` task), and its result or exception.
-2. :class:`DistributedLock`: across processes and hosts, one caller takes a Redis lock with
+2. `DistributedLock`: across processes and hosts, one caller takes a Redis lock with
    ``SET key token NX PX lease``. The token is fresh for every acquisition (128 random bits),
    release is compare-and-delete in Lua (a holder never deletes its successor's lock), and a
-   watchdog extends the lease while the holder works (:meth:`DistributedLock.held`). The
+   watchdog extends the lease while the holder works (`DistributedLock.held`). The
    token doubles as a fencing version: the value is stored by a script that refuses when the
    lock no longer holds it.
 
 Cache-aside and the middleware take their turn at a key's lock the same way,
-:meth:`Locks.turn`::
+`Locks.turn`::
 
     acquire -> re-read -> hold        this caller does the work, the lock held meanwhile
                        -> found       the previous holder stored it between our read and lock
@@ -22,7 +22,7 @@ Cache-aside and the middleware take their turn at a key's lock the same way,
                           -> (again)   the holder stored nothing: take a turn again
     (backend failed)   no lock service: go on alone
 
-Waiters are woken by a :class:`~asgi_cache._notify.Notifier` when the holder publishes on
+Waiters are woken by a `Notifier` when the holder publishes on
 ``keys.notify(key)``: one subscription per backend (one pub/sub connection per process)
 dispatches to the local waiters, so nobody polls Redis while pub/sub works; when it does
 not, a waiter polls with backoff. Every wait is bounded by the caller's budget in case a
@@ -61,7 +61,7 @@ _POLL_MAX: Final = 0.2  # ...doubling up to 200 ms between reads
 
 
 def new_token() -> str:
-    """A fresh random lock token (hex, :data:`TOKEN_BYTES` bytes of entropy)."""
+    """A fresh random lock token (hex, `TOKEN_BYTES` bytes of entropy)."""
     return secrets.token_hex(TOKEN_BYTES)
 
 
@@ -118,7 +118,7 @@ class DistributedLock:
         key: The lock key (``cache.keys.lock(full_key)``: locks have their own key space).
         lease: Initial expiry in seconds; the watchdog renews it every third of a lease.
         on_error: Called with a description and the exception when a backend call fails.
-        notify: Channel published on after :meth:`release`, to wake the waiters of this key.
+        notify: Channel published on after `release`, to wake the waiters of this key.
     """
 
     def __init__(
@@ -210,13 +210,13 @@ class DistributedLock:
 
 
 class TurnOutcome(enum.Enum):
-    """How a turn at a key's lock ended (see :meth:`Locks.turn`)."""
+    """How a turn at a key's lock ended (see `Locks.turn`)."""
 
     HOLD = "hold"
     """This caller holds the lock: do the work inside the turn's block (the lock is held,
     its lease extended, until the block ends)."""
     FOUND = "found"
-    """Another holder's result is there: :attr:`Turn.found`."""
+    """Another holder's result is there: `Turn.found`."""
     TIMED_OUT = "timed out"
     """The holder took longer than the wait budget (or the caller asked not to wait)."""
     NO_LOCK = "no lock service"
@@ -232,9 +232,9 @@ class Turn(Generic[T]):
 
     outcome: TurnOutcome
     found: T | None = None
-    """What the read found (with :attr:`TurnOutcome.FOUND`)."""
+    """What the read found (with `TurnOutcome.FOUND`)."""
     lock: DistributedLock | None = None
-    """The lock this caller holds (with :attr:`TurnOutcome.HOLD`), for fenced stores."""
+    """The lock this caller holds (with `TurnOutcome.HOLD`), for fenced stores."""
 
 
 class Locks:
@@ -292,7 +292,7 @@ class Locks:
         The one protocol of cache-aside and the middleware: try to take the lock; once held,
         ``recheck`` (the previous holder may have stored the value between the caller's
         miss and its lock: then the lock is released at once and that value is
-        :attr:`~TurnOutcome.FOUND`); else the caller holds it for the block. While another
+        `FOUND`); else the caller holds it for the block. While another
         process holds it, wait (no polling while pub/sub works) until its value lands,
         ``read`` finds it, or ``max_wait`` seconds pass; a holder that released without a
         value (it failed, or lost its lease) is replaced by trying again, unless
@@ -304,13 +304,13 @@ class Locks:
             recheck: Run once the lock is held; ``None`` skips it (the client asked for the
                 origin).
             max_wait: Longest wait for another holder, in seconds (then
-                :attr:`~TurnOutcome.TIMED_OUT`; nothing is cancelled).
+                `TIMED_OUT`; nothing is cancelled).
             wait: ``False`` gives up at once when another process holds the lock (a
                 background refresh: someone else is refreshing).
             take_over: ``True`` (cache-aside): a waiter woken by a holder that stored
                 nothing takes its turn at the lock again, so a failed load is retried by one
                 process, not by all. ``False`` (the middleware, where a response may simply
-                not be storable): the waiter gets :attr:`~TurnOutcome.RELEASED` and goes to
+                not be storable): the waiter gets `RELEASED` and goes to
                 the origin at once, as a reverse proxy's waiting list does.
         """
         turn = await self._take(full_key, read, recheck, max_wait, wait, take_over)

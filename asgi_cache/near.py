@@ -1,15 +1,14 @@
 """The in-process L1 near-cache: decoded entries of hot keys, kept next to the code.
 
-With ``l1_ttl`` > 0 (and a Redis backend), the entry store (:meth:`Store.read
-<asgi_cache._store.Store.read>`, behind every read of the middleware, ``get`` and
-``get_or_load``) answers a key it read recently from a bounded LRU dict in this process,
-without a Redis round trip. An L1 entry is served until the earlier of
+With ``l1_ttl`` > 0 (and a Redis backend), the entry store (`Store.read`, behind every read of the
+middleware, ``get`` and ``get_or_load``) answers a key it read recently from a bounded LRU dict in
+this process, without a Redis round trip. An L1 entry is served until the earlier of
 ``l1_ttl`` after it was read and the end of the entry's freshness; a stale entry is never
 served from L1 (it goes to Redis, where a refresh may already have replaced it).
 
 Invalidation:
 
-- In this process, synchronously: a tag invalidation or :meth:`~asgi_cache.Cache.clear`
+- In this process, synchronously: a tag invalidation or [`clear`][asgi_cache.Cache.clear]
   empties the whole L1 (entries do not remember their tags here, and being coarse is never
   wrong); a delete or a store drops that key. Each of these also bumps a generation counter,
   so a backend read that was in flight when it happened does not put its (possibly older)
@@ -36,7 +35,7 @@ from ._notify import Notifier
 
 
 class NearCache:
-    """A bounded LRU of decoded entries with an expiry each, for one :class:`Cache`.
+    """A bounded LRU of decoded entries with an expiry each, for one [`Cache`][asgi_cache.Cache].
 
     Args:
         ttl: Longest time in seconds an entry is served from here after it was read.

@@ -1,9 +1,10 @@
-"""Settings: :class:`CacheSettings` and its parsing from ``ASGI_CACHE_*`` variables.
+"""Settings: [`CacheSettings`][asgi_cache.CacheSettings] and its parsing from ``ASGI_CACHE_*``
+variables.
 
 Every setting has one field here and one environment variable. Durations are seconds as
 decimals (``0.25``), booleans accept ``1/0``, ``true/false``, ``yes/no``, ``on/off``. A bad
-value raises :class:`~asgi_cache.ConfigurationError` naming the variable (or field), the value
-and what is allowed, so a misconfigured app fails at startup and not on the first request.
+value raises [`ConfigurationError`][asgi_cache.ConfigurationError] naming the variable (or field),
+the value and what is allowed, so a misconfigured app fails at startup and not on the first request.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ _OTHER_KNOWN = frozenset({"ASGI_CACHE_REQUIRE_REDIS"})
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CacheSettings:
-    """Everything a :class:`~asgi_cache.Cache` can be configured with.
+    """Everything a [`Cache`][asgi_cache.Cache] can be configured with.
 
     All fields are keyword-only and validated on construction. Build one directly, with
-    :meth:`from_env`, or let :meth:`Cache.from_url <asgi_cache.Cache.from_url>` build it.
+    [`from_env`][asgi_cache.CacheSettings.from_env], or let
+    [`Cache.from_url`][asgi_cache.Cache.from_url] build it.
     """
 
     url: str = "memory://"
@@ -104,8 +106,8 @@ class CacheSettings:
 
     @property
     def backend_scheme(self) -> str:
-        """The scheme of :attr:`url` (``memory``, ``redis``, ``rediss``, ``unix``,
-        ``redis+cluster`` or ``rediss+cluster``)."""
+        """The scheme of [`url`][asgi_cache.CacheSettings.url] (``memory``, ``redis``, ``rediss``,
+        ``unix``, ``redis+cluster`` or ``rediss+cluster``)."""
         return urlsplit(self.url).scheme
 
     def replace(self, **changes: Any) -> CacheSettings:

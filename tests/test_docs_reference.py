@@ -9,6 +9,7 @@ site build (``scripts/docs build``) then checks that the entries render without 
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import importlib
 import re
@@ -135,3 +136,54 @@ def test_every_environment_variable_is_in_the_configuration_reference() -> None:
         named.update(_ENV_VAR.findall(source.read_text()))
     missing = sorted(v for v in named if f"`{v}" not in doc)
     assert not missing, f"docs/configuration.md does not list {missing}"
+
+
+# A Sphinx role (``:class:`Cache` ``) renders as literal text on the site; a docstring names
+# a public object as ``[`Cache`][asgi_cache.Cache]`` (a link) and anything else as code.
+_SPHINX_ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|exc|data|mod|obj|const|ref):`")
+_LINK_TARGET = re.compile(r"\]\[([A-Za-z_][\w.]*)\]")
+
+
+def _docstrings() -> list[tuple[str, str]]:
+    """Every docstring of the package (modules, classes, functions and the string statements
+    that document attributes), with where it is."""
+    found = []
+    for source in sorted((ROOT / "asgi_cache").rglob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text())):
+            body = getattr(node, "body", None)
+            for statement in body if isinstance(body, list) else []:
+                if (
+                    isinstance(statement, ast.Expr)
+                    and isinstance(statement.value, ast.Constant)
+                    and isinstance(statement.value.value, str)
+                ):
+                    where = f"{source.relative_to(ROOT)}:{statement.lineno}"
+                    found.append((where, statement.value.value))
+    return found
+
+
+def test_no_docstring_uses_a_sphinx_role() -> None:
+    roles = [where for where, text in _docstrings() if _SPHINX_ROLE.search(text)]
+    assert not roles, (
+        f"Sphinx roles render as text on the site: {roles}; write [`Name`][asgi_cache.Name] "
+        "for a public name (docs/reference/), `name` for anything else"
+    )
+
+
+def test_docstring_links_name_reference_entries() -> None:
+    # The site build checks the links of the docstrings it renders; this checks every other
+    # docstring's links too, so a private docstring cannot point at a name the site lacks.
+    entries = set(_directives())
+    bad = []
+    for where, text in _docstrings():
+        for target in _LINK_TARGET.findall(text):
+            entry = target
+            while entry and entry not in entries:
+                entry = entry.rpartition(".")[0]
+            try:
+                _resolve(target)
+            except (ImportError, AttributeError):
+                entry = ""
+            if not entry:
+                bad.append(f"{where}: [{target}]")
+    assert not bad, f"links to names without a reference entry: {bad}"

@@ -1,7 +1,9 @@
-"""Storage backends: :class:`MemoryBackend` (``memory://``), :class:`RedisBackend` and
-:class:`ClusterBackend` (``redis+cluster://``).
+"""Storage backends: [`MemoryBackend`][asgi_cache.backends.MemoryBackend] (``memory://``),
+[`RedisBackend`][asgi_cache.backends.RedisBackend] and
+[`ClusterBackend`][asgi_cache.backends.ClusterBackend] (``redis+cluster://``).
 
-:class:`CircuitBreakerBackend` wraps either to skip a backend that is down.
+[`CircuitBreakerBackend`][asgi_cache.backends.CircuitBreakerBackend] wraps either to skip a backend
+that is down.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ digest computed once; a node that answers ``NOSCRIPT`` (a promoted replica: ``SC
 not replicated, nor survives a restart) gets the script again (``SCRIPT LOAD`` on every
 primary) and the affected calls are repeated.
 
-:func:`read_entries` is the read of :class:`~asgi_cache.backends.ClusterBackend`: what
-:data:`~asgi_cache.backends._scripts.GET_SCRIPT` does on one node, in two round trips
+`read_entries` is the read of [`ClusterBackend`][asgi_cache.backends.ClusterBackend]: what
+`GET_SCRIPT` does on one node, in two round trips
 (entries, then every tag version they record), with the dependency check done here.
 """
 

@@ -1,7 +1,7 @@
 """The operations that are one plain command on any Redis, one node or a cluster.
 
-:class:`PlainCommands` is shared by :class:`~asgi_cache.backends.RedisBackend` and
-:class:`~asgi_cache.backends.ClusterBackend`: each key it touches is a single-key command
+`PlainCommands` is shared by [`RedisBackend`][asgi_cache.backends.RedisBackend] and
+[`ClusterBackend`][asgi_cache.backends.ClusterBackend]: each key it touches is a single-key command
 (``DEL``/``UNLINK`` of many keys is split by slot by redis-py's cluster client), run through
 the backend's own boundary (``_run``: budget, admission, error mapping).
 """
@@ -27,22 +27,22 @@ class PlainCommands:
         raise NotImplementedError  # pragma: no cover - every backend defines its boundary
 
     async def delete(self, *keys: str) -> int:
-        """See :meth:`Backend.delete <asgi_cache.backends.Backend.delete>`."""
+        """See [`Backend.delete`][asgi_cache.backends.Backend.delete]."""
         if not keys:
             return 0
         return int(await self._run("UNLINK", self.client.unlink(*keys)))
 
     async def get_raw(self, key: str) -> bytes | None:
-        """See :meth:`Backend.get_raw <asgi_cache.backends.Backend.get_raw>`."""
+        """See [`Backend.get_raw`][asgi_cache.backends.Backend.get_raw]."""
         value = await self._run("GET", self.client.get(key))
         return None if value is None else bytes(value)
 
     async def set_raw(self, key: str, value: bytes, ttl: float) -> None:
-        """See :meth:`Backend.set_raw <asgi_cache.backends.Backend.set_raw>`."""
+        """See [`Backend.set_raw`][asgi_cache.backends.Backend.set_raw]."""
         await self._run("SET", self.client.set(key, value, px=ms(ttl)))
 
     async def acquire_lock(self, key: str, token: str, ttl: float) -> bool:
-        """See :meth:`Backend.acquire_lock <asgi_cache.backends.Backend.acquire_lock>`."""
+        """See [`Backend.acquire_lock`][asgi_cache.backends.Backend.acquire_lock]."""
         return bool(await self._run("lock", self.client.set(key, token, nx=True, px=ms(ttl))))
 
 

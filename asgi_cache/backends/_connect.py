@@ -1,6 +1,6 @@
 """Connection options of the Redis backends, built from a parsed URL and the cache's settings.
 
-One place turns a :class:`~asgi_cache._urls.BackendURL` (credentials, TLS, RESP version,
+One place turns a `BackendURL` (credentials, TLS, RESP version,
 client name, keepalive) and the settings that bound time (``op_timeout``,
 ``connect_timeout``) into the keyword arguments redis-py's connections take, for the cluster
 backend's nodes and the Sentinel backend's servers alike. ``protocol`` and ``socket_timeout``

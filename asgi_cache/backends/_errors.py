@@ -1,16 +1,17 @@
 """The one error boundary of the Redis backends: a time budget and redis-py errors mapped.
 
-:func:`run_mapped` runs one operation of :class:`~asgi_cache.backends.RedisBackend` or
-:class:`~asgi_cache.backends.ClusterBackend` under its time budget and turns every redis-py
-error, socket error or timeout into :class:`~asgi_cache.BackendError` or one of its
+`run_mapped` runs one operation of [`RedisBackend`][asgi_cache.backends.RedisBackend] or
+[`ClusterBackend`][asgi_cache.backends.ClusterBackend] under its time budget and turns every
+redis-py error, socket error or timeout into [`BackendError`][asgi_cache.BackendError] or one of its
 subclasses, raised ``from`` the original so the cause stays in the traceback:
 
-- :class:`~asgi_cache.BackendTimeoutError`: the budget ran out, or redis-py timed out;
-- :class:`~asgi_cache.BackendBusyError`: no pooled connection was free (a local saturation,
-  not a Redis fault: the circuit breaker does not count it);
-- :class:`~asgi_cache.BackendReplyError`: Redis answered with an error about that command
-  (``READONLY``, ``OOM``, ``WRONGTYPE``, a script error, ``CROSSSLOT``);
-- :class:`~asgi_cache.BackendError`: anything else (refused or reset connections, a cluster
+- [`BackendTimeoutError`][asgi_cache.BackendTimeoutError]: the budget ran out, or redis-py timed
+  out;
+- [`BackendBusyError`][asgi_cache.BackendBusyError]: no pooled connection was free (a local
+  saturation, not a Redis fault: the circuit breaker does not count it);
+- [`BackendReplyError`][asgi_cache.BackendReplyError]: Redis answered with an error about that
+  command (``READONLY``, ``OOM``, ``WRONGTYPE``, a script error, ``CROSSSLOT``);
+- [`BackendError`][asgi_cache.BackendError]: anything else (refused or reset connections, a cluster
   without a node for a slot during a failover).
 """
 
@@ -70,7 +71,7 @@ async def run_mapped(
 
 
 def map_error(name: str, what: str, exc: BaseException) -> BackendError:
-    """The :class:`~asgi_cache.BackendError` that stands for the redis-py error ``exc``."""
+    """The [`BackendError`][asgi_cache.BackendError] that stands for the redis-py error ``exc``."""
     text = f"{name} {what} failed: {type(exc).__name__}: {exc}"
     if isinstance(exc, MaxConnectionsError) or (
         isinstance(exc.__cause__, TimeoutError) and "No connection available" in str(exc)

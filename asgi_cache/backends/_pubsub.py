@@ -1,6 +1,6 @@
 """The Redis backend's subscriber: one pub/sub connection and one reader per backend.
 
-Every ``subscribe`` of a :class:`~asgi_cache.backends.RedisBackend` shares one pub/sub
+Every ``subscribe`` of a [`RedisBackend`][asgi_cache.backends.RedisBackend] shares one pub/sub
 connection (one ``PSUBSCRIBE`` per prefix) read by one background task, which dispatches each
 message to the callbacks of the prefixes it matches. After a fault redis-py reconnects and
 resubscribes on the next read; until Redis confirms again publishes are missed, so every
@@ -42,7 +42,7 @@ class Subscriber:
         self._confirmed: dict[str, asyncio.Event] = {}
 
     async def subscribe(self, prefix: str, callback: Callable[[str], None]) -> None:
-        """See :meth:`Backend.subscribe <asgi_cache.backends.Backend.subscribe>`."""
+        """See [`Backend.subscribe`][asgi_cache.backends.Backend.subscribe]."""
         pattern = glob_escape(prefix) + "*"
         confirmed = self._confirmed.get(pattern)
         if confirmed is None:

@@ -2,8 +2,9 @@
 
 Each script is one atomic step on one Redis node: read an entry and check the tag versions
 it records, store an entry only while those versions (and, fenced, a lock token) are current,
-read or create tag versions, extend and release a lock. :class:`~asgi_cache.backends.RedisBackend`
-registers them once (``SCRIPT LOAD`` on first use, ``EVALSHA`` after).
+read or create tag versions, extend and release a lock.
+[`RedisBackend`][asgi_cache.backends.RedisBackend] registers them once (``SCRIPT LOAD`` on first
+use, ``EVALSHA`` after).
 
 Requires Redis >= 7.0: the stores extend tag keys with ``PEXPIRE key ms GT`` (the ``GT``
 option, which never shortens an expiry, arrived in Redis 7.0). On an older server those
@@ -14,13 +15,13 @@ Writes come before ``PEXPIRE`` in every script: Redis checks ``maxmemory`` only 
 first write, so an expiry change first would let a script grow memory past the limit under
 ``noeviction``.
 
-:data:`GET_SCRIPT` reads tag keys named inside the entry, which a single Redis node allows;
+`GET_SCRIPT` reads tag keys named inside the entry, which a single Redis node allows;
 Redis Cluster refuses a key a script does not declare, and a script's keys must share one hash
-slot. So :class:`~asgi_cache.backends.ClusterBackend` runs only single-slot scripts: it reads
-entries with ``GET`` and checks their tag versions client-side, checks (and extends) each tag
-of a store with :data:`CHECK_TAG_SCRIPT` before it writes, reads versions one tag key per
-:data:`VERSIONS_SCRIPT` call, and runs :data:`SET_SCRIPT` and :data:`FENCED_SET_SCRIPT` with no
-tag keys (the entry and its lock share a hash tag, see :class:`~asgi_cache.keys.KeySpace`).
+slot. So [`ClusterBackend`][asgi_cache.backends.ClusterBackend] runs only single-slot scripts: it
+reads entries with ``GET`` and checks their tag versions client-side, checks (and extends) each tag
+of a store with `CHECK_TAG_SCRIPT` before it writes, reads versions one tag key per
+`VERSIONS_SCRIPT` call, and runs `SET_SCRIPT` and `FENCED_SET_SCRIPT` with no
+tag keys (the entry and its lock share a hash tag, see `KeySpace`).
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """The wire layout of a Redis entry: a dependency header, then the entry bytes.
 
 An entry stored with dependencies carries them in front of its bytes, so
-:data:`~asgi_cache.backends._scripts.GET_SCRIPT` can check every (tag key, version) pair in
+`GET_SCRIPT` can check every (tag key, version) pair in
 the same round trip as the read::
 
     b"\\xacD" | u16 count | count x (u16 len, tag key, u16 len, version) | entry bytes
 
-The script strips the header before it answers; :func:`decode_deps_header` reads it back for
+The script strips the header before it answers; `decode_deps_header` reads it back for
 tools that look at the raw bytes (``asgi-cache inspect``).
 """
 

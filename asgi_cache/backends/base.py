@@ -1,7 +1,7 @@
 """The storage protocol every backend implements.
 
 Backends store opaque bytes under full keys. What they add is one storage guarantee the
-:class:`~asgi_cache.Cache` builds tag invalidation on: an entry can be stored with
+[`Cache`][asgi_cache.Cache] builds tag invalidation on: an entry can be stored with
 *dependencies*, pairs of (tag key, version) recorded when its value was loaded, and it is
 served only while every one of those tag keys still holds that version. Invalidating a tag
 deletes its version key, so every entry that depends on it stops being served at once,
@@ -10,20 +10,24 @@ wherever it lives, without a scan.
 Guarantees every backend gives (and the contract tests check on memory, fakeredis and Redis):
 
 - Nothing is stored without an expiry; ``ttl`` is in seconds and must be > 0.
-- :meth:`Backend.get` returns the bytes given to :meth:`Backend.set` only while the key has
-  not expired and every dependency is current; otherwise ``None``.
-- :meth:`Backend.set` stores nothing when a dependency is no longer current at write time
-  (the value was loaded before an invalidation), and extends every dependency's expiry to at
-  least the entry's, so tag versions outlive the entries that need them and no longer.
-- :meth:`Backend.versions` returns each tag's current version, creating a fresh random one
-  for a tag that has none; a version is never reused.
-- :meth:`Backend.set_if_locked` is :meth:`Backend.set` fenced by a lock: it stores nothing
-  unless the lock key still holds the caller's token, so a loader whose lock expired while it
-  worked cannot overwrite the value written by the next holder.
-- :meth:`Backend.publish` wakes every :meth:`Backend.subscribe` callback whose prefix matches
-  the channel, in every process sharing the store (memory: this process only). Delivery is
-  best effort: callers must bound their waits.
-- Every failure is raised as :class:`~asgi_cache.BackendError` (the cache fails open on it).
+- [`Backend.get`][asgi_cache.backends.Backend.get] returns the bytes given to
+  [`Backend.set`][asgi_cache.backends.Backend.set] only while the key has not expired and every
+  dependency is current; otherwise ``None``.
+- [`Backend.set`][asgi_cache.backends.Backend.set] stores nothing when a dependency is no longer
+  current at write time (the value was loaded before an invalidation), and extends every
+  dependency's expiry to at least the entry's, so tag versions outlive the entries that need them
+  and no longer.
+- [`Backend.versions`][asgi_cache.backends.Backend.versions] returns each tag's current version,
+  creating a fresh random one for a tag that has none; a version is never reused.
+- [`Backend.set_if_locked`][asgi_cache.backends.Backend.set_if_locked] is
+  [`Backend.set`][asgi_cache.backends.Backend.set] fenced by a lock: it stores nothing unless the
+  lock key still holds the caller's token, so a loader whose lock expired while it worked cannot
+  overwrite the value written by the next holder.
+- [`Backend.publish`][asgi_cache.backends.Backend.publish] wakes every
+  [`Backend.subscribe`][asgi_cache.backends.Backend.subscribe] callback whose prefix matches the
+  channel, in every process sharing the store (memory: this process only). Delivery is best effort:
+  callers must bound their waits.
+- Every failure is raised as [`BackendError`][asgi_cache.BackendError] (the cache fails open on it).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ class Backend(Protocol):
     hash_tags: bool = False
     """Whether keys that one operation touches together (an entry and its lock) must share a
     Redis Cluster hash slot: the cache then builds its keys with hash tags
-    (:class:`~asgi_cache.keys.KeySpace`)."""
+    (`KeySpace`)."""
 
     async def get(self, key: str) -> bytes | None:
         """Return the value under ``key`` if present, unexpired and all its dependencies current."""
@@ -67,7 +71,8 @@ class Backend(Protocol):
         ...
 
     async def get_raw(self, key: str) -> bytes | None:
-        """Return bookkeeping bytes stored with :meth:`set_raw` (no dependency check)."""
+        """Return bookkeeping bytes stored with [`set_raw`][asgi_cache.backends.Backend.set_raw] (no
+        dependency check)."""
         ...
 
     async def set_raw(self, key: str, value: bytes, ttl: float) -> None:
@@ -120,7 +125,8 @@ class Backend(Protocol):
         lock_key: str,
         token: str,
     ) -> bool:
-        """:meth:`set`, but only while ``lock_key`` still holds ``token`` (a fenced write)."""
+        """[`set`][asgi_cache.backends.Backend.set], but only while ``lock_key`` still holds
+        ``token`` (a fenced write)."""
         ...
 
     async def publish(self, channel: str) -> None:

@@ -2,7 +2,7 @@
 
 Under load a process has many requests looking up entries at once. Sending each lookup as
 its own command costs a pooled-connection checkout and a round trip per request; most of a
-Redis hit is that client overhead, not Redis. :class:`ReadBatcher` keeps at most one read in
+Redis hit is that client overhead, not Redis. `ReadBatcher` keeps at most one read in
 flight per process: a read that finds the way clear goes at once, alone (no added latency when
 there is no concurrency); reads that arrive while one is in flight queue up and go out
 together, as one pipeline, the moment it returns. The batch size follows the load by itself,
@@ -34,7 +34,7 @@ class ReadBatcher:
         read_one: Reads one key (used when no other read is in flight).
         read_many: Reads many keys in one round trip (a pipeline).
         timeout: Budget in seconds of one read, from the call, waiting for a batch included;
-            a read that takes longer fails with :class:`TimeoutError`.
+            a read that takes longer fails with `TimeoutError`.
     """
 
     __slots__ = (
@@ -68,7 +68,7 @@ class ReadBatcher:
         """Read ``key``: alone if nothing is in flight, else with the next batch.
 
         Every read is bounded by ``timeout`` from the moment it is asked, waiting included;
-        a read that runs out fails with :class:`TimeoutError`.
+        a read that runs out fails with `TimeoutError`.
         """
         loop = asyncio.get_running_loop()
         if not self._busy and not self._contended:

@@ -2,22 +2,22 @@
 
 While a backend answers, calls pass straight through (``closed``). After ``threshold``
 consecutive failures the breaker opens: every call then fails at once with
-:class:`~asgi_cache.BackendError` without touching the network, so the cache's fail-open paths
-add no latency while Redis is down, slow or unreachable. One background task pings the backend
+[`BackendError`][asgi_cache.BackendError] without touching the network, so the cache's fail-open
+paths add no latency while Redis is down, slow or unreachable. One background task pings the backend
 once per ``cooldown`` (``half_open`` while the ping is in flight) and closes the breaker when it
 answers.
 
-Only :class:`~asgi_cache.BackendError` counts as a failure: the backend could not be reached
+Only [`BackendError`][asgi_cache.BackendError] counts as a failure: the backend could not be reached
 or did not answer in time (refused or reset connections, timeouts, ``LOADING``, ``max number
 of clients reached``). Answers that merely say "no" (a lock held by someone else, an entry not
 stored because a tag moved on, a miss) are successes. Two kinds of ``BackendError`` are not
 counted either:
 
-- :class:`~asgi_cache.BackendReplyError`: the backend answered, fast, with an error about that
-  command (``READONLY`` on a replica, ``OOM`` under ``noeviction``, ``WRONGTYPE`` on a foreign
-  key). Skipping it would cost the reads that still work and gain no latency.
-- :class:`~asgi_cache.BackendBusyError`: no pooled connection came free in time. This process
-  is saturated; the operations holding the connections succeed or time out on their own, and
+- [`BackendReplyError`][asgi_cache.BackendReplyError]: the backend answered, fast, with an error
+  about that command (``READONLY`` on a replica, ``OOM`` under ``noeviction``, ``WRONGTYPE`` on a
+  foreign key). Skipping it would cost the reads that still work and gain no latency.
+- [`BackendBusyError`][asgi_cache.BackendBusyError]: no pooled connection came free in time. This
+  process is saturated; the operations holding the connections succeed or time out on their own, and
   those count.
 
 Cancellation is neither success nor failure: a caller that gave up says nothing about the
@@ -53,7 +53,8 @@ T = TypeVar("T")
 
 
 class BreakerSnapshot(TypedDict):
-    """The state of a :class:`CircuitBreakerBackend`, as ``cache.stats()`` reports it."""
+    """The state of a [`CircuitBreakerBackend`][asgi_cache.backends.CircuitBreakerBackend], as
+    ``cache.stats()`` reports it."""
 
     state: BreakerState
     """``closed``, ``open`` or ``half_open``."""
@@ -88,7 +89,8 @@ class CircuitBreakerBackend(Backend):
     """Wraps ``backend`` so that a failing backend is skipped until it answers a probe.
 
     Args:
-        backend: The backend to protect (usually a :class:`~asgi_cache.backends.RedisBackend`).
+        backend: The backend to protect (usually a
+            [`RedisBackend`][asgi_cache.backends.RedisBackend]).
         threshold: Consecutive failures that open the breaker.
         cooldown: Seconds between background probes while the breaker is open.
 
@@ -125,7 +127,7 @@ class CircuitBreakerBackend(Backend):
 
     def snapshot(self) -> BreakerSnapshot:
         """The breaker's state for ``cache.stats()`` and health output (see
-        :class:`BreakerSnapshot` for each field)."""
+        [`BreakerSnapshot`][asgi_cache.backends.BreakerSnapshot] for each field)."""
         return BreakerSnapshot(
             state=self._state,
             consecutive_failures=self._failures,
@@ -227,42 +229,49 @@ class CircuitBreakerBackend(Backend):
     # -- the Backend protocol ------------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
-        """See :meth:`Backend.get`; fails fast while the breaker is open."""
+        """See [`Backend.get`][asgi_cache.backends.Backend.get]; fails fast while the breaker is
+        open."""
         self._admit("get")
         return await self._track(self.inner.get(key))
 
     async def set(
         self, key: str, value: bytes, ttl: float, deps: Sequence[Dependency] = ()
     ) -> bool:
-        """See :meth:`Backend.set`; "not stored" is an answer, not a failure."""
+        """See [`Backend.set`][asgi_cache.backends.Backend.set]; "not stored" is an answer, not a
+        failure."""
         self._admit("set")
         return await self._track(self.inner.set(key, value, ttl, deps))
 
     async def delete(self, *keys: str) -> int:
-        """See :meth:`Backend.delete`; fails fast while the breaker is open."""
+        """See [`Backend.delete`][asgi_cache.backends.Backend.delete]; fails fast while the breaker
+        is open."""
         self._admit("delete")
         return await self._track(self.inner.delete(*keys))
 
     async def get_raw(self, key: str) -> bytes | None:
-        """See :meth:`Backend.get_raw`; fails fast while the breaker is open."""
+        """See [`Backend.get_raw`][asgi_cache.backends.Backend.get_raw]; fails fast while the
+        breaker is open."""
         self._admit("get_raw")
         return await self._track(self.inner.get_raw(key))
 
     async def set_raw(self, key: str, value: bytes, ttl: float) -> None:
-        """See :meth:`Backend.set_raw`; fails fast while the breaker is open."""
+        """See [`Backend.set_raw`][asgi_cache.backends.Backend.set_raw]; fails fast while the
+        breaker is open."""
         self._admit("set_raw")
         await self._track(self.inner.set_raw(key, value, ttl))
 
     async def versions(self, tag_keys: Sequence[str], ttl: float) -> list[str]:
-        """See :meth:`Backend.versions`; fails fast while the breaker is open."""
+        """See [`Backend.versions`][asgi_cache.backends.Backend.versions]; fails fast while the
+        breaker is open."""
         self._admit("versions")
         return await self._track(self.inner.versions(tag_keys, ttl))
 
     async def invalidate(self, tag_keys: Sequence[str], *, budget: float | None = None) -> int:
-        """See :meth:`Backend.invalidate`; fails fast while the breaker is open, except with
-        a ``budget`` of its own: an invalidation that must land now (an unsafe request's) is
-        tried anyway, since a breaker opened by slow reads says little about whether one
-        write can get through, and a skipped one leaves stale entries served elsewhere."""
+        """See [`Backend.invalidate`][asgi_cache.backends.Backend.invalidate]; fails fast while the
+        breaker is open, except with a ``budget`` of its own: an invalidation that must land now (an
+        unsafe request's) is tried anyway, since a breaker opened by slow reads says little about
+        whether one write can get through, and a skipped one leaves stale entries served
+        elsewhere."""
         if budget is None:
             self._admit("invalidate")
         return await self._track(self.inner.invalidate(tag_keys, budget=budget))
@@ -270,22 +279,26 @@ class CircuitBreakerBackend(Backend):
     async def delete_prefix(
         self, prefix: str, *, batch: int = 500, progress: Callable[[int], None] | None = None
     ) -> int:
-        """See :meth:`Backend.delete_prefix`; fails fast while the breaker is open."""
+        """See [`Backend.delete_prefix`][asgi_cache.backends.Backend.delete_prefix]; fails fast
+        while the breaker is open."""
         self._admit("delete_prefix")
         return await self._track(self.inner.delete_prefix(prefix, batch=batch, progress=progress))
 
     async def acquire_lock(self, key: str, token: str, ttl: float) -> bool:
-        """See :meth:`Backend.acquire_lock`; a lock held by another is not a failure."""
+        """See [`Backend.acquire_lock`][asgi_cache.backends.Backend.acquire_lock]; a lock held by
+        another is not a failure."""
         self._admit("lock")
         return await self._track(self.inner.acquire_lock(key, token, ttl))
 
     async def extend_lock(self, key: str, token: str, ttl: float) -> bool:
-        """See :meth:`Backend.extend_lock`; fails fast while the breaker is open."""
+        """See [`Backend.extend_lock`][asgi_cache.backends.Backend.extend_lock]; fails fast while
+        the breaker is open."""
         self._admit("lock extend")
         return await self._track(self.inner.extend_lock(key, token, ttl))
 
     async def release_lock(self, key: str, token: str) -> bool:
-        """See :meth:`Backend.release_lock`; fails fast while the breaker is open."""
+        """See [`Backend.release_lock`][asgi_cache.backends.Backend.release_lock]; fails fast while
+        the breaker is open."""
         self._admit("unlock")
         return await self._track(self.inner.release_lock(key, token))
 
@@ -298,27 +311,32 @@ class CircuitBreakerBackend(Backend):
         lock_key: str,
         token: str,
     ) -> bool:
-        """See :meth:`Backend.set_if_locked`; "not stored" is an answer, not a failure."""
+        """See [`Backend.set_if_locked`][asgi_cache.backends.Backend.set_if_locked]; "not stored" is
+        an answer, not a failure."""
         self._admit("fenced set")
         return await self._track(self.inner.set_if_locked(key, value, ttl, deps, lock_key, token))
 
     async def publish(self, channel: str) -> None:
-        """See :meth:`Backend.publish`; fails fast while the breaker is open."""
+        """See [`Backend.publish`][asgi_cache.backends.Backend.publish]; fails fast while the
+        breaker is open."""
         self._admit("publish")
         await self._track(self.inner.publish(channel))
 
     async def subscribe(self, prefix: str, callback: Callable[[str], None]) -> None:
-        """See :meth:`Backend.subscribe`; fails fast while the breaker is open."""
+        """See [`Backend.subscribe`][asgi_cache.backends.Backend.subscribe]; fails fast while the
+        breaker is open."""
         self._admit("subscribe")
         await self._track(self.inner.subscribe(prefix, callback))
 
     async def ping(self) -> float:
-        """See :meth:`Backend.ping`; fails fast while the breaker is open."""
+        """See [`Backend.ping`][asgi_cache.backends.Backend.ping]; fails fast while the breaker is
+        open."""
         self._admit("ping")
         return await self._track(self.inner.ping())
 
     async def info(self) -> dict[str, Any]:
-        """See :meth:`Backend.info`; fails fast while the breaker is open."""
+        """See [`Backend.info`][asgi_cache.backends.Backend.info]; fails fast while the breaker is
+        open."""
         self._admit("info")
         return await self._track(self.inner.info())
 

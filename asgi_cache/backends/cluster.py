@@ -1,10 +1,10 @@
 """``redis+cluster://``, ``rediss+cluster://``: the Redis Cluster backend (redis-py asyncio).
 
-Same :class:`~asgi_cache.backends.Backend` contract as one Redis node, on a cluster whose
+Same [`Backend`][asgi_cache.backends.Backend] contract as one Redis node, on a cluster whose
 slots are spread over several masters. Redis Cluster refuses a script that touches a key it
 does not declare, or keys in two slots, so this backend only runs single-slot scripts
-(:mod:`._scripts <asgi_cache.backends._scripts>`) and the cache builds its keys with hash tags
-(:class:`~asgi_cache.keys.KeySpace` with ``hash_tags``): an entry, its lock, its wake-up
+(`_scripts`) and the cache builds its keys with hash tags
+(`KeySpace` with ``hash_tags``): an entry, its lock, its wake-up
 channel and its hit-for-pass marker share one slot; each tag key is a slot of its own.
 
 Cost per operation (a pipeline sends to every node it touches at once, one round trip):
@@ -12,7 +12,7 @@ Cost per operation (a pipeline sends to every node it touches at once, one round
 - ``get``: ``GET`` of the entry, then one pipeline reading every tag version it records
   (grouped by node by redis-py), checked here; concurrent gets share both round trips
   (``batch_reads``). Two round trips where one node needs one.
-- ``set``: one pipeline of :data:`~asgi_cache.backends._scripts.CHECK_TAG_SCRIPT` (one per
+- ``set``: one pipeline of `CHECK_TAG_SCRIPT` (one per
   tag: still current? then extended), then the ``SET`` (fenced: the lock script).
 - ``versions``: one pipeline, one script per tag; ``invalidate``: one pipeline, one
   ``UNLINK`` per tag: O(tags), whatever the cluster's size.
@@ -27,17 +27,17 @@ after it. What differs from one node, precisely:
   invalidation landing in between makes it a miss (as if it came just before the read);
 - a store checks its tags, then writes: an invalidation landing in between lets the store
   write an entry that no read will serve (its tag moved on); the first read that finds it
-  unlinks it (:data:`~asgi_cache.backends._scripts.UNLINK_IF_SAME_SCRIPT`, which leaves a
+  unlinks it (`UNLINK_IF_SAME_SCRIPT`, which leaves a
   value written meanwhile alone), otherwise it expires. On one node the store refuses it.
 
 A semaphore bounds the operations in flight in this process to ``max_connections`` (each
 holds at most one connection per node): redis-py's per-node pool raises at once when full,
 so without it a burst would fail instead of waiting; with it, an operation that finds no
-slot free within ``pool_timeout`` fails with :class:`~asgi_cache.BackendBusyError` (fail open,
-not counted by the circuit breaker), as on one node. ``MOVED``/``ASK`` redirections and slot
+slot free within ``pool_timeout`` fails with [`BackendBusyError`][asgi_cache.BackendBusyError] (fail
+open, not counted by the circuit breaker), as on one node. ``MOVED``/``ASK`` redirections and slot
 map refreshes after a failover are redis-py's: an operation caught in a failover fails open
 within ``op_timeout``, never with a 5xx. Errors are mapped at one boundary,
-:func:`._errors.run_mapped <asgi_cache.backends._errors.run_mapped>`.
+`_errors.run_mapped`.
 """
 
 from __future__ import annotations
@@ -89,13 +89,13 @@ class ClusterBackend(PlainCommands, Backend):
     Args:
         url: ``redis+cluster://`` or ``rediss+cluster://`` URL (any nodes as seeds).
         client: An existing ``RedisCluster`` to use instead of building one from ``url``;
-            closed by :meth:`aclose` only if ``owns_client``.
+            closed by `aclose` only if ``owns_client``.
         op_timeout: Budget in seconds of one operation, waiting for a slot included.
         connect_timeout: Budget in seconds for opening a connection.
         max_connections: Operations in flight at once in this process (and the pool size
             of each node).
         pool_timeout: Longest wait in seconds for an operation slot.
-        batch_reads: Send concurrent :meth:`get` calls together (two pipelines for all).
+        batch_reads: Send concurrent `get` calls together (two pipelines for all).
 
     Raises:
         ConfigurationError: ``url`` is not a cluster URL, a timeout is not finite seconds > 0
@@ -151,7 +151,7 @@ class ClusterBackend(PlainCommands, Backend):
         self._owns_client = bool(owns_client)
         self._slots = asyncio.Semaphore(max_connections)
         self.read_batcher: ReadBatcher | None = None
-        """Batches concurrent :meth:`get` calls (``None`` when ``batch_reads`` is off)."""
+        """Batches concurrent `get` calls (``None`` when ``batch_reads`` is off)."""
         if batch_reads:
             self.read_batcher = ReadBatcher(self._read_one, self._read_many, timeout=op_timeout)
         self._subscriber = Subscriber(client, self._run)  # type: ignore[arg-type]
@@ -347,8 +347,9 @@ class ClusterBackend(PlainCommands, Backend):
         """The address of every primary, as this client's slot map has it now (refreshed by
         redis-py on ``MOVED`` and after a failover); empty before the first operation.
 
-        With :attr:`connection_options`, what a feature that needs a connection of its own
-        per primary (a ``CLIENT TRACKING`` listener) connects with."""
+        With [`connection_options`][asgi_cache.backends.ClusterBackend.connection_options], what a
+        feature that needs a connection of its own per primary (a ``CLIENT TRACKING`` listener)
+        connects with."""
         return [NodeAddress(n.host, int(n.port)) for n in self.client.get_primaries()]
 
     @property

@@ -1,6 +1,6 @@
 """``memory://``: an in-process backend with TTLs and LRU eviction.
 
-It obeys the same contract as Redis (see :mod:`asgi_cache.backends.base`) inside one process:
+It obeys the same contract as Redis (see `asgi_cache.backends.base`) inside one process:
 nothing is shared between worker processes, and everything is lost on restart. It is bounded
 by entry count and by bytes (key plus value, plus a fixed per-entry overhead); the least
 recently used entries are evicted first. Expired entries are dropped when touched and by a

@@ -2,28 +2,26 @@
 
 Every operation runs under a time budget (``op_timeout``) and a bounded wait for a pooled
 connection (``pool_timeout``); any redis-py error, socket error or timeout is raised as
-:class:`~asgi_cache.BackendError`, so the cache above can fail open.
+[`BackendError`][asgi_cache.BackendError], so the cache above can fail open.
 
-Needs Redis >= 7.0 (:data:`MIN_REDIS_VERSION`): the scripts (:mod:`._scripts
-<asgi_cache.backends._scripts>`) extend tag keys with ``PEXPIRE ... GT``. The bytes of an
-entry are laid out by :mod:`._wire <asgi_cache.backends._wire>` (a dependency header, then the
-entry), so one script checks the tag versions in the same round trip as the read.
+Needs Redis >= 7.0 (`MIN_REDIS_VERSION`): the scripts (`_scripts`) extend tag keys with
+``PEXPIRE ... GT``. The bytes of an entry are laid out by `_wire` (a dependency header, then
+the entry), so one script checks the tag versions in the same round trip as the read.
 
 Cost per operation on one Redis node: ``get`` one EVALSHA (reads the entry and its tag
 versions; with ``batch_reads``, the gets of concurrent requests share one pipeline, see
-:mod:`asgi_cache.backends.batching`), ``set`` one EVALSHA, ``versions`` one EVALSHA,
+`asgi_cache.backends.batching`), ``set`` one EVALSHA, ``versions`` one EVALSHA,
 ``invalidate`` one DEL/UNLINK.
 ``publish`` is one PUBLISH; every ``subscribe`` of a backend shares one pub/sub connection
 (one PSUBSCRIBE per prefix) read by one task, which reconnects and resubscribes after a fault
-(:mod:`._pubsub <asgi_cache.backends._pubsub>`).
+(`_pubsub`).
 The scripts read tag keys named inside the entry, which a single Redis node allows; Redis
-Cluster refuses keys a script does not declare, so :mod:`.cluster
-<asgi_cache.backends.cluster>` checks tag versions client-side instead.
+Cluster refuses keys a script does not declare, so `cluster` checks tag versions client-side
+instead.
 
-Errors are mapped at one boundary, :meth:`RedisBackend._run` (:func:`._errors.run_mapped
-<asgi_cache.backends._errors.run_mapped>`, shared with the cluster backend), to
-:class:`~asgi_cache.BackendError` and its subclasses, raised ``from`` the redis-py error (or
-the timeout) so the cause stays in the traceback.
+Errors are mapped at one boundary, `RedisBackend._run` (`_errors.run_mapped`, shared with the
+cluster backend), to [`BackendError`][asgi_cache.BackendError] and its subclasses, raised ``from``
+the redis-py error (or the timeout) so the cause stays in the traceback.
 """
 
 from __future__ import annotations
@@ -84,13 +82,13 @@ class RedisBackend(PlainCommands, Backend):
     Args:
         url: ``redis://``, ``rediss://`` or ``unix://`` URL.
         client: An existing ``redis.asyncio.Redis`` (for example fakeredis) to use instead of
-            building one from ``url``; it is not closed by :meth:`aclose` unless ``owns_client``.
+            building one from ``url``; it is not closed by `aclose` unless ``owns_client``.
         op_timeout: Budget in seconds of one operation, waiting for a connection included.
         connect_timeout: Budget in seconds for opening a connection.
         max_connections: Pool size.
         pool_timeout: Longest wait in seconds for a free connection.
-        batch_reads: Send concurrent :meth:`get` calls together as one pipeline, on a
-            connection kept for reads (see :mod:`asgi_cache.backends.batching`).
+        batch_reads: Send concurrent `get` calls together as one pipeline, on a
+            connection kept for reads (see `asgi_cache.backends.batching`).
 
     Raises:
         ConfigurationError: A timeout is not finite seconds > 0 (``pool_timeout``: >= 0) or
@@ -146,7 +144,7 @@ class RedisBackend(PlainCommands, Backend):
         # EVALSHA with the digest computed once, and a NOSCRIPT fallback.
         self._get_sha: str = self._get.sha
         self.read_batcher: ReadBatcher | None = None
-        """Batches concurrent :meth:`get` calls (``None`` when ``batch_reads`` is off); its
+        """Batches concurrent `get` calls (``None`` when ``batch_reads`` is off); its
         ``round_trips`` and ``batches`` count what it sent."""
         self._reads_conn: Any = None
         if batch_reads:

@@ -1,8 +1,8 @@
 """What every ``asgi-cache`` command shares: exit codes, argument types, settings, output.
 
-A command is a :class:`Command`: its name, a function adding its parser, and a function
-running it. Commands that talk to a namespace open a :class:`~asgi_cache.Cache` with
-:func:`run_with_cache`; the others (``demo``) run on their own.
+A command is a `Command`: its name, a function adding its parser, and a function
+running it. Commands that talk to a namespace open a [`Cache`][asgi_cache.Cache] with
+`run_with_cache`; the others (``demo``) run on their own.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class Command:
 def run_with_cache(
     command: CacheCommand, args: argparse.Namespace, out: TextIO, err: TextIO
 ) -> int:
-    """Run ``command`` with a :class:`~asgi_cache.Cache` built from the arguments, closed after."""
+    """Run ``command`` with a [`Cache`][asgi_cache.Cache] built from the arguments, closed after."""
     settings = settings_from(args)
 
     async def run() -> int:

@@ -120,7 +120,7 @@ async def _inspect(args: argparse.Namespace, cache: Cache, out: TextIO, err: Tex
 
 
 async def _describe(client: aioredis.Redis, full_key: str | bytes, cache: Cache) -> dict[str, Any]:
-    """:func:`describe_entry` of one key, with each tag marked current or invalidated."""
+    """`describe_entry` of one key, with each tag marked current or invalidated."""
     async with client.pipeline(transaction=False) as pipe:
         pipe.get(full_key)
         pipe.pttl(full_key)

@@ -1,5 +1,5 @@
 """The demo users service behind ``asgi-cache demo`` (needs the ``demo`` extra).
 
-See :mod:`asgi_cache.demo.app` for the service and :mod:`asgi_cache.demo.run` for the
+See `asgi_cache.demo.app` for the service and `asgi_cache.demo.run` for the
 command that measures it with and without the cache.
 """

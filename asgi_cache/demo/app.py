@@ -66,7 +66,7 @@ class Profile(BaseModel):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DemoConfig:
-    """Settings of the demo app (see :meth:`from_env`)."""
+    """Settings of the demo app (see `from_env`)."""
 
     database_url: str | None = None
     """``sqlite:///...`` or ``postgresql://...``; ``None`` means a SQLite file in a temp dir."""
@@ -127,8 +127,8 @@ def create_app(
     """Build the demo users service.
 
     Args:
-        config: Database and data settings; :meth:`DemoConfig.from_env` when omitted.
-        cache: The cache to use; :func:`demo_cache` when omitted.
+        config: Database and data settings; `DemoConfig.from_env` when omitted.
+        cache: The cache to use; `demo_cache` when omitted.
         cached: ``False`` builds the same app as it would be written without asgi-cache (no
             middleware; the decorators left out; the profile dependency is the loader itself),
             for the comparison run. Its health endpoint reports a disabled cache.

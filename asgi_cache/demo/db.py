@@ -4,7 +4,7 @@ SQLite (aiosqlite, a file in a temporary directory) by default; PostgreSQL (asyn
 ``postgresql://`` URL is given. Reads are made realistically slow: each read holds its pooled
 connection for ``delay`` seconds, as a slow query would, so without a cache concurrent clients
 queue for the pool's few connections. Every SQL statement sent is counted in
-:attr:`UserStore.queries`.
+`UserStore.queries`.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class UserStore:
     """The users table with a slow read path and a statement counter.
 
     Args:
-        url: A SQLite or PostgreSQL URL (see :func:`async_url`).
+        url: A SQLite or PostgreSQL URL (see `async_url`).
         delay: Seconds each read holds its connection, like a slow query.
         pool_size: Connections in the pool (SQLAlchemy's default is 5); no overflow.
     """

@@ -50,7 +50,7 @@ def summarize(
     seconds: float,
     hit_rate: float | None,
 ) -> RunReport:
-    """Reduce one run's outcomes to a :class:`RunReport`."""
+    """Reduce one run's outcomes to a `RunReport`."""
     latencies = [o.seconds for o in outcomes]
     return RunReport(
         label=label,

@@ -134,7 +134,7 @@ async def drive(
     push requests as fast as the server can answer and measure only its saturation.
 
     Returns:
-        One :class:`Outcome` per request sent, in completion order (fewer than planned when
+        One `Outcome` per request sent, in completion order (fewer than planned when
         the time limit stopped the run).
 
     Raises:
@@ -188,7 +188,7 @@ def drive_blocking(
     time_limit: float = 60.0,
     think: float = 0.0,
 ) -> list[Outcome]:
-    """:func:`drive` in a fresh event loop, for a worker process."""
+    """`drive` in a fresh event loop, for a worker process."""
     return asyncio.run(
         drive(base_url, requests, concurrency=concurrency, time_limit=time_limit, think=think)
     )

@@ -1,4 +1,5 @@
-"""HTTP response caching: :class:`CacheMiddleware` and the route policies it reads."""
+"""HTTP response caching: [`CacheMiddleware`][asgi_cache.CacheMiddleware] and the route policies it
+reads."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Capturing the app's response on a miss: a small state machine over its ``send`` messages.
 
-The exchange calls the app with :class:`ResponseCapture` as its ``send``. The capture parses
-the response start once (:class:`~.rules.ResponseFacts`), asks its owner (the exchange) what
-the response is, and then, per :class:`Mode`:
+The exchange calls the app with `ResponseCapture` as its ``send``. The capture parses
+the response start once (`ResponseFacts`), asks its owner (the exchange) what
+the response is, and then, per `Mode`:
 
 - ``PENDING``: nothing received yet;
 - ``BUFFER``: a storable response is being collected (up to ``max_body_bytes``), nothing
@@ -31,7 +31,7 @@ Transitions::
     TEE --over max_body_bytes, unknown message, app returned early--> PASS (copy dropped)
 
 The capture knows nothing of keys or stores: what is storable and what happens to a
-complete response is the owner's (:class:`CaptureOwner`).
+complete response is the owner's (`CaptureOwner`).
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ class CaptureOwner(Protocol):
     """What a capture asks of the exchange it works for."""
 
     def classify(self, facts: ResponseFacts, start: Message) -> Mode | str:
-        """What the response starting with ``start`` is: :attr:`Mode.BUFFER` (storable),
-        :attr:`Mode.NOT_MODIFIED`, :attr:`Mode.ERROR_STALE`, or why it is not storable (it
+        """What the response starting with ``start`` is: `Mode.BUFFER` (storable),
+        `Mode.NOT_MODIFIED`, `Mode.ERROR_STALE`, or why it is not storable (it
         then passes through)."""
         ...
 

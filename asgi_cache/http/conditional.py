@@ -18,9 +18,9 @@ section 4.3.2).
 - Preconditions apply to 2xx responses only (section 13.2.1): a stored 404 is served as it
   is, whatever the request's validators.
 - ``If-Match`` and ``If-Unmodified-Since`` "are not applicable to a cache" (RFC 9111 section
-  4.3.2): such requests go to the origin untouched (:func:`origin_preconditions`).
+  4.3.2): such requests go to the origin untouched (`origin_preconditions`).
 - A 304 with a strong validator updates only a stored response with that validator (RFC 9111
-  section 4.3.4, :func:`updates`).
+  section 4.3.4, `updates`).
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """What every request of one middleware shares: frozen options and the app-wide memos.
 
-:class:`CacheMiddleware <asgi_cache.http.middleware.CacheMiddleware>` validates its options
-and builds one :class:`HttpContext` at construction; each request's
-:class:`~asgi_cache.http.exchange.Exchange` (and each unsafe request) is handed it, as
+[`CacheMiddleware`][asgi_cache.CacheMiddleware] validates its options
+and builds one `HttpContext` at construction; each request's
+`Exchange` (and each unsafe request) is handed it, as
 Starlette's ``GZipResponder`` is handed plain values rather than its middleware. The
 context holds:
 
-- the options (:class:`MiddlewareOptions`) and the storing rules derived from them;
+- the options (`MiddlewareOptions`) and the storing rules derived from them;
 - the memos shared by every request: the route resolver, the digest memo, the per-URL Vary
   memory, the in-flight misses coalesced in this process and the running refreshes;
 - the store handle (entries, tags, locks: the middleware never sees a backend) and the
@@ -36,7 +36,7 @@ Headers = list[tuple[bytes, bytes]]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MiddlewareOptions:
-    """The behaviour switches of one :class:`~asgi_cache.CacheMiddleware` (validated)."""
+    """The behaviour switches of one [`CacheMiddleware`][asgi_cache.CacheMiddleware] (validated)."""
 
     cache_all: bool
     honor_request_cache_control: bool
@@ -88,7 +88,7 @@ class HttpContext:
     vary_memory: VaryMemory
     rules: StoringRules
     status_headers: StatusHeaders
-    """Renders a :class:`~.status.CacheStatus` as response headers."""
+    """Renders a `CacheStatus` as response headers."""
     clock: Callable[[], float]
     """Unix time, for every freshness decision."""
     background: BackgroundTasks

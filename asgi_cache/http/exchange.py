@@ -1,16 +1,16 @@
 """One GET or HEAD request of a cacheable route: look up, serve, or forward and store.
 
-All per-request state lives on an :class:`Exchange`, never on the middleware, which hands
-each one the shared :class:`~.context.HttpContext`. The steps:
+All per-request state lives on an `Exchange`, never on the middleware, which hands
+each one the shared `HttpContext`. The steps:
 
-1. :meth:`Exchange.run`: bypass rules, request directives (RFC 9111 section 5.2.1), the
-   lookup; a fresh entry is a hit (:mod:`.serving` builds the answer), a stale one inside
+1. `Exchange.run`: bypass rules, request directives (RFC 9111 section 5.2.1), the
+   lookup; a fresh entry is a hit (`serving` builds the answer), a stale one inside
    its stale-while-revalidate window is served while one background refresh (an exchange
-   built by :meth:`Exchange.for_refresh`) runs;
-2. :meth:`Exchange.forward`: a miss joins an identical miss already in flight in this
+   built by `Exchange.for_refresh`) runs;
+2. `Exchange.forward`: a miss joins an identical miss already in flight in this
    process, or (``lock=True``) takes its turn at the entry's lock across processes
-   (:meth:`Locks.turn <asgi_cache.locking.Locks.turn>`);
-3. :meth:`Exchange.origin`: one call of the app (:class:`~.origin.OriginCall`), which
+   (`Locks.turn`);
+3. `Exchange.origin`: one call of the app (`OriginCall`), which
    captures, stores and answers the response.
 """
 
@@ -91,7 +91,7 @@ class Exchange:
         self.stale: StoredResponse | None = None
         self.flight: Flight | None = None
         self.ranged = False
-        """A GET with a valid byte ``Range`` (RFC 9110 section 14.2; :mod:`.ranges`)."""
+        """A GET with a valid byte ``Range`` (RFC 9110 section 14.2; `ranges`)."""
 
     @classmethod
     def for_refresh(cls, exchange: Exchange, stored: StoredResponse) -> Exchange:
@@ -256,7 +256,7 @@ class Exchange:
         ctx.background.start_soon(Exchange.for_refresh(self, stored).refresh)
 
     async def refresh(self) -> None:
-        """Run this background refresh (built by :meth:`for_refresh`)."""
+        """Run this background refresh (built by `for_refresh`)."""
         try:
             await self.origin()
         except Exception:
@@ -370,7 +370,7 @@ class Exchange:
         return self.ctx.full_key(self.key, names, self.policy)
 
     async def origin(self, *, pass_marker: bool = False) -> None:
-        """Call the app once (:class:`~.origin.OriginCall`), storing its response when
+        """Call the app once (`OriginCall`), storing its response when
         allowed (``pass_marker``: holding the lock, mark a response that cannot be)."""
         tags: tuple[str, ...] = ()
         if not self.no_store:

@@ -1,8 +1,8 @@
 """Freshness lifetime and age of a response (RFC 9111 sections 4.2.1 to 4.2.3).
 
-Pure functions over what a response says (:class:`~.rules.ResponseFacts`) and a few
+Pure functions over what a response says (`ResponseFacts`) and a few
 instants; the one place where a lifetime is computed, and the one place TTL jitter touches
-it (:func:`jittered`).
+it (`jittered`).
 
 **Lifetime** (section 4.2.1), first that applies:
 

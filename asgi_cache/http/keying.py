@@ -177,7 +177,7 @@ class RequestKey:
 
     def header_value(self, name: str) -> str:
         """The value a varied header (or ``cookie:<name>``, one cookie) contributes to the
-        key, normalised as RFC 9111 section 4.1 allows (:mod:`.vary`)."""
+        key, normalised as RFC 9111 section 4.1 allows (`vary`)."""
         if name.startswith(COOKIE_KEY_PREFIX):
             return cookie_value(self.headers.get("cookie", ""), name[len(COOKIE_KEY_PREFIX) :])
         return normalize(name, self.headers.get(name, ""))
@@ -219,7 +219,7 @@ def url_tag_for(path: str) -> str:
 
 
 def url_tag(path_or_url: str) -> str:
-    """:func:`url_tag_for` of a path (``/users/1?x=1``) or an absolute URL."""
+    """`url_tag_for` of a path (``/users/1?x=1``) or an absolute URL."""
     return url_tag_for(unquote(urlsplit(path_or_url).path) or "/")
 
 
@@ -260,7 +260,7 @@ class VaryMemory:
 
     @staticmethod
     def decode(raw: bytes | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Inverse of :meth:`encode`; anything malformed is "nothing remembered"."""
+        """Inverse of `encode`; anything malformed is "nothing remembered"."""
         if raw:
             try:
                 names, tags = orjson.loads(raw)

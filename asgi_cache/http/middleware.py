@@ -9,7 +9,7 @@ Two modes:
   ``Cache-Control`` like a reverse proxy; works on any ASGI app (no router needed).
 
 Non-HTTP scopes pass straight through; lifespan events passing through start and stop the
-cache. Per-request state lives in :class:`~asgi_cache.http.exchange.Exchange`.
+cache. Per-request state lives in `Exchange`.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ _HEURISTIC = seconds(zero=True)
 
 
 class CacheMiddleware:
-    """Cache GET/HEAD responses of an ASGI app in a :class:`~asgi_cache.Cache`.
+    """Cache GET/HEAD responses of an ASGI app in a [`Cache`][asgi_cache.Cache].
 
     Args:
         app: The ASGI app to wrap.
@@ -87,7 +87,7 @@ class CacheMiddleware:
         compress_min_bytes: On Redis, store text-like bodies at least this long gzip-coded
             (when that saves an eighth) and send them as they are to clients accepting gzip;
             ``None`` stores every body as sent (as the in-process backend always does). See
-            :mod:`asgi_cache.http.encoding`.
+            `asgi_cache.http.encoding`.
         targeted_cache_control: The targeted cache-control fields (RFC 9213) this cache
             obeys instead of ``Cache-Control``, most specific first; they are not sent to
             clients. Default: ``("CDN-Cache-Control",)`` in ``cache_all`` mode, none for

@@ -1,11 +1,11 @@
 """One call of the app for a miss (or a background refresh): capture, store, answer.
 
-The exchange decides that a request goes to the origin and hands an :class:`OriginCall`
-what it decided (a :class:`Miss`). The call reads the tag versions the entry will depend on
+The exchange decides that a request goes to the origin and hands an `OriginCall`
+what it decided (a `Miss`). The call reads the tag versions the entry will depend on
 *before* the app runs (so an invalidation while it runs keeps the old answer out of the
 cache), sends the entry's validators instead of the client's conditionals when it holds a
 stale entry (RFC 9111 section 4.3.1), and lets the app answer through a
-:class:`~.capture.ResponseCapture`, for which it decides what the response is:
+`ResponseCapture`, for which it decides what the response is:
 
 - storable: stored under the key of its own ``Vary``, then answered (``fwd=miss; stored``);
 - a 304 to our revalidation: the stale entry freshened and served (RFC 9111 section 4.3.4);
@@ -13,7 +13,7 @@ stale entry (RFC 9111 section 4.3.1), and lets the app answer through a
   (RFC 5861 section 4); an exception when the stale entry says ``must-revalidate`` (or
   ``proxy-revalidate``, ``s-maxage``): a 504, never the stale entry (RFC 9111 section
   5.2.2.2);
-- a single-part 206 to a range miss: stored with the parts already held (:mod:`.ranges`),
+- a single-part 206 to a range miss: stored with the parts already held (`ranges`),
   and sent as the origin sent it;
 - anything else: passed through as the app sends it, with the reason in ``Cache-Status``.
 """
@@ -86,7 +86,7 @@ class Miss:
 
 
 class OriginCall:
-    """Calls the app once for a :class:`Miss` (implements :class:`~.capture.CaptureOwner`).
+    """Calls the app once for a `Miss` (implements `CaptureOwner`).
 
     Args:
         ctx: The middleware's context.
@@ -304,7 +304,7 @@ class OriginCall:
         return self.responder.start_headers(facts.headers, status)
 
     def intact(self) -> bool:
-        """Whether the client is still there (see :meth:`complete`)."""
+        """Whether the client is still there (see `complete`)."""
         return not self.disconnected
 
     async def streamed(self, facts: ResponseFacts, body: bytes) -> None:

@@ -1,10 +1,10 @@
 """Stored parts of a response (RFC 9111 sections 3.3 and 3.4): the reads and answers around
-the pure rules of :mod:`.ranges`.
+the pure rules of `ranges`.
 
-A response's parts live under their own key (:func:`~.ranges.partial_key` of the complete
+A response's parts live under their own key (`partial_key` of the complete
 response's key), so a lookup of the complete response can never find a part. They are read
-only for a range request that found no complete response (:func:`answer_from_parts`) and
-when the origin answers a range miss with a 206 (:func:`combined_with_held`).
+only for a range request that found no complete response (`answer_from_parts`) and
+when the origin answers a range miss with a 206 (`combined_with_held`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ async def combined_with_held(
     ctx: HttpContext, full_key: str, part: StoredResponse
 ) -> StoredResponse | None:
     """What to store after the origin's 206 ``part``: it combined with the fresh parts held
-    for the same representation (:func:`~.ranges.combine`); ``None`` if it describes no
+    for the same representation (`combine`); ``None`` if it describes no
     part of its body."""
     held = await read_parts(ctx, full_key)
     if held is not None and ctx.clock() >= held.fresh_until:

@@ -118,7 +118,7 @@ class ResponsePolicy:
     ``Cache-Status`` detail its responses bypass the cache with."""
     ignored_cookies: tuple[str, ...] = ()
     """Cookies (names or glob patterns) that do not make a request private (see
-    :mod:`.cookies`); the middleware's are added when it applies the policy."""
+    `cookies`); the middleware's are added when it applies the policy."""
     vary_cookies: tuple[str, ...] = ()
     """Cookies whose (hashed) values are part of the key."""
     cookies: CookieRules = field(init=False, repr=False, compare=False)

@@ -6,10 +6,10 @@ stored ``200`` gets a ``206`` with ``Content-Range`` (one range), a
 ``Content-Range: bytes */<length>`` when no range is satisfiable (section 15.5.17). Ranges
 that overlap or touch are coalesced (section 14.2 allows it); otherwise parts go in the
 order requested. An invalid ``Range`` (another unit, a malformed spec, ``last < first``,
-more than :data:`MAX_RANGES` ranges) is ignored and the full ``200`` is sent (section 14.2:
+more than `MAX_RANGES` ranges) is ignored and the full ``200`` is sent (section 14.2:
 a server MAY ignore ``Range``); so is ``Range`` on a ``HEAD``, on a non-200 stored
 response, on an empty representation, and when ``If-Range`` does not match strongly
-(:func:`~.conditional.if_range_allows`). Ranges count over the representation served: the
+(`if_range_allows`). Ranges count over the representation served: the
 gzip coding for a client that gets the gzip body (its own ETag, section 8.8.3), the
 identity body otherwise.
 

@@ -1,7 +1,7 @@
 """Answering one client: from a stored response, with an answer of the cache's own, or by
 letting the app answer with only the outcome's headers added.
 
-What an answer holds is decided by :mod:`.serving` (pure); a :class:`Responder` sends it and
+What an answer holds is decided by `serving` (pure); a `Responder` sends it and
 remembers whether the client has seen a response start, which decides whether a failing
 origin may still be replaced by a stale entry.
 """

@@ -97,7 +97,7 @@ def end_to_end_headers(
 class StoredResponse:
     """A response as stored and served by the middleware.
 
-    ``headers`` leave out ``ETag`` (in :attr:`etag`) and ``Content-Length`` (the length of
+    ``headers`` leave out ``ETag`` (in `etag`) and ``Content-Length`` (the length of
     the body served). ``body`` is gzip-coded when ``flags & FLAG_GZIP``; ``plain`` then holds
     the unencoded body when this process has it at hand (it is never stored).
     """
@@ -145,7 +145,7 @@ class StoredResponse:
 
     @classmethod
     def from_entry(cls, entry: Entry) -> StoredResponse | None:
-        """Decode an entry written by :meth:`to_entry`; ``None`` if it is not one."""
+        """Decode an entry written by `to_entry`; ``None`` if it is not one."""
         if entry.kind is not EntryKind.RESPONSE:
             return None
         extra = entry.extra
@@ -182,7 +182,7 @@ class StoredResponse:
         return None
 
     def headers_with_etag(self) -> list[tuple[bytes, bytes]]:
-        """:attr:`headers` plus the ``ETag`` field (for re-parsing the stored response)."""
+        """`headers` plus the ``ETag`` field (for re-parsing the stored response)."""
         return [*self.headers, (b"etag", self.etag)] if self.etag else list(self.headers)
 
     def freshen(self, headers_304: list[tuple[bytes, bytes]]) -> None:

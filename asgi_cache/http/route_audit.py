@@ -5,9 +5,9 @@ dispatches to. Two mistakes hide it silently: a decorator between ``@app.get(...
 ``@cache.response(...)`` that does not use ``functools.wraps`` (the route calls the wrapper,
 the policy sits on the wrapped function), and a route type the resolver cannot see into (a
 custom route keeping its handler under another name, an app wrapped in a middleware and then
-mounted). :func:`unreachable_policies` compares two walks of the app's routes:
+mounted). `unreachable_policies` compares two walks of the app's routes:
 
-- what the resolver sees: every endpoint :func:`~.route_shapes.enumerate_endpoints` reaches,
+- what the resolver sees: every endpoint `enumerate_endpoints` reaches,
   and the policies attached to them;
 - what the app holds: every function reachable from the routes through route-like objects
   (routes, routers, apps, FastAPI's route contexts: anything with ``routes``, ``endpoint``,

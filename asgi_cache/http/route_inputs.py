@@ -2,7 +2,7 @@
 
 A hit is answered before FastAPI solves the route's dependencies, so whatever they read
 (an ``X-API-Key`` header, a session cookie, a ``Header()`` set by a proxy) decides the answer
-without being seen by the cache. :func:`route_inputs` reads the tree FastAPI will solve (the
+without being seen by the cache. `route_inputs` reads the tree FastAPI will solve (the
 route's own parameters, its sub-dependencies recursively, router-level and app-level
 dependencies) and says:
 

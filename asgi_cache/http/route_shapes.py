@@ -1,7 +1,7 @@
 """The router shapes Starlette and FastAPI build, and how to see into each of them.
 
 The middleware runs before the router, so it must follow the same path through the app's
-routes as the router will (:mod:`asgi_cache.http.routing` matches, :mod:`.route_audit`
+routes as the router will (`asgi_cache.http.routing` matches, `route_audit`
 enumerates). The shapes:
 
 - Starlette ``Route``, ``WebSocketRoute`` and FastAPI ``APIRoute`` (and subclasses): a full

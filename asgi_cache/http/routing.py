@@ -3,7 +3,7 @@
 The middleware runs before the router, so it matches the request against the app's routes
 itself, exactly as the router will dispatch it: ``route.matches(scope)`` in order, the first
 full match wins (a partial match, a 405, is not a match), descending into mounts, hosts,
-mounted apps and FastAPI's included routers (:mod:`.route_shapes`).
+mounted apps and FastAPI's included routers (`route_shapes`).
 
 Results are remembered per (method, path) in a bounded map, so resolving a known path is a
 dict lookup. Routes that depend on more than the path are matched but never remembered:
@@ -11,13 +11,13 @@ dict lookup. Routes that depend on more than the path are matched but never reme
 ``matches`` (it may read any header).
 
 When a GET route with a policy (or, in ``cache_all`` mode, any FastAPI route) is first
-resolved, its dependant tree is read once (:mod:`.route_inputs`) and the policy is adapted
+resolved, its dependant tree is read once (`route_inputs`) and the policy is adapted
 to it: the headers its dependencies read become part of the key, or, when some input cannot
 be known, the route is refused (it bypasses the cache at no backend cost) unless declared
 ``public=True`` or with ``vary=``. The decision is logged once per route, and remembered per
 (policy, dependant), never recomputed per request.
 
-At the first request, the app's routes are audited once (:mod:`.route_audit`): a policy
+At the first request, the app's routes are audited once (`route_audit`): a policy
 that no request can reach is logged as a warning.
 """
 

@@ -45,7 +45,7 @@ _CREDENTIALS: Final = ("authorization", "cookie")
 
 
 def clip(value: str) -> str:
-    """``value`` as a log line may show it: repr'd, at most :data:`LOGGED_VALUE_CHARS`
+    """``value`` as a log line may show it: repr'd, at most `LOGGED_VALUE_CHARS`
     characters of it, and its full length when cut (client input is never logged whole)."""
     if len(value) <= LOGGED_VALUE_CHARS:
         return repr(value)
@@ -320,7 +320,7 @@ class ResponseFacts:
         explicit_only: bool,
         heuristic_max: float = 0.0,
     ) -> float:
-        """Freshness lifetime before jitter (:mod:`.freshness`): the policy's ttl, else
+        """Freshness lifetime before jitter (`freshness`): the policy's ttl, else
         s-maxage/max-age/Expires, else (``cache_all``) a heuristic one or 0, else (opt-in)
         the default TTL."""
         if policy.ttl is not None:

@@ -1,22 +1,22 @@
 """Answering from a stored response: pure functions building the hit, 304 or HEAD answer.
 
-Given a :class:`~.responses.StoredResponse`, the request's headers and method, and the
-outcome's status headers, :func:`answer` says what the client gets:
+Given a `StoredResponse`, the request's headers and method, and the
+outcome's status headers, `answer` says what the client gets:
 
 - the representation: the stored body as it is, or, for a body stored gzip-coded
-  (:mod:`.encoding`), the identity body for a client that does not accept gzip; every
+  (`encoding`), the identity body for a client that does not accept gzip; every
   answer from such an entry says ``Vary: Accept-Encoding`` and the gzip representation has
   its own ETag;
 - ``ETag``, ``Content-Length`` and ``Age`` (RFC 9111 section 5.1), computed per answer;
 - a ``304`` with only the headers RFC 9110 section 15.4.5 allows when the client's
-  validators match (:mod:`.conditional`), a ``206``/``416`` for a ``Range`` request
-  (:mod:`.ranges`), or an empty body for ``HEAD``;
+  validators match (`conditional`), a ``206``/``416`` for a ``Range`` request
+  (`ranges`), or an empty body for ``HEAD``;
 - never a field this cache must not send: targeted cache-control fields (RFC 9213), and the
   fields of a qualified ``no-cache="..."`` unless the response was just validated with the
   origin (RFC 9111 section 5.2.2.4).
 
 Also here: how a stored response stands at a given instant for a request's directives
-(:func:`standing`), which decides between a hit, a stale answer and a trip to the origin.
+(`standing`), which decides between a hit, a stale answer and a trip to the origin.
 No I/O, no state.
 """
 
@@ -200,7 +200,7 @@ def part_answer(
     now: float,
     hidden: tuple[bytes, ...] = (),
 ) -> Answer | None:
-    """A 206 from a stored partial response (:mod:`.ranges`), or ``None`` when it cannot
+    """A 206 from a stored partial response (`ranges`), or ``None`` when it cannot
     answer this request: a range outside its parts, an ``If-Range`` that does not match, or
     validators to evaluate (left to the origin, which has the whole response)."""
     if "if-none-match" in request or "if-modified-since" in request:

@@ -1,6 +1,6 @@
 """What the cache did with a request, as an RFC 9211 ``Cache-Status`` value (and ``X-Cache``).
 
-Every answer of a cacheable route carries one :class:`CacheStatus`, built by one of its
+Every answer of a cacheable route carries one `CacheStatus`, built by one of its
 named constructors, never spelled as a string at the place that answers::
 
     asgi-cache; hit; ttl=42                        fresh entry, 42 s of freshness left

@@ -1,19 +1,19 @@
 """What to store of a response, and for how long: pure functions over the response's facts.
 
-No I/O and no state: given the parsed response (:class:`~.rules.ResponseFacts`), its body,
+No I/O and no state: given the parsed response (`ResponseFacts`), its body,
 the route's policy and a clock reading, these functions say what the entry holds (the
 end-to-end headers a hit replays, a validator, the body as sent or gzip-coded) and its three
 instants (RFC 9111 section 4.2):
 
 - ``fresh_until``: creation (the response time minus its corrected initial age, RFC 9111
-  section 4.2.3) plus the freshness lifetime (:mod:`.freshness`: the policy's ``ttl``, else
+  section 4.2.3) plus the freshness lifetime (`freshness`: the policy's ``ttl``, else
   ``s-maxage``/``max-age``/``Expires``, else a heuristic or the default TTL), jittered only
   downwards;
 - ``fresh_until + swr``/``+ sie``: the RFC 5861 windows a stale entry may still serve in;
 - ``stale_until``: when the entry leaves the backend (an entry with a validator is kept a
   while longer, to be revalidated cheaply with a conditional request).
 
-The exchange (:mod:`.exchange`) does the writing.
+The exchange (`exchange`) does the writing.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class StoringRules:
     """The cache's default TTL: lifetime of responses without freshness information (opt-in
     routes), and the least time an entry with a validator is kept."""
     jitter: Callable[[float], float]
-    """Spreads a freshness lifetime, only ever shortening it (:func:`shortening`)."""
+    """Spreads a freshness lifetime, only ever shortening it (`shortening`)."""
     compress_min_bytes: int | None
     """Bodies at least this long may be stored gzip-coded; ``None``: never (in process)."""
     cache_tag_header: bytes
@@ -99,7 +99,7 @@ def set_times(
     """Set ``stored``'s creation, freshness and stale windows from the response ``facts``
     (RFC 9111 section 4.2, RFC 5861).
 
-    ``created``: when the response was generated, as :func:`~.freshness.created_at`
+    ``created``: when the response was generated, as `created_at`
     reckons it. ``keep``: the response has a validator, so the entry is worth keeping past
     its windows to revalidate cheaply.
     """
@@ -292,7 +292,7 @@ def origin_scope(
     of the client's conditionals, which are answered from the stored response.
 
     ``keep_range``: a range miss (no complete response stored) goes to the origin with its
-    ``Range`` and ``If-Range`` (:mod:`.ranges`); otherwise the complete response is asked
+    ``Range`` and ``If-Range`` (`ranges`); otherwise the complete response is asked
     for, and the range answered from it.
     """
     dropped = _CONDITIONAL if not keep_range else _CONDITIONAL - {b"if-range"}

@@ -16,7 +16,7 @@ violates the directive's own constraints (``max-age=1.5``, ``max-age=-1``, ``max
 is not consumed (section 2.1: implementations SHOULD NOT coerce such values).
 
 The result is the same ``{directive: argument or None}`` mapping
-:func:`~.cache_control.parse_cache_control` returns, so every rule downstream reads one shape.
+`parse_cache_control` returns, so every rule downstream reads one shape.
 """
 
 from __future__ import annotations

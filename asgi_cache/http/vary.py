@@ -10,7 +10,7 @@ defined to be case-insensitive)". So the key hashes a normal form:
 - ``Accept-Encoding``: the set of known codings the request accepts (RFC 9110 section
   12.5.3; codings are case-insensitive, ``q=0`` refuses one, ``*`` stands for the others):
   ``gzip, br`` and ``BR;q=0.9 , gzip`` share a variant. This is also what the stored
-  gzip representation is chosen by (:mod:`.encoding`).
+  gzip representation is chosen by (`encoding`).
 - ``Accept``, ``Accept-Charset``, ``Accept-Language`` (sections 12.5.1, 12.5.2, 12.5.4):
   each member lowercased where the grammar is case-insensitive (media types and parameter
   names, charsets, language ranges; parameter *values* of ``Accept`` keep their case),
