@@ -151,8 +151,12 @@ def decode_entry(data: bytes | memoryview, full_key: str) -> Entry:
     if zlib.crc32(view[HEADER_SIZE:]) != crc:
         raise CorruptEntry("checksum mismatch")
     # Every time is finite and plausible, so no NaN or infinity becomes an Age or a lifetime.
-    if not all(0.0 <= t <= _MAX_TIME for t in (created, fresh, stale)) or not (
-        0.0 <= load <= _MAX_TIME
+    # (Chained comparisons, not a generator: this runs on every hit.)
+    if not (
+        0.0 <= created <= _MAX_TIME
+        and 0.0 <= fresh <= _MAX_TIME
+        and 0.0 <= stale <= _MAX_TIME
+        and 0.0 <= load <= _MAX_TIME
     ):
         raise CorruptEntry("implausible times in the header")
     return Entry(

@@ -229,6 +229,8 @@ class Exchange:
         return self.full_key != before
 
     def _fill_tags(self) -> str | None:
+        if not self.policy.tags:
+            return None  # nothing to fill (most routes): no work on the hit path
         # Templates name only parameters the route has (checked when it was resolved); a
         # value from the request may still make a tag that is not valid.
         filled = fill_templates(self.policy.tags, self.params)

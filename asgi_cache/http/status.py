@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 class Fwd(enum.Enum):
@@ -67,7 +68,7 @@ class CacheStatus:
     @classmethod
     def fresh_hit(cls, ttl: float) -> CacheStatus:
         """A fresh entry, ``ttl`` seconds of freshness left (rounded down)."""
-        return cls(XCache.HIT, hit=True, ttl=max(0, int(ttl)))
+        return _fresh_hit(max(0, int(ttl)))
 
     @classmethod
     def stale_hit(cls, ttl: float, detail: str) -> CacheStatus:
@@ -132,8 +133,20 @@ class StatusHeaders:
     x_cache: bool
 
     def __call__(self, status: CacheStatus) -> list[tuple[bytes, bytes]]:
-        """The ``Cache-Status`` (and ``X-Cache``) headers for ``status``."""
-        headers = [(b"cache-status", f"{self.name}; {status.value()}".encode())]
-        if self.x_cache:
-            headers.append((b"x-cache", status.x_cache.value.encode()))
-        return headers
+        """The ``Cache-Status`` (and ``X-Cache``) headers for ``status`` (a new list)."""
+        return list(_render(self.name, self.x_cache, status))
+
+
+# A hit's status differs only by its whole-second ttl, and outcomes repeat: both the value
+# objects and their rendered headers are built once, not per response (the hit path).
+@lru_cache(maxsize=4096)
+def _fresh_hit(ttl: int) -> CacheStatus:
+    return CacheStatus(XCache.HIT, hit=True, ttl=ttl)
+
+
+@lru_cache(maxsize=4096)
+def _render(name: str, x_cache: bool, status: CacheStatus) -> tuple[tuple[bytes, bytes], ...]:
+    cache_status = (b"cache-status", f"{name}; {status.value()}".encode())
+    if x_cache:
+        return cache_status, (b"x-cache", status.x_cache.value.encode())
+    return (cache_status,)
