@@ -56,6 +56,7 @@ class Runtime:
         self._checked = False  # startup checks warn once per cache, not once per start
         self._closers: list[Closer] = []
         self._binding = LoopBinding(on_loop_end=self.aclose, on_abandon=self._abandon)
+        self._starters: list[Callable[[], None]] = []
         self.near: NearCache | None = None
         """The L1 near-cache, or ``None`` when it is off (``l1_ttl`` is 0, or the backend is
         in process already)."""
@@ -114,6 +115,13 @@ class Runtime:
 
     # -- lifetime ------------------------------------------------------------------------------
 
+    def on_start(self, starter: Callable[[], None]) -> None:
+        """Run ``starter`` (in the event loop, not awaited: it may start background work)
+        every time the cache starts, after the startup checks; once now if it runs."""
+        self._starters.append(starter)
+        if self._started:
+            starter()
+
     def on_close(self, closer: Closer) -> None:
         """Run ``closer`` when the cache closes, before the backend does (the last one
         registered runs first, as features close before what they build on)."""
@@ -127,6 +135,8 @@ class Runtime:
         self._started = True
         if self.settings.enabled and not self._checked:
             await self._startup_checks()
+        for starter in self._starters:
+            starter()
 
     async def stop(self) -> None:
         """Undo one `start`; the last one closes."""

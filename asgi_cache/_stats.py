@@ -1,9 +1,13 @@
 """What happened in one cache, told one event at a time: the numbers behind ``cache.stats()``.
 
-Every part of the library reports through the methods of `Stats`, one method per
-thing that happens (a hit, a miss, a failed backend call...), never by writing counters. A
-metrics exporter can hang on the same methods (subclass and call ``super()``) and sees every
-event with its details; `Stats.counts` is the plain tally ``cache.stats()`` reports.
+Every part of the library reports through the methods of :class:`Stats`, one method per
+thing that happens (a hit, a miss, a failed backend call...), never by writing counters.
+:meth:`Stats.counts` is the plain tally ``cache.stats()`` reports. An :class:`Observer`
+(``Stats.observer``: the metrics feature's tally, :mod:`asgi_cache.metrics`) is handed every
+event with its details: where a hit came from, why a request bypassed the cache, which route
+template a request matched, how long a load or a lock wait took. Its labels are bounded by
+construction: layers, results, reasons, operations and kinds are names written in this
+package, routes are templates (``/users/{user_id}``), never a key or a URL.
 
 Backend failures and corrupt values are also logged here, at most once per interval and
 kind (`RateLimitedLog`), so an outage under load writes one line per interval, not
@@ -12,10 +16,13 @@ one per request.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
-from typing import NotRequired, TypedDict
+from collections.abc import Mapping
+from typing import NotRequired, Protocol, TypedDict
 
+from ._exceptions import BackendBusyError, BackendReplyError, BackendTimeoutError
 from .backends.breaker import BreakerSnapshot
 
 logger = logging.getLogger("asgi_cache")
@@ -48,6 +55,51 @@ class Counts(TypedDict):
     """``(hits + stale) / (hits + stale + misses)``, 0.0 before any lookup."""
 
 
+class Source(enum.IntEnum):
+    """Where a lookup was answered; falsy when the backend failed (a miss that could not be
+    checked), so ``if not source`` reads as "the backend did not answer"."""
+
+    FAILED = 0
+    """The backend failed (or invalidations wait for it): nothing could be read."""
+    BACKEND = 1
+    """The backend answered (with an entry or without)."""
+    L1 = 2
+    """This process's L1 near-cache answered; the backend was not asked."""
+
+
+class Observer(Protocol):
+    """What :class:`Stats` hands every event to, with its details (see the module docs)."""
+
+    def lookup(self, result: str, source: Source) -> None:
+        """A lookup ended as ``result`` (``hit``, ``miss``, ``stale``), answered at
+        ``source``; a ``miss`` that another request answered after all is reported once more
+        as ``coalesced``."""
+
+    def bypassed(self, reason: str) -> None:
+        """A request could not use the cache, for ``reason`` (a ``Cache-Status`` detail)."""
+
+    def served(self, route: str, cached: bool, seconds: float) -> None:
+        """An HTTP request of the route template ``route`` was answered in ``seconds``,
+        from the cache (``cached``) or by the app."""
+
+    def load_done(self, seconds: float) -> None:
+        """A loader call (counted by ``loaded`` when it started) ended after ``seconds``."""
+
+    def lock_wait_done(self, seconds: float) -> None:
+        """A lock wait (counted by ``lock_waited`` when it started) ended after ``seconds``."""
+
+    def invalidated(self, kind: str, count: int) -> None:
+        """``count`` invalidations of ``kind`` (``tag``, ``url``, ``key``, ``prefix``,
+        ``clear``) landed."""
+
+    def error(self, operation: str, kind: str) -> None:
+        """A backend ``operation`` failed with an error of ``kind`` (``timeout``, ``busy``,
+        ``reply``, ``connection``)."""
+
+    def probed(self, report: Mapping[str, object]) -> None:
+        """The health probe described the backend (``await cache.health()``)."""
+
+
 class L1Counts(TypedDict):
     """The L1 near-cache's part of ``cache.stats()``."""
 
@@ -55,6 +107,8 @@ class L1Counts(TypedDict):
     """Entries held in this process."""
     hits: int
     """Reads answered from this process's memory (also counted in ``hits``)."""
+    evictions: NotRequired[int]
+    """Entries dropped to stay within ``l1_max_entries``."""
 
 
 class CacheStats(Counts):
@@ -94,33 +148,62 @@ class Stats:
         "_sets",
         "_stale",
         "log",
+        "observer",
     )
 
     def __init__(self, log: RateLimitedLog | None = None) -> None:
         self.log = log or RateLimitedLog(logger)
+        self.observer: Observer | None = None
+        """Handed every event with its details (the metrics feature installs one)."""
         self._hits = self._misses = self._coalesced = self._stale = 0
         self._errors = self._corrupt = self._sets = self._deletes = 0
         self._loads = self._lock_waits = self._invalidations = 0
 
     # -- lookups -------------------------------------------------------------------------------
 
-    def hit(self) -> None:
-        """A lookup found a fresh value or response."""
+    def hit(self, source: Source = Source.BACKEND) -> None:
+        """A lookup found a fresh value or response (at ``source``)."""
         self._hits += 1
+        if self.observer is not None:
+            self.observer.lookup("hit", source)
 
-    def miss(self) -> None:
+    def miss(self, source: Source = Source.BACKEND) -> None:
         """A lookup found nothing usable; the loader or the app is asked."""
         self._misses += 1
+        if self.observer is not None:
+            self.observer.lookup("miss", source)
 
     def coalesced(self) -> None:
         """A lookup counted as a miss was answered by another request's load after all (in
         process, or by the lock holder in another process): it is reported as a hit."""
         self._coalesced += 1
+        if self.observer is not None:
+            self.observer.lookup("coalesced", Source.BACKEND)
 
-    def served_stale(self) -> None:
+    def served_stale(self, source: Source = Source.BACKEND) -> None:
         """A stale value or response was served (while refreshing, on error, or on a lock
         wait that ran out)."""
         self._stale += 1
+        if self.observer is not None:
+            self.observer.lookup("stale", source)
+
+    def bypassed(self, reason: str) -> None:
+        """A request of a cacheable route could not use the cache (``reason``: the
+        ``Cache-Status`` detail). Not a lookup: ``counts()`` leaves it out."""
+        if self.observer is not None:
+            self.observer.bypassed(reason)
+
+    def served(self, route: str, cached: bool, seconds: float) -> None:
+        """An HTTP request of the route template ``route`` was answered (see
+        :meth:`Observer.served`); timed only for observers."""
+        if self.observer is not None:
+            self.observer.served(route, cached, seconds)
+
+    @property
+    def timing(self) -> bool:
+        """Whether anyone reads durations (an observer is installed): callers skip the
+        clock otherwise."""
+        return self.observer is not None
 
     # -- work ----------------------------------------------------------------------------------
 
@@ -128,27 +211,54 @@ class Stats:
         """A loader was called."""
         self._loads += 1
 
+    def load_done(self, seconds: float) -> None:
+        """A loader call ended (returned or raised) after ``seconds``."""
+        if self.observer is not None:
+            self.observer.load_done(seconds)
+
     def lock_waited(self) -> None:
         """A caller waits for another process's load or response."""
         self._lock_waits += 1
+
+    def lock_wait_done(self, seconds: float) -> None:
+        """A lock wait ended (woken, found, or out of time) after ``seconds``."""
+        if self.observer is not None:
+            self.observer.lock_wait_done(seconds)
 
     def stored(self) -> None:
         """An entry was stored."""
         self._sets += 1
 
-    def deleted(self, count: int) -> None:
-        """``count`` entries were deleted."""
+    def deleted(self, count: int, kind: str = "key") -> None:
+        """``count`` entries were deleted (``kind``: by ``key`` or by ``prefix``)."""
         self._deletes += count
+        if self.observer is not None:
+            self.observer.invalidated(kind, count)
 
-    def invalidated(self, count: int) -> None:
-        """``count`` tags were invalidated."""
+    def invalidated(self, count: int, kind: str = "tag") -> None:
+        """``count`` tags were invalidated (``kind``: ``tag``, or ``url`` for the implicit
+        tags of RFC 9111 section 4.4 URI invalidation)."""
         self._invalidations += count
+        if self.observer is not None:
+            self.observer.invalidated(kind, count)
+
+    def cleared(self) -> None:
+        """The whole namespace was invalidated (``cache.clear()``)."""
+        if self.observer is not None:
+            self.observer.invalidated("clear", 1)
+
+    def probed(self, report: Mapping[str, object]) -> None:
+        """The health probe described the backend (memory, evictions, latency)."""
+        if self.observer is not None:
+            self.observer.probed(report)
 
     # -- trouble -------------------------------------------------------------------------------
 
     def error(self, operation: str, exc: BaseException) -> None:
         """A backend call failed and the cache failed open (logged once per interval)."""
         self._errors += 1
+        if self.observer is not None:
+            self.observer.error(operation, error_kind(exc))
         self.log.log(
             logging.WARNING,
             operation,
@@ -191,6 +301,20 @@ class Stats:
             invalidations=self._invalidations,
             hit_rate=round((hits + self._stale) / looked_up, 4) if looked_up else 0.0,
         )
+
+
+def error_kind(exc: BaseException) -> str:
+    """The bounded name of a backend failure, for a metric label: ``timeout``, ``busy`` (no
+    pooled connection free), ``reply`` (an error answer, such as OOM), else ``connection``."""
+    match exc:
+        case BackendTimeoutError():
+            return "timeout"
+        case BackendBusyError():
+            return "busy"
+        case BackendReplyError():
+            return "reply"
+        case _:
+            return "connection"
 
 
 class RateLimitedLog:

@@ -24,6 +24,7 @@ from ._entries import CorruptEntry, Entry, EntryKind, decode_entry, encode_entry
 from ._exceptions import BackendError, ConfigurationError
 from ._rebuild import Rebuild
 from ._runtime import Runtime
+from ._stats import Source
 from ._tags import Tags, TagSnapshot
 from ._validate import TTL
 from .codec import Serializer
@@ -99,25 +100,27 @@ class Store:
         entry, _ = await self.lookup(full_key)
         return entry
 
-    async def lookup(self, full_key: str) -> tuple[Entry | None, bool]:
-        """Like `read`, also saying whether the backend answered (or the L1 did).
+    async def lookup(self, full_key: str) -> tuple[Entry | None, Source]:
+        """Like :meth:`read`, also saying whether the backend answered (or the L1 did).
 
         Returns:
-            The entry (``None`` on a miss of any kind) and ``False`` only when the backend
-            failed, so the caller can skip work that needs it (locks, stores).
+            The entry (``None`` on a miss of any kind) and where it was answered:
+            :attr:`Source.FAILED` (falsy) only when the backend failed, so the caller can
+            skip work that needs it (locks, stores); :attr:`Source.L1` when this process's
+            near-cache held it.
         """
         if not self.settings.enabled:
-            return None, True
+            return None, Source.BACKEND
         if self.tags.queue and not await self.tags.settle():
             # Invalidations are waiting to land (the backend was unreachable): until they
             # do, what the backend holds may be older than them, so it is not read.
-            return None, False
+            return None, Source.FAILED
         near = self.near
         generation = -1
         if near is not None:
             entry = near.get(full_key)
             if entry is not None:
-                return entry, True
+                return entry, Source.L1
             # Filled only while subscribed, so no invalidation of what it holds goes unheard.
             if await near.subscription.subscribe(self.runtime.backend):
                 generation = near.generation
@@ -125,17 +128,17 @@ class Store:
             raw = await self.runtime.backend.get(full_key)
         except BackendError as exc:
             self.stats.error("read", exc)
-            return None, False
+            return None, Source.FAILED
         if raw is None:
-            return None, True
+            return None, Source.BACKEND
         try:
             entry = decode_entry(raw, full_key)
         except CorruptEntry as exc:
             self.stats.corrupt(full_key, exc)
-            return None, True
+            return None, Source.BACKEND
         if generation >= 0 and near is not None:
             near.put(full_key, entry, generation)
-        return entry, True
+        return entry, Source.BACKEND
 
     def decode(
         self, full_key: str, entry: Entry, rebuild: Rebuild | None = None
@@ -274,21 +277,22 @@ class Store:
         entry: Entry | None,
         default: Any = None,
         rebuild: Rebuild | None = None,
+        source: Source = Source.BACKEND,
     ) -> Any:
         """The value a `read` of ``full_key`` found, counted as a hit, or ``default``
         counted as a miss (nothing, stale, corrupt, an HTTP response, a shape ``rebuild``
         refuses, or a cached "not found"); see ``Cache.get``. Kept apart from the read so a
         hit costs no extra await."""
         if entry is None or not entry.is_fresh(time.time()):
-            self.stats.miss()
+            self.stats.miss(source)
             return default
         if entry.kind is EntryKind.RESPONSE:
             self.stats.mismatch(full_key, "an HTTP response under a data key")
-            self.stats.miss()
+            self.stats.miss(source)
             return default
         ok, value = self.decode(full_key, entry, rebuild)
         if not ok or entry.kind is EntryKind.NEGATIVE:
-            self.stats.miss()
+            self.stats.miss(source)
             return default
         if rebuild is None:
             model = model_name(entry)
@@ -299,7 +303,7 @@ class Store:
                     call=f"cache.get({self.keys.user_key(full_key)!r})",
                     hint=f"pass returns={short} to rebuild it",
                 )
-        self.stats.hit()
+        self.stats.hit(source)
         return value
 
     async def set_value(

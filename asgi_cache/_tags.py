@@ -29,7 +29,7 @@ from ._exceptions import BackendBusyError, BackendError, BackendTimeoutError
 from ._retry import InvalidationQueue
 from ._runtime import Runtime
 from .backends.base import Dependency
-from .keys import validate_tag
+from .keys import URL_TAG_PREFIX, validate_tag
 from .locking import SingleFlight
 
 T = TypeVar("T")
@@ -156,7 +156,11 @@ class Tags:
             except BackendError as exc:
                 self._failed_invalidation(tag_keys, exc)
                 return 0
-            self._stats.invalidated(len(tag_keys))
+            urls = sum(1 for t in tags if t.startswith(URL_TAG_PREFIX))
+            if urls:
+                self._stats.invalidated(urls, kind="url")
+            if urls < len(tag_keys):
+                self._stats.invalidated(len(tag_keys) - urls)
             return count
 
     def _failed_invalidation(self, tag_keys: list[str], exc: BackendError) -> None:
@@ -188,7 +192,7 @@ class Tags:
         """
         call = self._runtime.backend.delete_prefix(prefix, batch=batch, progress=progress)
         count = await self.apply(call)
-        self._stats.deleted(count)
+        self._stats.deleted(count, kind="prefix")
         return count
 
     async def clear(self) -> None:
@@ -201,6 +205,8 @@ class Tags:
         except BackendError as exc:
             self._stats.error("clear", exc)
             self.queue.add(tags=[all_tag])
+            return
+        self._stats.cleared()
 
     async def drain(self) -> bool:
         """Retry queued invalidations now; return whether none are left pending."""

@@ -31,6 +31,7 @@ from .http.keying import url_tag
 from .http.policy import InvalidationPolicy, ResponsePolicy
 from .keys import validate_key
 from .loading import Loading
+from .metrics.prometheus import INTERVAL, MetricsApp
 from .near import NearCache
 from .settings import CacheSettings
 
@@ -186,7 +187,8 @@ class Cache:
         store = self._store
         full_key = self.keys.data(validate_key(key))
         rebuild = None if returns is None else self._loading.rebuilder(returns)
-        return store.value_of(full_key, await store.read(full_key), default, rebuild)
+        entry, source = await store.lookup(full_key)
+        return store.value_of(full_key, entry, default, rebuild, source)
 
     async def set(
         self, key: str, value: Any, ttl: float | None = None, tags: Sequence[str] = ()
@@ -493,6 +495,29 @@ class Cache:
         healthy or degraded and 503 when the backend is down; see `asgi_cache.health`.
         """
         return HealthApp(self)
+
+    def metrics_route(
+        self, *, probe_interval: float = 5.0, flush_interval: float = 1.0
+    ) -> MetricsApp:
+        """An ASGI app serving this cache's metrics in the Prometheus text format.
+
+        Mount it, ``app.mount("/metrics", cache.metrics_route())``; it needs the
+        ``prometheus`` extra. The cache's events are tallied from the first call on (build it
+        when the app is built). ``probe_interval``: longest age, in seconds, of the backend
+        figures a scrape reports (a scrape probes the backend at most that often). With
+        ``PROMETHEUS_MULTIPROC_DIR`` set, workers share their figures through
+        ``prometheus-client``'s files, each copying its own every ``flush_interval``
+        seconds. See :mod:`asgi_cache.metrics.prometheus` and ``docs/observability.md``.
+
+        Raises:
+            ConfigurationError: An interval is not seconds > 0, or the extra is missing.
+        """
+        return MetricsApp(
+            self._store,
+            self.health,
+            probe_interval=INTERVAL.require("probe_interval", probe_interval),
+            flush_interval=INTERVAL.require("flush_interval", flush_interval),
+        )
 
     async def health(self) -> CacheHealth:
         """Probe the backend and describe it.

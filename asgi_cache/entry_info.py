@@ -18,9 +18,8 @@ import orjson
 from ._entries import MAGIC, CorruptEntry, EntryKind, decode_entry, model_name
 from .backends._wire import decode_deps_header
 from .codec import Serializer
-from .http.keying import URL_TAG_PREFIX
 from .http.responses import FLAG_GZIP, StoredResponse
-from .keys import ALL_TAG, KeySpace
+from .keys import ALL_TAG, URL_TAG_PREFIX, KeySpace
 
 _VALUE_PREVIEW = 2000
 

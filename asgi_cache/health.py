@@ -19,9 +19,9 @@ import logging
 from typing import Any, Literal, NotRequired, Protocol, TypedDict, cast
 
 import orjson
-from starlette.types import Receive, Scope, Send
 
 from ._exceptions import BackendError
+from ._readonly import ReadOnlyApp, Reply
 from ._stats import CacheStats, L1Counts
 from ._store import Store
 from .backends.breaker import BreakerState
@@ -58,8 +58,8 @@ class CacheHealth(TypedDict):
     """Entries held (``memory://`` only)."""
     max_entries: NotRequired[int]
     """The entry bound (``memory://`` only)."""
-    evictions: NotRequired[int]
-    """Entries evicted so far (``memory://`` only)."""
+    evictions: NotRequired[int | None]
+    """Entries evicted so far (on Redis the server's ``evicted_keys``, every namespace)."""
     warnings: list[str]
     """What makes the backend unfit for a cache (empty when healthy)."""
     hit_rate: float
@@ -113,6 +113,7 @@ async def probe(store: Store) -> CacheHealth:
                 warnings.append(problem)
         report["status"] = "degraded" if warnings else "healthy"
     report["hit_rate"] = store.stats.counts()["hit_rate"]
+    store.stats.probed(report)
     breaker = runtime.breaker
     if breaker is not None:
         report["breaker"] = breaker.state
@@ -137,7 +138,7 @@ def describe_stats(store: Store) -> CacheStats:
     )
     near = runtime.near
     if near is not None:
-        report["l1"] = L1Counts(entries=len(near), hits=near.hits)
+        report["l1"] = L1Counts(entries=len(near), hits=near.hits, evictions=near.evictions)
     breaker = runtime.breaker
     if breaker is not None:
         report["breaker"] = breaker.snapshot()
@@ -154,9 +155,6 @@ class Reporter(Protocol):
     def stats(self) -> CacheStats:
         """The counters."""
         ...
-
-
-_ALLOWED = "GET, HEAD"
 
 
 async def health_report(cache: Reporter) -> dict[str, Any]:
@@ -192,7 +190,7 @@ def status_code(report: dict[str, Any]) -> int:
     return 503 if report.get("status") == "down" else 200
 
 
-class HealthApp:
+class HealthApp(ReadOnlyApp):
     """An ASGI app answering ``GET``/``HEAD`` with the cache's health as JSON.
 
     Build it with [`Cache.health_route`][asgi_cache.Cache.health_route]. Any path under
@@ -203,53 +201,16 @@ class HealthApp:
         cache: The cache to describe.
     """
 
+    def refusal(self, method: str) -> Reply:
+        """A JSON ``405`` naming ``method``."""
+        body = orjson.dumps({"error": f"method {method} not allowed; use GET"})
+        return Reply(405, "application/json", body)
+
     def __init__(self, cache: Reporter) -> None:
         self.cache = cache
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI connection."""
-        kind = scope["type"]
-        if kind == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if kind != "http":
-            if kind == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-            return
-        method = scope.get("method", "GET")
-        if method not in ("GET", "HEAD"):
-            body = orjson.dumps({"error": f"method {method} not allowed; use GET"})
-            await _respond(send, 405, body, extra=[(b"allow", _ALLOWED.encode())])
-            return
+    async def answer(self, path: str) -> Reply:
+        """The health report, whatever the path under the mount point."""
         report = await health_report(self.cache)
         body = orjson.dumps(report, default=str, option=orjson.OPT_SORT_KEYS)
-        await _respond(send, status_code(report), body, head=method == "HEAD")
-
-
-async def _respond(
-    send: Send,
-    status: int,
-    body: bytes,
-    *,
-    head: bool = False,
-    extra: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        # A health answer describes this instant: no cache along the way may keep it.
-        (b"cache-control", b"no-store"),
-        *(extra or []),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else body})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+        return Reply(status_code(report), "application/json", body)

@@ -35,6 +35,10 @@ from ._exceptions import ConfigurationError
 ALL_TAG = "*"
 """The implicit tag every entry of a namespace depends on; invalidating it clears them all."""
 
+URL_TAG_PREFIX = "~url:"
+"""How the implicit tag of one URL path begins (RFC 9111 section 4.4 URI invalidation; the
+middleware makes them, metrics count their invalidations apart)."""
+
 _MAX_KEY_LEN = 1024
 
 

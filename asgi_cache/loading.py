@@ -40,6 +40,7 @@ from ._entries import Entry, EntryKind, model_name
 from ._exceptions import SerializationError
 from ._options import LoadOptions, Unstorable
 from ._rebuild import NO_TYPE, Rebuild, rebuilder, return_type, untyped_hint
+from ._stats import Source
 from ._store import Store, WriteResult
 from ._tasks import BackgroundTasks
 from ._validate import TAG_LIST
@@ -112,20 +113,20 @@ class Loading:
         if not store.settings.enabled:
             stats.miss()
             return await self.flights.run(full_key, lambda: self._run_loader(loader))
-        outcome, value = await self.flights.run(
+        outcome, value, source = await self.flights.run(
             full_key, lambda: self._lookup(full_key, key, loader, opts)
         )
         if outcome is _Outcome.HIT:
-            stats.hit()
+            stats.hit(source)
         elif outcome is _Outcome.STALE:
-            stats.served_stale()
+            stats.served_stale(source)
         else:
-            stats.miss()
+            stats.miss(source)
         return value
 
     async def _lookup(
         self, full_key: str, key: str, loader: Loader, opts: LoadOptions
-    ) -> tuple[_Outcome, Any]:
+    ) -> tuple[_Outcome, Any, Source]:
         entry, reachable = await self._read(full_key)
         if entry is not None:
             found = self._decode(full_key, entry, opts)
@@ -133,11 +134,12 @@ class Loading:
             if found is not None and entry.is_fresh(now):
                 if opts.early_refresh and self._xfetch_due(entry, now, opts.early_refresh):
                     self._refresh_in_background(full_key, key, loader, opts, entry)
-                return _Outcome.HIT, found.value
+                return _Outcome.HIT, found.value, reachable
             if found is not None and now < entry.stale_until:
                 self._refresh_in_background(full_key, key, loader, opts, entry)
-                return _Outcome.STALE, found.value
-        return _Outcome.MISS, await self._load(full_key, key, loader, opts, reachable=reachable)
+                return _Outcome.STALE, found.value, reachable
+        value = await self._load(full_key, key, loader, opts, reachable=bool(reachable))
+        return _Outcome.MISS, value, reachable
 
     def _xfetch_due(self, entry: Entry, now: float, beta: float) -> bool:
         # XFetch (Vattani, Chierichetti, Lowenstein, "Optimal Probabilistic Cache Stampede
@@ -221,14 +223,14 @@ class Loading:
             return None  # another process is refreshing it; the stale value was served
         # The holder is taking longer than lock_timeout: serve stale if there is any, else
         # load without the lock (the holder's value and ours are equally fresh).
-        entry, reachable = await self._read(full_key)
+        entry, source = await self._read(full_key)
         if entry is not None and time.time() < entry.stale_until:
             found = self._decode(full_key, entry, opts)
             if found is not None:
                 if not entry.is_fresh(time.time()):
                     self.store.stats.served_stale()
                 return found.value
-        return await self._load_and_store(full_key, key, loader, opts, reachable=reachable)
+        return await self._load_and_store(full_key, key, loader, opts, reachable=bool(source))
 
     async def _load_and_store(
         self,
@@ -286,10 +288,16 @@ class Loading:
             logger.error("asgi-cache: %s; the value is served uncached", message)
 
     async def _run_loader(self, loader: Loader) -> Any:
-        self.store.stats.loaded()
-        result = loader()
-        if inspect.isawaitable(result):
-            result = await result
+        stats = self.store.stats
+        stats.loaded()
+        started = time.perf_counter() if stats.timing else 0.0
+        try:
+            result = loader()
+            if inspect.isawaitable(result):
+                result = await result
+        finally:
+            if started:
+                stats.load_done(time.perf_counter() - started)
         return result
 
     # -- write-through -------------------------------------------------------------------------
@@ -335,8 +343,9 @@ class Loading:
 
     # -- reading -------------------------------------------------------------------------------
 
-    async def _read(self, full_key: str) -> tuple[Entry | None, bool]:
-        """The entry under ``full_key`` (or ``None``) and whether the backend answered."""
+    async def _read(self, full_key: str) -> tuple[Entry | None, Source]:
+        """The entry under ``full_key`` (or ``None``) and where it was answered (falsy: the
+        backend did not answer)."""
         return await self.store.lookup(full_key)
 
     async def _read_fresh(self, full_key: str, opts: LoadOptions) -> _Found | None:

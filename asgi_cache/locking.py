@@ -342,7 +342,11 @@ class Locks:
             if not wait:
                 return Turn(TurnOutcome.TIMED_OUT)
             self.stats.lock_waited()
-            found, woken = await self._wait(full_key, read, deadline)
+            waited = time.monotonic()
+            try:
+                found, woken = await self._wait(full_key, read, deadline)
+            finally:
+                self.stats.lock_wait_done(time.monotonic() - waited)
             if found is not None:
                 return Turn(TurnOutcome.FOUND, found=found)
             if not woken:

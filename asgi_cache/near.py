@@ -61,6 +61,8 @@ class NearCache:
         self.generation = 0
         """Bumped by every drop; a fill started under an older generation is discarded."""
         self.hits = 0
+        self.evictions = 0
+        """Entries dropped to stay within ``max_entries`` (least recently used first)."""
         self._entries: OrderedDict[str, tuple[Entry, float]] = OrderedDict()
         self.subscription = _Subscription(self)
 
@@ -90,6 +92,7 @@ class NearCache:
         self._entries.move_to_end(full_key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+            self.evictions += 1
 
     def drop(self, *full_keys: str) -> None:
         """Forget ``full_keys`` (a store or delete of them)."""

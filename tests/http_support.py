@@ -85,8 +85,15 @@ def command_calls(server: RedisServer) -> dict[str, int]:
 
 
 @contextmanager
-def uvicorn_worker(env: dict[str, str]) -> Iterator[str]:
-    """A uvicorn process serving tests/http_worker_app.py with ``env``; yields its base URL."""
+def uvicorn_worker(
+    env: dict[str, str],
+    factory: str = "tests.http_worker_app:create_app",
+    *options: str,
+    ready: str = "/health",
+    start_timeout: float = 20,
+) -> Iterator[str]:
+    """A uvicorn process serving ``factory`` (tests/http_worker_app.py) with ``env`` and
+    extra uvicorn ``options``, once ``ready`` answers; yields its base URL."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -94,7 +101,8 @@ def uvicorn_worker(env: dict[str, str]) -> Iterator[str]:
             "-m",
             "uvicorn",
             "--factory",
-            "tests.http_worker_app:create_app",
+            factory,
+            *options,
             "--port",
             str(port),
             "--log-level",
@@ -105,10 +113,10 @@ def uvicorn_worker(env: dict[str, str]) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + start_timeout
         while True:  # wait for the process to listen (start-up, not ordering of events)
             try:
-                httpx.get(f"{base}/health", timeout=0.5).raise_for_status()
+                httpx.get(f"{base}{ready}", timeout=0.5).raise_for_status()
                 break
             except httpx.HTTPError:
                 if proc.poll() is not None or time.monotonic() > deadline:

@@ -83,6 +83,7 @@ LAYERS: Mapping[str, Layer] = {
     "asgi_cache._options": Layer.FEATURES,
     "asgi_cache.aside": Layer.FEATURES,
     "asgi_cache.health": Layer.FEATURES,
+    "asgi_cache._readonly": Layer.FEATURES,
     "asgi_cache.write_behind": Layer.FEATURES,
     "asgi_cache.metrics": Layer.FEATURES,
     # L4 facade.

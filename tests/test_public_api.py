@@ -14,6 +14,7 @@ MODULES = [
     "asgi_cache",
     "asgi_cache.backends",
     "asgi_cache.http",
+    "asgi_cache.metrics",
 ]
 """The public namespaces: the only modules with an ``__all__``; everything else is internal."""
 

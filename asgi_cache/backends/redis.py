@@ -307,12 +307,15 @@ class RedisBackend(PlainCommands, Backend):
     async def info(self) -> dict[str, Any]:
         server = await self._run("INFO", self.client.info("server"))
         memory = await self._run("INFO", self.client.info("memory"))
+        counters = await self._run("INFO", self.client.info("stats"))
         return {
             "backend": self.name,
             "version": server.get("redis_version"),
             "used_memory": memory.get("used_memory"),
             "maxmemory": memory.get("maxmemory"),
             "maxmemory_policy": memory.get("maxmemory_policy"),
+            # Server-wide, like the memory figures: the metrics' eviction counter.
+            "evictions": counters.get("evicted_keys"),
         }
 
     async def aclose(self) -> None:

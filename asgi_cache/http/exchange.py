@@ -23,6 +23,7 @@ from typing import Any, assert_never
 from starlette.types import Message, Receive, Send
 
 from .._entries import EntryKind
+from .._stats import Source
 from ..locking import TurnOutcome
 from .context import Flight, HttpContext, Shared, release
 from .keying import RequestKey, url_tag_for
@@ -59,6 +60,7 @@ class Exchange:
         "remembered_tags",
         "responder",
         "scope",
+        "source",
         "stale",
         "tags",
     )
@@ -92,6 +94,8 @@ class Exchange:
         self.flight: Flight | None = None
         self.ranged = False
         """A GET with a valid byte ``Range`` (RFC 9110 section 14.2; `ranges`)."""
+        self.source = Source.BACKEND
+        """Where the lookup was answered (the L1, the backend, or nothing: it failed)."""
 
     @classmethod
     def for_refresh(cls, exchange: Exchange, stored: StoredResponse) -> Exchange:
@@ -133,6 +137,7 @@ class Exchange:
             if directives.only_if_cached:
                 await self._only_if_cached(reason)  # RFC 9111 5.2.1.7: never the origin
                 return
+            ctx.store.stats.bypassed(reason)
             await self.responder.passthrough(CacheStatus.forwarded(Fwd.BYPASS, reason))
             return
         self.credentials = credentials_reason(headers, policy)
@@ -155,9 +160,9 @@ class Exchange:
             self.fwd = Fwd.REQUEST
             await self.forward()
             return
-        entry = await ctx.store.read(self.full_key)
+        entry, self.source = await ctx.store.lookup(self.full_key)
         if entry is None and local is None and await self._learn_vary():
-            entry = await ctx.store.read(self.full_key)
+            entry, self.source = await ctx.store.lookup(self.full_key)
         stored = StoredResponse.from_entry(entry) if entry is not None else None
         if stored is not None and local is None and self.remembered_tags is None:
             ctx.vary_memory.put_local(key.url_digest, vary_names(stored), None)
@@ -175,7 +180,7 @@ class Exchange:
         if directives.only_if_cached:
             await self._only_if_cached("only-if-cached")
             return
-        ctx.store.stats.miss()
+        ctx.store.stats.miss(self.source)
         await self.forward()
 
     async def _only_if_cached(self, detail: str) -> None:
@@ -191,19 +196,19 @@ class Exchange:
         found = standing(stored, now, directives)
         match found:
             case Standing.FRESH:
-                stats.hit()
+                stats.hit(self.source)
                 status = CacheStatus.fresh_hit(stored.fresh_until - now)
                 await self.responder.serve(stored, status, with_age=True)
                 return True
             case Standing.STALE_ACCEPTED:
                 # RFC 9111 section 5.2.1.2: the client accepts this much staleness; RFC 9211
                 # section 2.5: a negative ttl says how stale the response is.
-                stats.served_stale()
+                stats.served_stale(self.source)
                 status = CacheStatus.stale_hit(stored.fresh_until - now, "max-stale")
                 await self.responder.serve(stored, status, with_age=True)
                 return True
             case Standing.STALE_WHILE_REVALIDATE:
-                stats.served_stale()
+                stats.served_stale(self.source)
                 self._schedule_refresh(stored)
                 status = CacheStatus.stale("stale-while-revalidate")
                 await self.responder.serve(stored, status, with_age=True)

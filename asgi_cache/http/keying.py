@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import orjson
 
 from .._exceptions import ConfigurationError
-from ..keys import canonical_digest
+from ..keys import URL_TAG_PREFIX, canonical_digest
 from .cookies import COOKIE_KEY_PREFIX, cookie_value
 from .vary import normalize
 
@@ -45,7 +45,6 @@ DEFAULT_IGNORED_QUERY_PARAMS: Final = (
 """Tracking parameters that never change a response, so they do not split the cache."""
 
 _DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
-URL_TAG_PREFIX: Final = "~url:"
 
 
 @dataclass(frozen=True, slots=True)

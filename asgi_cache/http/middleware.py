@@ -223,6 +223,8 @@ class CacheMiddleware:
                 await self.app(scope, receive, send)  # not a cacheable route: no Redis at all
                 return
             explicit_only = True
+        stats = ctx.store.stats
+        started = time.perf_counter() if stats.timing else 0.0
         exchange = Exchange(
             ctx,
             dict(scope),
@@ -233,6 +235,10 @@ class CacheMiddleware:
             explicit_only=explicit_only,
         )
         await exchange.run()
+        if started:
+            # Labelled by the route's template, never the URL (bounded label values).
+            cached = not exchange.responder.asked_app
+            stats.served(resolution.route, cached, time.perf_counter() - started)
 
     # -- unsafe methods ------------------------------------------------------------------------
 

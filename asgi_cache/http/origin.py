@@ -146,6 +146,7 @@ class OriginCall:
         )
         self.request_time = ctx.clock()
         try:
+            self.responder.asked_app = True
             await ctx.app(scope, self._receive, capture)
         except Exception:
             if not responder.started and stale_if_error_ok(miss.stale, ctx.clock()):

@@ -34,7 +34,7 @@ class Responder:
             conditionals.
     """
 
-    __slots__ = ("background", "ctx", "headers", "receive", "scope", "send", "started")
+    __slots__ = ("asked_app", "background", "ctx", "headers", "receive", "scope", "send", "started")
 
     def __init__(
         self,
@@ -52,6 +52,8 @@ class Responder:
         self.headers = headers
         self.started = False
         """Whether a response start was sent to the client."""
+        self.asked_app = False
+        """Whether the app was called for this request (else the cache answered alone)."""
 
     async def serve(
         self,
@@ -125,6 +127,7 @@ class Responder:
                 message = {**message, "headers": headers}
             await self.send(message)
 
+        self.asked_app = True
         await ctx.app(self.scope, self.receive, send)
 
 

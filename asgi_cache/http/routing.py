@@ -69,6 +69,9 @@ class Resolution:
     params: dict[str, Any]
     fallback: ResponsePolicy | None = None
     """In ``cache_all`` mode: the policy for this request when the route has none."""
+    route: str = ""
+    """The matched route's path template (``/users/{user_id}``), empty when none matched:
+    the bounded name metrics label requests with (never the URL)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +188,7 @@ class RouteResolver:
             policy = self._checked_templates(policy, target)
         if invalidates is not None and invalidates.tags:
             invalidates = self._checked_templates(invalidates, target)
-        return Resolution(policy, invalidates, target.params, fallback)
+        return Resolution(policy, invalidates, target.params, fallback, target.path)
 
     def _cookied(self, policy: ResponsePolicy) -> ResponsePolicy:
         """``policy`` with the middleware's cookie rules added (once per policy)."""
