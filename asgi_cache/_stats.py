@@ -107,8 +107,6 @@ class L1Counts(TypedDict):
     """Entries held in this process."""
     hits: int
     """Reads answered from this process's memory (also counted in ``hits``)."""
-    evictions: NotRequired[int]
-    """Entries dropped to stay within ``l1_max_entries``."""
 
 
 class CacheStats(Counts):

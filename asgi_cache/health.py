@@ -138,7 +138,7 @@ def describe_stats(store: Store) -> CacheStats:
     )
     near = runtime.near
     if near is not None:
-        report["l1"] = L1Counts(entries=len(near), hits=near.hits, evictions=near.evictions)
+        report["l1"] = L1Counts(entries=len(near), hits=near.hits)
     breaker = runtime.breaker
     if breaker is not None:
         report["breaker"] = breaker.snapshot()

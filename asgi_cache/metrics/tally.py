@@ -218,10 +218,10 @@ class Tally:
             add("asgi_cache_breaker_state", {(s,): float(breaker["state"] == s) for s in states})
             one("asgi_cache_breaker_transitions_total", breaker["transitions"])
             one("asgi_cache_breaker_short_circuited_total", breaker["short_circuited"])
-        l1 = stats.get("l1")
-        if l1 is not None:
-            one("asgi_cache_l1_entries", l1["entries"])
-            one("asgi_cache_l1_evictions_total", l1.get("evictions", 0))
+        near = self.store.runtime.near
+        if near is not None:
+            one("asgi_cache_l1_entries", len(near))
+            one("asgi_cache_l1_evictions_total", near.evictions)
         _write_behind(stats.get("write_behind"), _WRITE_BEHIND_COUNTERS, out)
         probe = self.probe
         if probe is not None:
