@@ -21,7 +21,7 @@ class Reply(NamedTuple):
 
 
 class ReadOnlyApp:
-    """Base of the health, metrics and dashboard apps: subclasses implement :meth:`answer`."""
+    """Base of the health, metrics and dashboard apps: subclasses implement `answer`."""
 
     def refusal(self, method: str) -> Reply:
         """The answer to ``method``, any but ``GET`` and ``HEAD``."""

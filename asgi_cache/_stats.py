@@ -1,9 +1,9 @@
 """What happened in one cache, told one event at a time: the numbers behind ``cache.stats()``.
 
-Every part of the library reports through the methods of :class:`Stats`, one method per
+Every part of the library reports through the methods of `Stats`, one method per
 thing that happens (a hit, a miss, a failed backend call...), never by writing counters.
-:meth:`Stats.counts` is the plain tally ``cache.stats()`` reports. An :class:`Observer`
-(``Stats.observer``: the metrics feature's tally, :mod:`asgi_cache.metrics`) is handed every
+`Stats.counts` is the plain tally ``cache.stats()`` reports. An `Observer`
+(``Stats.observer``: the metrics feature's tally, `asgi_cache.metrics`) is handed every
 event with its details: where a hit came from, why a request bypassed the cache, which route
 template a request matched, how long a load or a lock wait took. Its labels are bounded by
 construction: layers, results, reasons, operations and kinds are names written in this
@@ -68,7 +68,7 @@ class Source(enum.IntEnum):
 
 
 class Observer(Protocol):
-    """What :class:`Stats` hands every event to, with its details (see the module docs)."""
+    """What `Stats` hands every event to, with its details (see the module docs)."""
 
     def lookup(self, result: str, source: Source) -> None:
         """A lookup ended as ``result`` (``hit``, ``miss``, ``stale``), answered at
@@ -193,7 +193,7 @@ class Stats:
 
     def served(self, route: str, cached: bool, seconds: float) -> None:
         """An HTTP request of the route template ``route`` was answered (see
-        :meth:`Observer.served`); timed only for observers."""
+        `Observer.served`); timed only for observers."""
         if self.observer is not None:
             self.observer.served(route, cached, seconds)
 

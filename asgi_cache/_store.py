@@ -101,12 +101,12 @@ class Store:
         return entry
 
     async def lookup(self, full_key: str) -> tuple[Entry | None, Source]:
-        """Like :meth:`read`, also saying whether the backend answered (or the L1 did).
+        """Like `read`, also saying whether the backend answered (or the L1 did).
 
         Returns:
             The entry (``None`` on a miss of any kind) and where it was answered:
-            :attr:`Source.FAILED` (falsy) only when the backend failed, so the caller can
-            skip work that needs it (locks, stores); :attr:`Source.L1` when this process's
+            `Source.FAILED` (falsy) only when the backend failed, so the caller can
+            skip work that needs it (locks, stores); `Source.L1` when this process's
             near-cache held it.
         """
         if not self.settings.enabled:

@@ -507,7 +507,7 @@ class Cache:
         figures a scrape reports (a scrape probes the backend at most that often). With
         ``PROMETHEUS_MULTIPROC_DIR`` set, workers share their figures through
         ``prometheus-client``'s files, each copying its own every ``flush_interval``
-        seconds. See :mod:`asgi_cache.metrics.prometheus` and ``docs/observability.md``.
+        seconds. See `asgi_cache.metrics.prometheus` and ``docs/observability.md``.
 
         Raises:
             ConfigurationError: An interval is not seconds > 0, or the extra is missing.

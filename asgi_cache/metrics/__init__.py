@@ -1,7 +1,7 @@
-"""Observability: the events of a cache tallied (:mod:`.tally`) and exported as Prometheus
-metrics (:mod:`.prometheus`, ``cache.metrics_route()``).
+"""Observability: the events of a cache tallied (`tally`) and exported as Prometheus
+metrics (`prometheus`, ``cache.metrics_route()``).
 
-Every exported name comes from one table, :data:`METRICS` (a Grafana dashboard or an alert
+Every exported name comes from one table, `METRICS` (a Grafana dashboard or an alert
 rule can be checked against it); see ``docs/observability.md``.
 """
 

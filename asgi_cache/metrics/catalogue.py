@@ -1,14 +1,14 @@
 """Every metric the cache exports: its name, type, labels and meaning, in one table.
 
 The Prometheus exporter, the OpenTelemetry instruments, the dashboard, ``docs/observability.md``
-and the example Grafana dashboard all take their names from :data:`METRICS`, so a name is
+and the example Grafana dashboard all take their names from `METRICS`, so a name is
 spelled once. Names follow the Prometheus conventions: the ``asgi_cache_`` prefix, base
 units (``_seconds``, ``_bytes``), ``_total`` on counters (the exposition format adds it to a
-counter's family name; :attr:`Metric.family` is the name without it).
+counter's family name; `Metric.family` is the name without it).
 
-Label values are bounded by construction (see :mod:`asgi_cache._stats`): layers, results,
+Label values are bounded by construction (see `asgi_cache._stats`): layers, results,
 reasons, kinds and operations are names written in the package, routes are route templates,
-and at most :data:`MAX_ROUTES` distinct routes are kept (later ones count as ``(other)``).
+and at most `MAX_ROUTES` distinct routes are kept (later ones count as ``(other)``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ MetricType = Literal["counter", "gauge", "histogram"]
 MAX_ROUTES: Final = 200
 """Distinct route templates labelled per cache; the rest are counted as ``(other)``."""
 OTHER_ROUTE: Final = "(other)"
-"""The route label beyond :data:`MAX_ROUTES`."""
+"""The route label beyond `MAX_ROUTES`."""
 NO_ROUTE: Final = "(unmatched)"
 """The route label of a request no route template matched (``cache_all`` mode)."""
 
@@ -200,4 +200,4 @@ METRICS: Final = (
 """Every exported metric, in the order they are exposed."""
 
 BY_NAME: Final = {m.name: m for m in METRICS}
-""":data:`METRICS` by sample name."""
+"""`METRICS` by sample name."""

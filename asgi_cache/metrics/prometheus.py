@@ -5,7 +5,7 @@ Mount it in the app (behind the app's own auth if the figures are private)::
     app.mount("/metrics", cache.metrics_route())
 
 It needs the ``prometheus`` extra (``pip install 'asgi-cache[prometheus]'``, built on
-``prometheus-client``). The events are tallied in this process (:mod:`.tally`); a scrape
+``prometheus-client``). The events are tallied in this process (`tally`); a scrape
 converts the tally to metric families then (nothing from ``prometheus-client`` runs on the
 request path), after a health probe at most every ``probe_interval`` seconds for the
 backend's memory, evictions and latency.
@@ -65,7 +65,7 @@ def _client() -> Any:
 
 
 class TallyCollector:
-    """A ``prometheus-client`` collector reading one :class:`~.tally.Tally` when scraped."""
+    """A ``prometheus-client`` collector reading one `Tally` when scraped."""
 
     def __init__(self, tally: Tally) -> None:
         self.tally = tally

@@ -1,9 +1,9 @@
 """The events of one cache, tallied with their labels: what every exporter reads.
 
-A :class:`Tally` is the :class:`~asgi_cache._stats.Observer` of one cache (installed by
-:func:`tally_of`, once). Each event costs a dict update or a histogram bucket increment in
+A `Tally` is the `Observer` of one cache (installed by
+`tally_of`, once). Each event costs a dict update or a histogram bucket increment in
 this process, nothing else: exporters read the tally when they are asked (a Prometheus
-scrape, an OpenTelemetry collection, a dashboard poll) through :meth:`Tally.collect`, which
+scrape, an OpenTelemetry collection, a dashboard poll) through `Tally.collect`, which
 adds what the cache's state says at that instant (``cache.stats()``: the invalidation
 queue, the breaker, the L1, write-behind) and what the last health probe said about the
 backend (memory, evictions, latency).
@@ -28,7 +28,7 @@ Probe = Callable[[], Awaitable[object]]
 
 
 class Histogram:
-    """Observations counted in the fixed :data:`~.catalogue.BUCKETS` (plus ``+Inf``)."""
+    """Observations counted in the fixed `BUCKETS` (plus ``+Inf``)."""
 
     __slots__ = ("count", "counts", "sum")
 
@@ -178,7 +178,7 @@ class Tally:
             await probe()
 
     def collect(self) -> list[Family]:
-        """Every metric of :data:`~.catalogue.METRICS` as it stands now."""
+        """Every metric of `METRICS` as it stands now."""
         stats: dict[str, Any] = dict(describe_stats(self.store))
         out: list[Family] = []
 
@@ -248,13 +248,13 @@ _WRITE_BEHIND_COUNTERS = (
     ("asgi_cache_write_behind_applied_total", "applied"),
     ("asgi_cache_write_behind_dead_lettered_total", "dead_lettered"),
 )
-"""Counters of ``stats()["write_behind"][name]`` (this process's)."""
+"""Counters of each write-behind status in ``stats()["write_behind"]`` (this process's)."""
 _WRITE_BEHIND_GAUGES = (
     ("asgi_cache_write_behind_backlog", "backlog"),
     ("asgi_cache_write_behind_lag_seconds", "lag_seconds"),
     ("asgi_cache_write_behind_dead_letters", "dead_letters"),
 )
-"""Gauges of ``health()["write_behind"][name]`` (the stream's, as the backend sees it)."""
+"""Gauges of each write-behind status in ``health()["write_behind"]`` (the backend's)."""
 
 
 def _write_behind(statuses: object, fields: tuple[tuple[str, str], ...], out: list[Family]) -> None:
