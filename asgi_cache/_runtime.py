@@ -21,6 +21,7 @@ from .backends.breaker import CircuitBreakerBackend
 from .backends.cluster import ClusterBackend
 from .backends.memory import MemoryBackend
 from .backends.redis import RedisBackend, version_problem
+from .backends.sentinel import SentinelBackend
 from .keys import KeySpace
 from .near import NearCache
 from .settings import CacheSettings
@@ -85,7 +86,11 @@ class Runtime:
         s = self.settings
         if s.backend_scheme == "memory":
             return MemoryBackend(max_entries=s.memory_max_entries, max_bytes=s.memory_max_bytes)
-        kind = ClusterBackend if s.backend_scheme.endswith("+cluster") else RedisBackend
+        kind: type[RedisBackend | ClusterBackend | SentinelBackend] = RedisBackend
+        if s.backend_scheme.endswith("+cluster"):
+            kind = ClusterBackend
+        elif s.backend_scheme.endswith("+sentinel"):
+            kind = SentinelBackend
         redis = kind(
             s.url,
             op_timeout=s.op_timeout,

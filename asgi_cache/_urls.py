@@ -110,6 +110,9 @@ class UrlOptions:
     """Sentinel: user name for the Sentinels themselves."""
     sentinel_password: str | None = field(default=None, repr=False)
     """Sentinel: password for the Sentinels themselves."""
+    replica_reads: bool | None = None
+    """Sentinel: read entries from a replica (stale by the replication lag, see
+    docs/operations.md); everything else stays on the primary."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,6 +215,7 @@ OPTIONS: dict[str, _Option] = {
     "ssl_check_hostname": _Option(_boolean, _BOOLEAN, _TCP_KINDS, tls_only=True),
     "sentinel_username": _Option(_text, "a user name", frozenset({UrlKind.SENTINEL})),
     "sentinel_password": _Option(_text, "a password", frozenset({UrlKind.SENTINEL})),
+    "replica_reads": _Option(_boolean, _BOOLEAN, frozenset({UrlKind.SENTINEL})),
 }
 """The query options, each with its parser, what it accepts and the kinds of URL taking it
 (``db`` is folded into `BackendURL.db`, the others into `UrlOptions`)."""

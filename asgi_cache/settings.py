@@ -19,15 +19,14 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from ._exceptions import ConfigurationError
-from ._urls import parse_url
+from ._urls import SCHEMES, parse_url
 from ._validate import FLAG, Check, number, one_of, problem, seconds, whole
 
 logger = logging.getLogger("asgi_cache")
 
 ENV_PREFIX = "ASGI_CACHE_"
-URL_SCHEMES = ("memory", "redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
-# The URL parser knows the sentinel schemes too; they join URL_SCHEMES once a backend serves
-# them, and until then a URL using one is refused here, at configuration time.
+URL_SCHEMES = tuple(SCHEMES)
+"""Every scheme a backend serves: all those the URL parser knows."""
 SERIALIZERS = ("json", "msgpack")
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.\-]+(?::[A-Za-z0-9_.\-]+)*$")
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -46,8 +45,9 @@ class CacheSettings:
     """
 
     url: str = "memory://"
-    """Backend: ``memory://``, ``redis://host:port/db``, ``rediss://...``, ``unix:///path`` or
-    ``redis+cluster://h1:p1,h2:p2/`` (``rediss+cluster://``); see docs/configuration.md."""
+    """Backend: ``memory://``, ``redis://host:port/db``, ``rediss://...``, ``unix:///path``,
+    ``redis+cluster://h1:p1,h2:p2/`` or ``redis+sentinel://s1:26379,s2:26379/<service>/<db>``
+    (``rediss+`` with TLS); see docs/configuration.md."""
     namespace: str = "cache"
     """Prefix of every key this cache writes (``<namespace>:...``)."""
     default_ttl: float = 60.0
@@ -107,7 +107,7 @@ class CacheSettings:
     @property
     def backend_scheme(self) -> str:
         """The scheme of [`url`][asgi_cache.CacheSettings.url] (``memory``, ``redis``, ``rediss``,
-        ``unix``, ``redis+cluster`` or ``rediss+cluster``)."""
+        ``unix``, ``redis+cluster``, ``redis+sentinel`` or their ``rediss+`` forms)."""
         return urlsplit(self.url).scheme
 
     def replace(self, **changes: Any) -> CacheSettings:
@@ -174,15 +174,8 @@ def _integer(raw: str) -> int:
 
 
 def _check_url(value: object, name: str) -> None:
-    """Raise the URL parser's precise error (the part that is wrong), or refuse a scheme the
-    parser knows but no backend serves yet."""
-    url = parse_url(value, name=name)
-    if url.scheme not in URL_SCHEMES:
-        supported = ", ".join(f"{s}://" for s in URL_SCHEMES)
-        raise ConfigurationError(
-            f"{name}={url.masked!r} is not allowed: expected a URL with scheme {supported} "
-            f"({url.scheme}:// is not supported by this version yet)"
-        )
+    """Raise the URL parser's precise error (the part that is wrong, and what is allowed)."""
+    parse_url(value, name=name)
 
 
 _DURATION = seconds(words="a duration in seconds", note="decimals allowed, e.g. 0.25")

@@ -12,7 +12,13 @@ import redis.asyncio as aioredis
 
 import asgi_cache.http.middleware as middleware_module
 from asgi_cache import Cache, CacheSettings
-from asgi_cache.backends import Backend, ClusterBackend, MemoryBackend, RedisBackend
+from asgi_cache.backends import (
+    Backend,
+    ClusterBackend,
+    MemoryBackend,
+    RedisBackend,
+    SentinelBackend,
+)
 
 from .http_support import Clock, backend_for, make_cache
 from .redis_cluster import LocalCluster
@@ -20,7 +26,7 @@ from .redis_sentinel import LocalSentinel
 from .redis_server import BEHAVIOUR_OP_TIMEOUT, INSTALL_HINT, RedisServer, redis_binary
 from .rfc_support import Site
 
-BACKENDS = ["memory", "fakeredis", "redis", "cluster"]
+BACKENDS = ["memory", "fakeredis", "redis", "cluster", "sentinel"]
 
 
 @pytest.fixture(scope="session")
@@ -58,10 +64,13 @@ def own_redis() -> Iterator[RedisServer]:
 
 def make_backend(kind: str, request: pytest.FixtureRequest) -> Backend:
     """A fresh backend of ``kind``: memory, fakeredis, redis (the suite's own server) or
-    cluster (the suite's 3-master Redis Cluster)."""
+    cluster (the suite's 3-master Redis Cluster) or sentinel (its Sentinel deployment)."""
     if kind == "cluster":
         cluster = request.getfixturevalue("redis_cluster")
         return ClusterBackend(cluster.url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
+    if kind == "sentinel":
+        sentinel = request.getfixturevalue("redis_sentinel")
+        return SentinelBackend(sentinel.url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
     if kind == "memory":
         return MemoryBackend()
     if kind == "fakeredis":

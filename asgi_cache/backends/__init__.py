@@ -1,6 +1,7 @@
 """Storage backends: [`MemoryBackend`][asgi_cache.backends.MemoryBackend] (``memory://``),
-[`RedisBackend`][asgi_cache.backends.RedisBackend] and
-[`ClusterBackend`][asgi_cache.backends.ClusterBackend] (``redis+cluster://``).
+[`RedisBackend`][asgi_cache.backends.RedisBackend],
+[`ClusterBackend`][asgi_cache.backends.ClusterBackend] (``redis+cluster://``) and
+[`SentinelBackend`][asgi_cache.backends.SentinelBackend] (``redis+sentinel://``).
 
 [`CircuitBreakerBackend`][asgi_cache.backends.CircuitBreakerBackend] wraps either to skip a backend
 that is down.
@@ -13,6 +14,7 @@ from .breaker import BreakerSnapshot, BreakerState, CircuitBreakerBackend
 from .cluster import ClusterBackend, NodeAddress
 from .memory import MemoryBackend
 from .redis import RedisBackend
+from .sentinel import SentinelBackend
 
 __all__ = [
     "Backend",
@@ -24,4 +26,5 @@ __all__ = [
     "MemoryBackend",
     "NodeAddress",
     "RedisBackend",
+    "SentinelBackend",
 ]

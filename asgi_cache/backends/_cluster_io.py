@@ -8,7 +8,8 @@ primary) and the affected calls are repeated.
 
 `read_entries` is the read of [`ClusterBackend`][asgi_cache.backends.ClusterBackend]: what
 `GET_SCRIPT` does on one node, in two round trips
-(entries, then every tag version they record), with the dependency check done here.
+(entries, then every tag version they record), with the dependency check done here. A
+Sentinel replica's reads use it too: the read script would write (unlink) on a replica.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
@@ -31,6 +33,9 @@ from ._scripts import (
 )
 from ._wire import decode_deps_header
 from .base import Dependency
+
+Client = RedisCluster | aioredis.Redis
+"""A cluster client, or a plain one (a Sentinel replica's reads use :func:`read_entries`)."""
 
 
 class Script(NamedTuple):
@@ -53,7 +58,7 @@ FENCED_SET = script(FENCED_SET_SCRIPT)
 UNLINK_IF_SAME = script(UNLINK_IF_SAME_SCRIPT)
 
 
-async def pipeline(client: RedisCluster, commands: Sequence[Sequence[Any]]) -> list[Any]:
+async def pipeline(client: Client, commands: Sequence[Sequence[Any]]) -> list[Any]:
     """Send ``commands`` in one cluster pipeline; an item that failed is its exception."""
     async with client.pipeline(transaction=False) as pipe:
         for command in commands:
@@ -61,9 +66,7 @@ async def pipeline(client: RedisCluster, commands: Sequence[Sequence[Any]]) -> l
         return list(await pipe.execute(raise_on_error=False))
 
 
-async def run_scripts(
-    client: RedisCluster, lua: Script, calls: Sequence[Sequence[Any]]
-) -> list[Any]:
+async def run_scripts(client: Client, lua: Script, calls: Sequence[Sequence[Any]]) -> list[Any]:
     """Run the one-key script ``lua`` once per ``(key, *args)`` of ``calls`` in one
     pipeline; return the replies, or raise the first failure."""
     results = await pipeline(client, [("EVALSHA", lua.sha, 1, *c) for c in calls])
@@ -89,7 +92,7 @@ async def run_script(
         return await client.eval(lua.text, len(keys), *keys, *args)
 
 
-async def read_entries(client: RedisCluster, keys: Sequence[str]) -> list[Any]:
+async def read_entries(client: Client, keys: Sequence[str]) -> list[Any]:
     """Read ``keys`` and check the tag versions their entries record.
 
     Each item is the entry's bytes without its dependency header when every recorded tag

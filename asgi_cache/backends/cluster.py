@@ -42,7 +42,6 @@ within ``op_timeout``, never with a 5xx. Errors are mapped at one boundary,
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -50,8 +49,9 @@ from typing import Any, NamedTuple
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-from .._exceptions import BackendBusyError, ConfigurationError
+from .._exceptions import ConfigurationError
 from .._urls import UrlKind, parse_url
+from ._admission import Admission
 from ._cluster_io import (
     CHECK_TAG,
     EXTEND,
@@ -149,7 +149,7 @@ class ClusterBackend(PlainCommands, Backend):
         self.url = url
         self.client = client
         self._owns_client = bool(owns_client)
-        self._slots = asyncio.Semaphore(max_connections)
+        self._admission = Admission(self.name, limit=max_connections, wait=pool_timeout)
         self.read_batcher: ReadBatcher | None = None
         """Batches concurrent `get` calls (``None`` when ``batch_reads`` is off)."""
         if batch_reads:
@@ -162,35 +162,8 @@ class ClusterBackend(PlainCommands, Backend):
         self, what: str, coro: Any, *, bounded: bool = True, budget: float | None = None
     ) -> Any:
         budget = self.op_timeout if budget is None else budget
-        admitted = self._admitted(coro)
+        admitted = self._admission.run(coro)
         return await run_mapped(self.name, what, admitted, budget=budget, bounded=bounded)
-
-    async def _admitted(self, coro: Any) -> Any:
-        try:
-            await self._admit()
-        except BaseException:
-            coro.close()  # never started: no "never awaited" warning
-            raise
-        try:
-            return await coro
-        finally:
-            self._slots.release()
-
-    async def _admit(self) -> None:
-        if not self._slots.locked():
-            await self._slots.acquire()  # a slot is free: no wait
-            return
-        busy = BackendBusyError(
-            f"{self.name}: {self._slots._value} operations in flight, none finished within "
-            "the pool wait"
-        )
-        if self.pool_timeout <= 0:
-            raise busy
-        try:
-            async with asyncio.timeout(self.pool_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise busy from None
 
     # -- reads ---------------------------------------------------------------------------------
 
