@@ -2,11 +2,11 @@
 
 redis-py's cluster client and its Sentinel-managed pool raise at once when a pool is full,
 instead of waiting for a connection as the single-node backend's ``BlockingConnectionPool``
-does. :class:`Admission` restores the single-node behaviour in front of them: at most
+does. `Admission` restores the single-node behaviour in front of them: at most
 ``limit`` operations run at once (each holds at most one connection per node, so no pool
 overflows), and an operation that finds no place within ``wait`` seconds fails with
-:class:`~asgi_cache.BackendBusyError`: the cache fails open, and the circuit breaker does not
-count it (this process is saturated, Redis is not at fault).
+[`BackendBusyError`][asgi_cache.BackendBusyError]: the cache fails open, and the circuit
+breaker does not count it (this process is saturated, Redis is not at fault).
 """
 
 from __future__ import annotations

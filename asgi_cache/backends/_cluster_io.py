@@ -35,7 +35,7 @@ from ._wire import decode_deps_header
 from .base import Dependency
 
 Client = RedisCluster | aioredis.Redis
-"""A cluster client, or a plain one (a Sentinel replica's reads use :func:`read_entries`)."""
+"""A cluster client, or a plain one (a Sentinel replica's reads use `read_entries`)."""
 
 
 class Script(NamedTuple):

@@ -1,9 +1,9 @@
 """``redis+sentinel://``, ``rediss+sentinel://``: a primary found and followed through Sentinel.
 
-The single-node backend (:class:`~asgi_cache.backends.RedisBackend`: same scripts, same read
-batching, same costs) on a connection pool that asks the Sentinels for the primary's address
-whenever it opens a connection (redis-py's ``SentinelConnectionPool``). What this backend
-adds, because a pooled connection outlives a failover:
+The single-node backend ([`RedisBackend`][asgi_cache.backends.RedisBackend]: same scripts,
+same read batching, same costs) on a connection pool that asks the Sentinels for the
+primary's address whenever it opens a connection (redis-py's ``SentinelConnectionPool``).
+What this backend adds, because a pooled connection outlives a failover:
 
 - **Following the primary.** One background task per backend asks the Sentinels for the
   primary every ``check_interval`` seconds (1 s). When it moved, every connection of the pool
@@ -14,15 +14,15 @@ adds, because a pooled connection outlives a failover:
 - **Invalidations a failover cannot lose.** Replication is asynchronous: a primary that dies
   right after acknowledging a write loses it if its replica had not received it yet. An
   entry so lost is a miss; an invalidation so lost would let the promoted replica serve what
-  the write replaced. So :meth:`SentinelBackend.invalidate` sends ``WAIT 1`` after its
+  the write replaced. So `SentinelBackend.invalidate` sends ``WAIT 1`` after its
   ``UNLINK``\\ s on the same connection (while the primary has replicas): unacknowledged within
   the budget, it fails, and the cache queues it for retry (deleting a tag again is
   harmless), rather than counting it done.
 - **Bounded connections.** redis-py's Sentinel pool raises at once when full; an
-  :class:`~asgi_cache.backends._admission.Admission` in front bounds the operations in
+  `Admission` in front bounds the operations in
   flight to ``max_connections`` and makes a saturated process busy
-  (:class:`~asgi_cache.BackendBusyError`), as the single-node pool does.
-- **Replica reads (optional, ``?replica_reads=true``).** Entry reads (:meth:`get`) go to a
+  ([`BackendBusyError`][asgi_cache.BackendBusyError]), as the single-node pool does.
+- **Replica reads (optional, ``?replica_reads=true``).** Entry reads (`get`) go to a
   replica, checked client-side there (the read script would write to a replica); everything
   else stays on the primary. A replica lags its primary: for that lag (sub-millisecond on a
   healthy LAN, unbounded while its link is down: Redis replicas serve stale data by default)
@@ -70,7 +70,7 @@ class SentinelBackend(RedisBackend):
         connect_timeout: Budget in seconds for opening a connection (to a Sentinel too).
         max_connections: Operations in flight at once in this process (and the pool size).
         pool_timeout: Longest wait in seconds for a place among them.
-        batch_reads: Send concurrent :meth:`get` calls together (see the single-node backend).
+        batch_reads: Send concurrent `get` calls together (see the single-node backend).
         check_interval: Seconds between two checks of which server is the primary.
 
     Raises:
@@ -225,9 +225,9 @@ class SentinelBackend(RedisBackend):
 
     def primaries(self) -> list[NodeAddress]:
         """The primary's address as this backend last learned it (empty before the first
-        operation); with :attr:`connection_options`, what a feature needing a connection of
-        its own to the primary connects with (as :meth:`ClusterBackend.primaries
-        <asgi_cache.backends.ClusterBackend.primaries>`)."""
+        operation); with `connection_options`, what a feature needing a connection of
+        its own to the primary connects with (as
+        [`ClusterBackend.primaries`][asgi_cache.backends.ClusterBackend.primaries])."""
         address = self.client.connection_pool.master_address
         return [] if address is None else [NodeAddress(str(address[0]), int(address[1]))]
 
