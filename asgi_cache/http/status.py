@@ -134,19 +134,31 @@ class StatusHeaders:
 
     def __call__(self, status: CacheStatus) -> list[tuple[bytes, bytes]]:
         """The ``Cache-Status`` (and ``X-Cache``) headers for ``status`` (a new list)."""
-        return list(_render(self.name, self.x_cache, status))
+        if (
+            status.x_cache is XCache.HIT
+            and status.ttl is not None
+            and status.fwd is None
+            and status.detail is None
+            and status.fwd_status is None
+            and not status.stored
+        ):
+            # A fresh hit, the hot path: its headers differ only by the whole-second ttl.
+            return list(_fresh_hit_headers(self.name, self.x_cache, status.ttl))
+        headers = [(b"cache-status", f"{self.name}; {status.value()}".encode())]
+        if self.x_cache:
+            headers.append((b"x-cache", status.x_cache.value.encode()))
+        return headers
 
 
-# A hit's status differs only by its whole-second ttl, and outcomes repeat: both the value
-# objects and their rendered headers are built once, not per response (the hit path).
+# Built once per whole-second ttl, not per hit (keys are plain str/bool/int: hashed in C).
 @lru_cache(maxsize=4096)
 def _fresh_hit(ttl: int) -> CacheStatus:
     return CacheStatus(XCache.HIT, hit=True, ttl=ttl)
 
 
 @lru_cache(maxsize=4096)
-def _render(name: str, x_cache: bool, status: CacheStatus) -> tuple[tuple[bytes, bytes], ...]:
-    cache_status = (b"cache-status", f"{name}; {status.value()}".encode())
+def _fresh_hit_headers(name: str, x_cache: bool, ttl: int) -> tuple[tuple[bytes, bytes], ...]:
+    cache_status = (b"cache-status", f"{name}; hit; ttl={ttl}".encode())
     if x_cache:
-        return cache_status, (b"x-cache", status.x_cache.value.encode())
+        return cache_status, (b"x-cache", XCache.HIT.value.encode())
     return (cache_status,)
