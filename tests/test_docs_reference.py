@@ -1,9 +1,10 @@
 """The API reference (docs/reference/) covers the whole public surface, so it cannot fall behind.
 
-Public means: every name in the ``__all__`` of ``asgi_cache``, ``asgi_cache.http`` and
-``asgi_cache.backends``, every subcommand and option of the ``asgi-cache`` command, and every
-``ASGI_CACHE_*`` variable. Each test names what is missing and where it belongs; the strict
-site build (``scripts/docs build``) then checks that the entries render without warnings.
+Public means: every name in the ``__all__`` of the public modules (``MODULES`` of
+test_public_api: ``asgi_cache``, ``asgi_cache.http``, ...), every subcommand and option of
+the ``asgi-cache`` command, and every ``ASGI_CACHE_*`` variable. Each test names what is
+missing and where it belongs; the strict site build (``scripts/docs build``) then checks that
+the entries render without warnings.
 """
 
 from __future__ import annotations
