@@ -65,7 +65,10 @@ class Runtime:
             self.near = NearCache(
                 ttl=settings.l1_ttl,
                 max_entries=settings.l1_max_entries,
+                max_bytes=settings.l1_max_bytes,
                 channel_prefix=self.keys.l1_channel(),
+                tag_prefix=self.keys.tag(""),
+                all_tag=self.keys.all_tag,
             )
 
     # -- the backend ---------------------------------------------------------------------------
@@ -98,6 +101,7 @@ class Runtime:
             max_connections=s.max_connections,
             pool_timeout=s.pool_timeout,
             batch_reads=s.batch_reads,
+            tagged_reads=self.near is not None,
         )
         if not s.breaker_threshold:
             return redis

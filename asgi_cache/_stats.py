@@ -107,6 +107,15 @@ class L1Counts(TypedDict):
     """Entries held in this process."""
     hits: int
     """Reads answered from this process's memory (also counted in ``hits``)."""
+    bytes: int
+    """Estimated bytes held (keys, bodies, metadata and a fixed overhead per entry)."""
+    evictions: int
+    """Entries pushed out to make room for more frequently read ones (or expired)."""
+    rejections: int
+    """Reads not kept because they were asked for less often than what they would evict
+    (the TinyLFU admission filter) or were larger than the byte bound."""
+    drops: int
+    """Entries dropped by invalidations, deletes, stores and clears (here or elsewhere)."""
 
 
 class CacheStats(Counts):

@@ -30,6 +30,7 @@ from ._validate import TTL
 from .codec import Serializer
 from .keys import validate_key
 from .locking import DistributedLock, Locks
+from .near import NearCache
 
 logger = logging.getLogger("asgi_cache")
 
@@ -116,14 +117,13 @@ class Store:
             # do, what the backend holds may be older than them, so it is not read.
             return None, Source.FAILED
         near = self.near
-        generation = -1
         if near is not None:
             entry = near.get(full_key)
             if entry is not None:
                 return entry, Source.L1
             # Filled only while subscribed, so no invalidation of what it holds goes unheard.
             if await near.subscription.subscribe(self.runtime.backend):
-                generation = near.generation
+                return await self._fill(near, full_key)
         try:
             raw = await self.runtime.backend.get(full_key)
         except BackendError as exc:
@@ -131,14 +131,30 @@ class Store:
             return None, Source.FAILED
         if raw is None:
             return None, Source.BACKEND
+        return self._decoded(full_key, raw), Source.BACKEND
+
+    async def _fill(self, near: NearCache, full_key: str) -> tuple[Entry | None, Source]:
+        # An L1 miss: read the entry with the tag keys it depends on, and keep it in L1
+        # unless an invalidation of the key or of one of its tags raced the read.
+        generation = near.generation
         try:
-            entry = decode_entry(raw, full_key)
+            found = await self.runtime.backend.get_tagged(full_key)
+        except BackendError as exc:
+            self.stats.error("read", exc)
+            return None, Source.FAILED
+        if found is None:
+            return None, Source.BACKEND
+        entry = self._decoded(full_key, found[0])
+        if entry is not None:
+            near.put(full_key, entry, found[1], generation)
+        return entry, Source.BACKEND
+
+    def _decoded(self, full_key: str, raw: bytes) -> Entry | None:
+        try:
+            return decode_entry(raw, full_key)
         except CorruptEntry as exc:
             self.stats.corrupt(full_key, exc)
-            return None, Source.BACKEND
-        if generation >= 0 and near is not None:
-            near.put(full_key, entry, generation)
-        return entry, Source.BACKEND
+            return None
 
     def decode(
         self, full_key: str, entry: Entry, rebuild: Rebuild | None = None

@@ -146,8 +146,7 @@ class Tags:
                 left = max(deadline - time.monotonic(), _LAST_TRY)
                 change = backend.invalidate(tag_keys, budget=left)
             try:
-                # L1 entries do not carry their tags: emptying it all is coarse but never wrong.
-                count = await self.apply(change)
+                count = await self.apply(change, tag_keys=tag_keys)
             except (BackendTimeoutError, BackendBusyError) as exc:
                 if deadline is not None and deadline - time.monotonic() > _LAST_TRY:
                     continue  # slow or busy, not down: the budget allows another attempt
@@ -201,7 +200,7 @@ class Tags:
             return
         all_tag = self._keys.all_tag
         try:
-            await self.apply(self._runtime.backend.invalidate([all_tag]))
+            await self.apply(self._runtime.backend.invalidate([all_tag]), tag_keys=[all_tag])
         except BackendError as exc:
             self._stats.error("clear", exc)
             self.queue.add(tags=[all_tag])
@@ -225,22 +224,28 @@ class Tags:
         return await self._settling.run("settle", self.queue.flush)
 
     async def _retry_invalidate(self, tag_keys: Sequence[str]) -> int:
-        return await self.apply(self._runtime.backend.invalidate(tag_keys))
+        return await self.apply(self._runtime.backend.invalidate(tag_keys), tag_keys=tag_keys)
 
     async def _retry_delete(self, *full_keys: str) -> int:
         return await self.apply(self._runtime.backend.delete(*full_keys), full_keys)
 
     # -- the L1 fan-out ------------------------------------------------------------------------
 
-    async def apply(self, change: Awaitable[T], full_keys: Sequence[str] = ()) -> T:
-        """Await a backend ``change`` to ``full_keys`` (none: possibly every key), then bring
-        every L1 in line.
+    async def apply(
+        self,
+        change: Awaitable[T],
+        full_keys: Sequence[str] = (),
+        *,
+        tag_keys: Sequence[str] = (),
+    ) -> T:
+        """Await a backend ``change`` to ``full_keys``, or to the entries depending on
+        ``tag_keys`` (neither: possibly every key), then bring every L1 in line.
 
-        This process's L1 forgets the keys (all of it when none are named) whatever happens,
-        even when the change fails or is cancelled: what it held may be older than what
-        landed. The other processes are told by a publish once the change has landed,
-        unless it answered ``False`` (a store that was refused changed nothing). Best
-        effort: a lost message is bounded by ``l1_ttl`` (``docs/near-cache.md``).
+        This process's L1 forgets those keys or dependants (all of it when none are named)
+        whatever happens, even when the change fails or is cancelled: what it held may be
+        older than what landed. The other processes are told by a publish once the change
+        has landed, unless it answered ``False`` (a store that was refused changed nothing).
+        Best effort: a lost message is bounded by ``l1_ttl`` (``docs/near-cache.md``).
 
         Raises:
             BackendError: The change failed (the caller fails open or queues it).
@@ -252,13 +257,18 @@ class Tags:
             if near is not None:
                 if full_keys:
                     near.drop(*full_keys)
+                elif tag_keys:
+                    near.drop_tags(*tag_keys)
                 else:
                     near.clear()
         if near is None or result is False:
             return result
-        # Many keys at once: one message emptying every L1 beats one message per key.
-        keys = full_keys if len(full_keys) <= _BROADCAST_KEYS else ()
-        channels = [near.channel(k) for k in keys] or [near.channel()]
+        # Many at once: one message emptying every L1 beats one message per key or tag;
+        # the namespace tag empties every L1 anyway.
+        names = full_keys or [t for t in tag_keys if t != self._keys.all_tag]
+        if len(names) > _BROADCAST_KEYS or len(names) < len(full_keys or tag_keys):
+            names = []
+        channels = [near.channel(n) for n in names] or [near.channel()]
         try:
             for channel in channels:
                 await self._runtime.backend.publish(channel)

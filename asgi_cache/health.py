@@ -22,7 +22,7 @@ import orjson
 
 from ._exceptions import BackendError
 from ._readonly import ReadOnlyApp, Reply
-from ._stats import CacheStats, L1Counts
+from ._stats import CacheStats
 from ._store import Store
 from .backends.breaker import BreakerState
 from .backends.redis import version_problem
@@ -138,7 +138,7 @@ def describe_stats(store: Store) -> CacheStats:
     )
     near = runtime.near
     if near is not None:
-        report["l1"] = L1Counts(entries=len(near), hits=near.hits)
+        report["l1"] = near.counts()
     breaker = runtime.breaker
     if breaker is not None:
         report["breaker"] = breaker.snapshot()

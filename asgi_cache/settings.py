@@ -97,7 +97,10 @@ class CacheSettings:
     without asking Redis; 0 turns the L1 off. Another process may serve an entry for up to
     this long after an invalidation whose pub/sub message was lost. Ignored for ``memory://``."""
     l1_max_entries: int = 1000
-    """Entry bound of the L1 near-cache (least recently used are evicted)."""
+    """Entry bound of the L1 near-cache (least recently used are evicted, if the newcomer
+    was read more often)."""
+    l1_max_bytes: int = 32 * 1024 * 1024
+    """Byte bound of the L1 near-cache (keys, bodies and metadata, estimated)."""
 
     def __post_init__(self) -> None:
         _check_url(self.url, "CacheSettings.url")
@@ -215,6 +218,7 @@ _CHECKS: dict[str, Check] = {
         zero=True, words="a duration in seconds", note="0 turns the L1 near-cache off"
     ),
     "l1_max_entries": _COUNT,
+    "l1_max_bytes": _BYTES,
 }
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -229,6 +233,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "memory_max_bytes": _integer,
     "breaker_threshold": _integer,
     "l1_max_entries": _integer,
+    "l1_max_bytes": _integer,
 }
 _ENV_PARSERS: dict[str, Callable[[str], Any]] = {
     name: _PARSERS.get(name, float) for name in _CHECKS

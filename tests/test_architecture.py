@@ -77,6 +77,7 @@ LAYERS: Mapping[str, Layer] = {
     "asgi_cache._stats": Layer.STORE,
     "asgi_cache.locking": Layer.STORE,
     "asgi_cache.near": Layer.STORE,
+    "asgi_cache._frequency": Layer.STORE,
     # L3 features.
     "asgi_cache.http": Layer.FEATURES,
     "asgi_cache.loading": Layer.FEATURES,

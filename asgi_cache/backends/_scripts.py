@@ -28,23 +28,24 @@ from __future__ import annotations
 
 from typing import Final
 
-GET_SCRIPT: Final = """
+_GET_TEMPLATE: Final = """
 -- Read an entry and check its dependencies in one round trip.
--- KEYS[1]: entry key. Returns the entry (the bytes after the dependency header) when every
--- (tag key, version) recorded in the header still matches; otherwise unlinks the entry and
--- returns false. Values without a well-formed header (foreign data) are returned whole, for
--- the caller to reject when it fails to decode them.
+-- KEYS[1]: entry key. Returns %(returns)s
+-- when every (tag key, version) recorded in the header still matches; otherwise unlinks
+-- the entry and returns false. Values without a well-formed header (foreign data) are
+-- returned whole, for the caller to reject when it fails to decode them.
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
-if string.sub(v, 1, 2) ~= '\\172D' or #v < 4 then return v end
+if string.sub(v, 1, 2) ~= '\\172D' or #v < 4 then return %(whole)s end
 local n = string.byte(v, 3) * 256 + string.byte(v, 4)
 local pos = 5
+%(start)s
 for i = 1, n do
-  if pos + 1 > #v then return v end  -- truncated header: the caller rejects it
+  if pos + 1 > #v then return %(whole)s end  -- truncated header: the caller rejects it
   local klen = string.byte(v, pos) * 256 + string.byte(v, pos + 1)
   local tag = string.sub(v, pos + 2, pos + 1 + klen)
   pos = pos + 2 + klen
-  if pos + 1 > #v then return v end
+  if pos + 1 > #v then return %(whole)s end
   local vlen = string.byte(v, pos) * 256 + string.byte(v, pos + 1)
   local version = string.sub(v, pos + 2, pos + 1 + vlen)
   pos = pos + 2 + vlen
@@ -52,9 +53,28 @@ for i = 1, n do
     redis.call('UNLINK', KEYS[1])
     return false
   end
+%(keep)s
 end
-return string.sub(v, pos)
+%(result)s
 """
+
+GET_SCRIPT: Final = _GET_TEMPLATE % {
+    "returns": "the entry (the bytes after the dependency header)",
+    "whole": "v",
+    "start": "",
+    "keep": "",
+    "result": "return string.sub(v, pos)",
+}
+"""Read an entry, checking its dependencies (the reply is the entry's bytes)."""
+
+GET_TAGGED_SCRIPT: Final = _GET_TEMPLATE % {
+    "returns": "{entry, tag key 1, tag key 2, ...}",
+    "whole": "{v}",
+    "start": "local tags = {''}",
+    "keep": "  tags[i + 1] = tag",
+    "result": "tags[1] = string.sub(v, pos)\nreturn tags",
+}
+"""`GET_SCRIPT` that also names the tag keys the entry depends on (the L1 fill read)."""
 
 SET_SCRIPT: Final = """
 -- Store an entry only if the tag versions it was built under are still current.

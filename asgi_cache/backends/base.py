@@ -60,6 +60,16 @@ class Backend(Protocol):
         """Return the value under ``key`` if present, unexpired and all its dependencies current."""
         ...
 
+    async def get_tagged(self, key: str) -> tuple[bytes, tuple[str, ...]] | None:
+        """`get`, also naming the tag keys the value depends on (the L1 near-cache
+        indexes its entries by them).
+
+        A backend that cannot tell returns no tag keys (this default): the L1 then treats
+        the entry as depending on every tag.
+        """
+        value = await self.get(key)
+        return None if value is None else (value, ())
+
     async def set(
         self, key: str, value: bytes, ttl: float, deps: Sequence[Dependency] = ()
     ) -> bool:

@@ -234,6 +234,11 @@ class CircuitBreakerBackend(Backend):
         self._admit("get")
         return await self._track(self.inner.get(key))
 
+    async def get_tagged(self, key: str) -> tuple[bytes, tuple[str, ...]] | None:
+        """See [`Backend.get_tagged`][asgi_cache.backends.Backend.get_tagged]; fails fast while the breaker is open."""
+        self._admit("get")
+        return await self._track(self.inner.get_tagged(key))
+
     async def set(
         self, key: str, value: bytes, ttl: float, deps: Sequence[Dependency] = ()
     ) -> bool:

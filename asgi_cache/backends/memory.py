@@ -65,16 +65,23 @@ class MemoryBackend(Backend):
     def __len__(self) -> int:
         return len(self._data)
 
-    async def get(self, key: str) -> bytes | None:
+    def _fresh(self, key: str) -> tuple[bytes, tuple[Dependency, ...], float] | None:
         item = self._data.get(key)
         if item is None:
             return None
-        value, deps, expires = item
-        if expires <= self._clock() or not self._deps_current(deps):
+        if item[2] <= self._clock() or not self._deps_current(item[1]):
             self._drop(key)
             return None
         self._data.move_to_end(key)
-        return value
+        return item
+
+    async def get(self, key: str) -> bytes | None:
+        item = self._fresh(key)
+        return None if item is None else item[0]
+
+    async def get_tagged(self, key: str) -> tuple[bytes, tuple[str, ...]] | None:
+        item = self._fresh(key)
+        return None if item is None else (item[0], tuple(tag_key for tag_key, _ in item[1]))
 
     async def set(
         self, key: str, value: bytes, ttl: float, deps: Sequence[Dependency] = ()

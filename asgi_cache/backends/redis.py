@@ -46,6 +46,7 @@ from ._scripts import (
     EXTEND_LOCK_SCRIPT,
     FENCED_SET_SCRIPT,
     GET_SCRIPT,
+    GET_TAGGED_SCRIPT,
     RELEASE_LOCK_SCRIPT,
     SET_SCRIPT,
     VERSIONS_SCRIPT,
@@ -89,6 +90,9 @@ class RedisBackend(PlainCommands, Backend):
         pool_timeout: Longest wait in seconds for a free connection.
         batch_reads: Send concurrent `get` calls together as one pipeline, on a
             connection kept for reads (see `asgi_cache.backends.batching`).
+        tagged_reads: Read with `GET_TAGGED_SCRIPT`, so `get_tagged` names the tag keys of
+            each entry (the L1 near-cache indexes its entries by them); a few bytes more per
+            reply.
 
     Raises:
         ConfigurationError: A timeout is not finite seconds > 0 (``pool_timeout``: >= 0) or
@@ -109,6 +113,7 @@ class RedisBackend(PlainCommands, Backend):
         max_connections: int = 64,
         pool_timeout: float = 0.05,
         batch_reads: bool = True,
+        tagged_reads: bool = False,
     ) -> None:
         check_budgets(
             op_timeout=op_timeout,
@@ -139,7 +144,9 @@ class RedisBackend(PlainCommands, Backend):
             owns_client = True if owns_client is None else owns_client
         self.client = client
         self._owns_client = bool(owns_client)
-        self._get = client.register_script(GET_SCRIPT)
+        self._tagged = tagged_reads
+        self._get_script = GET_TAGGED_SCRIPT if tagged_reads else GET_SCRIPT
+        self._get = client.register_script(self._get_script)
         # Reads skip redis-py's Script wrapper (it re-hashes and re-checks on every call):
         # EVALSHA with the digest computed once, and a NOSCRIPT fallback.
         self._get_sha: str = self._get.sha
@@ -190,14 +197,14 @@ class RedisBackend(PlainCommands, Backend):
         try:
             return await conn.read_response()
         except NoScriptError:  # Redis restarted or flushed its scripts: EVAL loads it again
-            await conn.send_command("EVAL", GET_SCRIPT, 1, key)
+            await conn.send_command("EVAL", self._get_script, 1, key)
             return await conn.read_response()
 
     async def _read_many(self, keys: Sequence[str]) -> list[Any]:
         results = await self._pipeline_gets(keys)
         missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if missing:
-            await self.client.script_load(GET_SCRIPT)
+            await self.client.script_load(self._get_script)
             again = await self._pipeline_gets([keys[i] for i in missing])
             for i, result in zip(missing, again, strict=True):
                 results[i] = result
@@ -214,17 +221,31 @@ class RedisBackend(PlainCommands, Backend):
         try:
             return await run("EVALSHA", self._get_sha, 1, key)
         except NoScriptError:
-            return await run("EVAL", GET_SCRIPT, 1, key)
+            return await run("EVAL", self._get_script, 1, key)
 
-    async def get(self, key: str) -> bytes | None:
+    async def _read(self, key: str) -> Any:
         batcher = self.read_batcher
         if batcher is not None:
-            raw = await self._run("GET", batcher.read(key), bounded=False)
-        else:
-            raw = await self._run("GET", self._evalsha_get(key))
+            return await self._run("GET", batcher.read(key), bounded=False)
+        return await self._run("GET", self._evalsha_get(key))
+
+    async def get(self, key: str) -> bytes | None:
+        raw = await self._read(key)
         # The script strips the dependency header; anything else (a foreign value) comes back
         # whole and fails to decode as an entry.
+        if self._tagged and raw:
+            raw = raw[0]
         return raw or None
+
+    async def get_tagged(self, key: str) -> tuple[bytes, tuple[str, ...]] | None:
+        raw = await self._read(key)
+        if not raw:
+            return None
+        if not self._tagged:
+            return raw, ()
+        # Total, as versions(): a foreign tag key name decodes to something that names nothing.
+        tags = tuple(decode_versions(raw[1:]))
+        return (raw[0], tags) if raw[0] else None
 
     async def set(
         self, key: str, value: bytes, ttl: float, deps: Sequence[Dependency] = ()
