@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 from ._exceptions import BackendError
 from ._loops import LoopBinding
@@ -89,20 +89,22 @@ class Runtime:
         s = self.settings
         if s.backend_scheme == "memory":
             return MemoryBackend(max_entries=s.memory_max_entries, max_bytes=s.memory_max_bytes)
-        kind: type[RedisBackend | ClusterBackend | SentinelBackend] = RedisBackend
+        options: dict[str, Any] = {
+            "op_timeout": s.op_timeout,
+            "connect_timeout": s.connect_timeout,
+            "max_connections": s.max_connections,
+            "pool_timeout": s.pool_timeout,
+            "batch_reads": s.batch_reads,
+        }
+        redis: Backend
         if s.backend_scheme.endswith("+cluster"):
-            kind = ClusterBackend
+            # Its reads do not name their tags yet: the L1 drops its entries on any tag
+            # invalidation (coarse, never wrong).
+            redis = ClusterBackend(s.url, **options)
         elif s.backend_scheme.endswith("+sentinel"):
-            kind = SentinelBackend
-        redis = kind(
-            s.url,
-            op_timeout=s.op_timeout,
-            connect_timeout=s.connect_timeout,
-            max_connections=s.max_connections,
-            pool_timeout=s.pool_timeout,
-            batch_reads=s.batch_reads,
-            tagged_reads=self.near is not None,
-        )
+            redis = SentinelBackend(s.url, **options)  # the same, for now
+        else:
+            redis = RedisBackend(s.url, tagged_reads=self.near is not None, **options)
         if not s.breaker_threshold:
             return redis
         return CircuitBreakerBackend(

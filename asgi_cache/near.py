@@ -1,10 +1,10 @@
 """The in-process L1 near-cache: decoded entries of hot keys, kept next to the code.
 
-With ``l1_ttl`` > 0 (and a Redis backend), the entry store (`Store.read`, behind every read of the middleware, ``get`` and
-``get_or_load``) answers a key it read recently from this process's memory, without a Redis
-round trip. An L1 entry is served until the earlier of ``l1_ttl`` after it was read and the
-end of the entry's freshness; a stale entry is never served from L1 (it goes to Redis, where
-a refresh may already have replaced it).
+With ``l1_ttl`` > 0 (and a Redis backend), the entry store (`Store.read`, behind every read
+of the middleware, ``get`` and ``get_or_load``) answers a key it read recently from this
+process's memory, without a Redis round trip. An L1 entry is served until the earlier of
+``l1_ttl`` after it was read and the end of the entry's freshness; a stale entry is never
+served from L1 (it goes to Redis, where a refresh may already have replaced it).
 
 Bounds and admission: at most ``l1_max_entries`` entries and ``l1_max_bytes`` bytes (body,
 metadata and key). When a new entry does not fit, expired entries go first, then the least

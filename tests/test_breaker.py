@@ -52,6 +52,10 @@ class Scripted(Backend):
         await self._enter("get")
         return await self.store.get(key)
 
+    async def get_tagged(self, key: str) -> tuple[bytes, tuple[str, ...]] | None:
+        await self._enter("get_tagged")
+        return await self.store.get_tagged(key)
+
     async def set(
         self, key: str, value: bytes, ttl: float, deps: Sequence[Dependency] = ()
     ) -> bool:
@@ -131,6 +135,7 @@ class Scripted(Backend):
 Op = Callable[[Backend], Awaitable[Any]]
 OPS: dict[str, Op] = {
     "get": lambda b: b.get("k"),
+    "get_tagged": lambda b: b.get_tagged("k"),
     "set": lambda b: b.set("k", b"v", 10.0),
     "delete": lambda b: b.delete("k"),
     "get_raw": lambda b: b.get_raw("k"),

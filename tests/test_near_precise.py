@@ -1,7 +1,7 @@
 """The L1 near-cache's precision and bounds: the tag index, TinyLFU admission, the byte
 bound, expiry-aware eviction and the generation guard.
 
-The unit tests drive :class:`NearCache` directly with a settable clock and count what stays
+The unit tests drive `NearCache` directly with a settable clock and count what stays
 and what goes; the Redis tests check that the index is filled from real reads (the tag keys
 come back with the entry) and that another process's tag invalidation drops only the
 dependants of that tag.

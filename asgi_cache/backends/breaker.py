@@ -235,8 +235,9 @@ class CircuitBreakerBackend(Backend):
         return await self._track(self.inner.get(key))
 
     async def get_tagged(self, key: str) -> tuple[bytes, tuple[str, ...]] | None:
-        """See [`Backend.get_tagged`][asgi_cache.backends.Backend.get_tagged]; fails fast while the breaker is open."""
-        self._admit("get")
+        """See [`Backend.get_tagged`][asgi_cache.backends.Backend.get_tagged]; fails fast
+        while the breaker is open."""
+        self._admit("get_tagged")
         return await self._track(self.inner.get_tagged(key))
 
     async def set(
