@@ -9,6 +9,8 @@
     asgi-cache clear [--yes]                    invalidate every entry of the namespace
     asgi-cache inspect KEY [--json] [--value]   one entry's metadata (TTL, tags, size, ...)
     asgi-cache inspect --url URL [--header H]   a page's keys, its variants and their states
+    asgi-cache top [--dashboard URL] [--once]   a live view of Redis and the app (q quits)
+    asgi-cache diagnose [--json] [--sample N]   check Redis for the cache: findings, fixes
 
 Every command reads ``ASGI_CACHE_URL``, ``ASGI_CACHE_NAMESPACE`` and the other
 ``ASGI_CACHE_*`` variables; ``--url`` (the Redis URL; ``--redis-url`` in ``invalidate`` and
@@ -28,7 +30,7 @@ import sys
 from collections.abc import Sequence
 
 from .._exceptions import ConfigurationError
-from . import _clear, _demo, _health, _inspect, _invalidate, _stats
+from . import _clear, _demo, _diagnose, _health, _inspect, _invalidate, _stats, _top
 from ._base import EXIT_BROKEN_PIPE, EXIT_USAGE, Command, CommandFailed, Parsers, seconds_arg
 from ._base import redact as redact
 
@@ -39,6 +41,8 @@ COMMANDS: tuple[Command, ...] = (
     _invalidate.COMMAND,
     _clear.COMMAND,
     _inspect.COMMAND,
+    _top.COMMAND,
+    _diagnose.COMMAND,
 )
 """Every subcommand, in the order ``--help`` lists them. A new command is a module with a
 ``COMMAND`` and a line here."""
