@@ -50,7 +50,13 @@ class ReadOnlyApp:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]  # Starlette's Mount keeps the prefix in path
-        await _send(send, await self.answer(path or "/"), head=method == "HEAD")
+        path = path or "/"
+        reply = await self.answer(path)
+        await _send(send, reply, head=method == "HEAD", extra=self.headers(path))
+
+    def headers(self, path: str) -> list[tuple[bytes, bytes]]:
+        """Extra response headers for ``path`` (none by default)."""
+        return []
 
 
 async def _send(

@@ -16,6 +16,7 @@ from typing import Any, Final
 from ._exceptions import BackendError
 from ._loops import LoopBinding
 from ._stats import Stats
+from .backends._errors import RoundTripSpan
 from .backends.base import Backend
 from .backends.breaker import CircuitBreakerBackend
 from .backends.cluster import ClusterBackend
@@ -58,6 +59,7 @@ class Runtime:
         self._closers: list[Closer] = []
         self._binding = LoopBinding(on_loop_end=self.aclose, on_abandon=self._abandon)
         self._starters: list[Callable[[], None]] = []
+        self._round_trip_span: RoundTripSpan | None = None
         self.near: NearCache | None = None
         """The L1 near-cache, or ``None`` when it is off (``l1_ttl`` is 0, or the backend is
         in process already)."""
@@ -83,6 +85,8 @@ class Runtime:
         self._binding.check()
         if self._backend is None:
             self._backend = self._make_backend()
+            if self._round_trip_span is not None:
+                _traced(self._backend, self._round_trip_span)
         return self._backend
 
     def _make_backend(self) -> Backend:
@@ -110,6 +114,13 @@ class Runtime:
         return CircuitBreakerBackend(
             redis, threshold=s.breaker_threshold, cooldown=s.breaker_cooldown
         )
+
+    def trace_round_trips(self, span: RoundTripSpan) -> None:
+        """Wrap every Redis round trip in ``span(operation)``, on this backend and the ones
+        built after a close (tracing; ``cache.instrument(spans=True)``)."""
+        self._round_trip_span = span
+        if self._backend is not None:
+            _traced(self._backend, span)
 
     @property
     def breaker(self) -> CircuitBreakerBackend | None:
@@ -201,6 +212,12 @@ class Runtime:
         self._checked = True
         for warning in _startup_warnings(info):
             logger.warning("asgi-cache: %s", warning)
+
+
+def _traced(backend: Backend, span: RoundTripSpan) -> None:
+    inner = backend.inner if isinstance(backend, CircuitBreakerBackend) else backend
+    if isinstance(inner, RedisBackend | ClusterBackend):
+        inner.round_trip_span = span
 
 
 MEMORY_PER_PROCESS: Final = (

@@ -19,13 +19,15 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import NotRequired, Protocol, TypedDict
 
 from ._exceptions import BackendBusyError, BackendReplyError, BackendTimeoutError
 from .backends.breaker import BreakerSnapshot
 
 logger = logging.getLogger("asgi_cache")
+_NO_SPAN: AbstractContextManager[object] = nullcontext()
 
 
 class Counts(TypedDict):
@@ -156,12 +158,15 @@ class Stats:
         "_stale",
         "log",
         "observer",
+        "tracer",
     )
 
     def __init__(self, log: RateLimitedLog | None = None) -> None:
         self.log = log or RateLimitedLog(logger)
         self.observer: Observer | None = None
         """Handed every event with its details (the metrics feature installs one)."""
+        self.tracer: Callable[[str], AbstractContextManager[object]] | None = None
+        """Makes the spans of `span` (OpenTelemetry, when asked for; else none)."""
         self._hits = self._misses = self._coalesced = self._stale = 0
         self._errors = self._corrupt = self._sets = self._deletes = 0
         self._loads = self._lock_waits = self._invalidations = 0
@@ -205,6 +210,12 @@ class Stats:
         `Observer.served`); timed only for observers."""
         if self.observer is not None:
             self.observer.served(route, cached, seconds)
+
+    def span(self, name: str) -> AbstractContextManager[object]:
+        """A tracing span around work named ``name`` (``asgi_cache.load``,
+        ``asgi_cache.lock_wait``); nothing at all unless spans were asked for."""
+        tracer = self.tracer
+        return _NO_SPAN if tracer is None else tracer(name)
 
     @property
     def timing(self) -> bool:

@@ -22,7 +22,7 @@ from ._runtime import Runtime
 from ._stats import CacheStats
 from ._store import Store, WriteResult
 from ._tags import Tags
-from ._validate import whole
+from ._validate import FLAG, whole
 from .aside import build_aside
 from .backends.base import Backend
 from .backends.breaker import CircuitBreakerBackend
@@ -31,6 +31,8 @@ from .http.keying import url_tag
 from .http.policy import InvalidationPolicy, ResponsePolicy
 from .keys import validate_key
 from .loading import Loading
+from .metrics.dashboard import DashboardApp
+from .metrics.otel import instrument
 from .metrics.prometheus import INTERVAL, MetricsApp
 from .near import NearCache
 from .settings import CacheSettings
@@ -517,6 +519,48 @@ class Cache:
             self.health,
             probe_interval=INTERVAL.require("probe_interval", probe_interval),
             flush_interval=INTERVAL.require("flush_interval", flush_interval),
+        )
+
+    def dashboard_route(self, *, refresh: float = 2.0, probe_interval: float = 5.0) -> DashboardApp:
+        """An ASGI app serving a live, read-only dashboard page about this cache.
+
+        Mount it, ``app.mount("/cache", cache.dashboard_route())``, behind the app's own
+        authentication when the figures are private. The page is self-contained (no CDN,
+        no build step, works offline) and polls the JSON it is served with every ``refresh``
+        seconds; the backend is probed at most every ``probe_interval`` seconds. The cache's
+        events are tallied from the first call on. See ``asgi_cache.metrics.dashboard`` and
+        ``docs/observability.md``.
+
+        Raises:
+            ConfigurationError: An interval is not seconds > 0.
+        """
+        return DashboardApp(
+            self._store,
+            self.health,
+            refresh=INTERVAL.require("refresh", refresh),
+            probe_interval=INTERVAL.require("probe_interval", probe_interval),
+        )
+
+    def instrument(
+        self, *, meter_provider: Any = None, tracer_provider: Any = None, spans: bool = False
+    ) -> None:
+        """Export this cache's metrics through OpenTelemetry (the ``otel`` extra).
+
+        The instruments of `metrics_route` (named without the Prometheus suffixes:
+        ``asgi_cache_requests``, ``asgi_cache_hit_duration`` in ``s``) are created on
+        ``meter_provider``'s meter, else the global provider's. ``spans=True`` also traces
+        loads, lock waits and every Redis round trip on ``tracer_provider`` (else the global
+        one); off by default, as a span per Redis command costs more than most want. See
+        ``asgi_cache.metrics.otel`` and ``docs/observability.md``.
+
+        Raises:
+            ConfigurationError: ``spans`` is not a bool, or the extra is missing.
+        """
+        instrument(
+            self._store,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
+            spans=FLAG.require("spans", spans),
         )
 
     async def health(self) -> CacheHealth:

@@ -292,9 +292,10 @@ class Loading:
         stats.loaded()
         started = time.perf_counter() if stats.timing else 0.0
         try:
-            result = loader()
-            if inspect.isawaitable(result):
-                result = await result
+            with stats.span("asgi_cache.load"):
+                result = loader()
+                if inspect.isawaitable(result):
+                    result = await result
         finally:
             if started:
                 stats.load_done(time.perf_counter() - started)

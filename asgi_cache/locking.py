@@ -344,7 +344,8 @@ class Locks:
             self.stats.lock_waited()
             waited = time.monotonic()
             try:
-                found, woken = await self._wait(full_key, read, deadline)
+                with self.stats.span("asgi_cache.lock_wait"):
+                    found, woken = await self._wait(full_key, read, deadline)
             finally:
                 self.stats.lock_wait_done(time.monotonic() - waited)
             if found is not None:

@@ -18,7 +18,8 @@ subclasses, raised ``from`` the original so the cause stays in the traceback:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from redis.exceptions import (
@@ -42,8 +43,18 @@ def ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
+RoundTripSpan = Callable[[str], AbstractContextManager[object]]
+"""Makes a tracing span around one Redis round trip, given the operation's name."""
+
+
 async def run_mapped(
-    name: str, what: str, coro: Awaitable[Any], *, budget: float, bounded: bool = True
+    name: str,
+    what: str,
+    coro: Awaitable[Any],
+    *,
+    budget: float,
+    bounded: bool = True,
+    span: RoundTripSpan | None = None,
 ) -> Any:
     """Await ``coro`` within ``budget`` seconds, mapping every failure to a ``BackendError``.
 
@@ -54,7 +65,12 @@ async def run_mapped(
         budget: Seconds it may take.
         bounded: ``False`` when ``coro`` enforces the budget itself (the read batcher does,
             with one timer per round trip instead of one per read).
+        span: Wraps the round trip in a tracing span named after ``what`` (set by
+            ``cache.instrument(spans=True)``; ``None``, the default, traces nothing).
     """
+    if span is not None:
+        with span(what):
+            return await run_mapped(name, what, coro, budget=budget, bounded=bounded)
     # asyncio.timeout, not anyio.fail_after, on purpose: it cancels once, so redis-py's own
     # clean-up after the cancellation (returning the connection to the pool, which awaits the
     # pool's lock) runs to the end. anyio's scopes cancel every await until the scope is left

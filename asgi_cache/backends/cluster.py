@@ -65,7 +65,7 @@ from ._cluster_io import (
 )
 from ._commands import PlainCommands, decode_versions
 from ._connect import check_budgets, connection_options
-from ._errors import ms, run_mapped
+from ._errors import RoundTripSpan, ms, run_mapped
 from ._pubsub import Subscriber, glob_escape
 from ._wire import encode_deps_header
 from .base import Backend, Dependency
@@ -125,6 +125,8 @@ class ClusterBackend(PlainCommands, Backend):
             max_connections=max_connections,
         )
         self.op_timeout = op_timeout
+        self.round_trip_span: RoundTripSpan | None = None
+        """Wraps each round trip in a tracing span (``cache.instrument(spans=True)``)."""
         self.pool_timeout = pool_timeout
         self._connection_options: dict[str, Any] = {}
         if client is None:
@@ -163,7 +165,9 @@ class ClusterBackend(PlainCommands, Backend):
     ) -> Any:
         budget = self.op_timeout if budget is None else budget
         admitted = self._admission.run(coro)
-        return await run_mapped(self.name, what, admitted, budget=budget, bounded=bounded)
+        return await run_mapped(
+            self.name, what, admitted, budget=budget, bounded=bounded, span=self.round_trip_span
+        )
 
     # -- reads ---------------------------------------------------------------------------------
 

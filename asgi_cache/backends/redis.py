@@ -40,7 +40,7 @@ from redis.exceptions import NoScriptError
 
 from ._commands import PlainCommands, decode_versions
 from ._connect import check_budgets
-from ._errors import ms, run_mapped
+from ._errors import RoundTripSpan, ms, run_mapped
 from ._pubsub import Subscriber, glob_escape
 from ._scripts import (
     EXTEND_LOCK_SCRIPT,
@@ -123,6 +123,8 @@ class RedisBackend(PlainCommands, Backend):
         )
         self.url = url
         self.op_timeout = op_timeout
+        self.round_trip_span: RoundTripSpan | None = None
+        """Wraps each round trip in a tracing span (``cache.instrument(spans=True)``)."""
         if client is None:
             pool = aioredis.BlockingConnectionPool.from_url(
                 url,
@@ -169,7 +171,9 @@ class RedisBackend(PlainCommands, Backend):
         # ``bounded=False``: ``coro`` enforces op_timeout itself (the read batcher). ``budget``:
         # a budget of this call's own instead of op_timeout (an unsafe request's invalidation).
         budget = self.op_timeout if budget is None else budget
-        return await run_mapped(self.name, what, coro, budget=budget, bounded=bounded)
+        return await run_mapped(
+            self.name, what, coro, budget=budget, bounded=bounded, span=self.round_trip_span
+        )
 
     # -- reads ---------------------------------------------------------------------------------
     # With batch_reads, a lone read goes over one connection this backend keeps for reads: a

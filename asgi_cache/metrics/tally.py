@@ -97,6 +97,9 @@ class Tally:
         self.lock_wait_seconds = 0.0
         self.invalidations: dict[str, int] = {}
         self.errors: dict[Labels, int] = {}
+        self.recorders: list[Callable[[str, bool, float], None]] = []
+        """Also handed each timed HTTP request, with its bounded route label (the
+        OpenTelemetry histograms: an SDK has no observable histogram)."""
         self.probe: Mapping[str, object] | None = None
         """The last health probe's report (``None`` before the first)."""
         self.probed_at = 0.0
@@ -129,15 +132,17 @@ class Tally:
         self.requests[labels] = self.requests.get(labels, 0) + 1
 
     def served(self, route: str, cached: bool, seconds: float) -> None:
-        """Time an HTTP request under its route template."""
+        """Time an HTTP request under its route template (and hand it to the recorders)."""
         table = self.hit_latency if cached else self.origin_latency
         histogram = table.get(route)
         if histogram is None:
-            name = self._route(table, route)
-            histogram = table.get(name)
+            route = self._route(table, route)
+            histogram = table.get(route)
             if histogram is None:
-                histogram = table[name] = Histogram()
+                histogram = table[route] = Histogram()
         histogram.observe(seconds)
+        for record in self.recorders:
+            record(route, cached, seconds)
 
     def _route(self, table: dict[str, Histogram], route: str) -> str:
         if not route:
@@ -177,9 +182,13 @@ class Tally:
         if self.probe is None or time.monotonic() - self.probed_at >= max_age:
             await probe()
 
+    def stats(self) -> dict[str, Any]:
+        """``cache.stats()`` of the tally's cache, now."""
+        return dict(describe_stats(self.store))
+
     def collect(self) -> list[Family]:
         """Every metric of `METRICS` as it stands now."""
-        stats: dict[str, Any] = dict(describe_stats(self.store))
+        stats = self.stats()
         out: list[Family] = []
 
         def add(name: str, values: Mapping[Labels, float]) -> None:
