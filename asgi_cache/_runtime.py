@@ -108,7 +108,14 @@ class Runtime:
         elif s.backend_scheme.endswith("+sentinel"):
             redis = SentinelBackend(s.url, **options)  # the same, for now
         else:
-            redis = RedisBackend(s.url, tagged_reads=self.near is not None, **options)
+            near = self.near is not None
+            redis = RedisBackend(
+                s.url,
+                tagged_reads=near,
+                # A subscriber that went silent is noticed within l1_ttl (two intervals).
+                ping_interval=s.l1_ttl / 2 if near else None,
+                **options,
+            )
         if not s.breaker_threshold:
             return redis
         return CircuitBreakerBackend(

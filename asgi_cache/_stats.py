@@ -118,6 +118,11 @@ class L1Counts(TypedDict):
     (the TinyLFU admission filter) or were larger than the byte bound."""
     drops: int
     """Entries dropped by invalidations, deletes, stores and clears (here or elsewhere)."""
+    flushes: int
+    """Times L1 was emptied because invalidations may have been missed: the subscription
+    was made, lost (a socket error, a missed pong) or confirmed again after a reconnect."""
+    subscribed: bool
+    """Whether invalidations are heard now; L1 is filled only then."""
 
 
 class CacheStats(Counts):

@@ -43,6 +43,7 @@ from ._entries import Entry
 from ._frequency import FrequencySketch
 from ._notify import Notifier
 from ._stats import L1Counts
+from .backends.base import SUBSCRIPTION_LOST, SUBSCRIPTION_RESTORED, Backend
 
 _ITEM_OVERHEAD: Final = 200
 """Bytes counted per entry beyond its key, body and metadata (the dict slot, the tuple, the
@@ -133,6 +134,8 @@ class NearCache:
             evictions=self.evictions,
             rejections=self.rejections,
             drops=self.drops,
+            flushes=self.subscription.flushes,
+            subscribed=self.subscription.live,
         )
 
     # -- reading and filling -------------------------------------------------------------------
@@ -283,15 +286,48 @@ class NearCache:
 
 class _Subscription(Notifier):
     """The namespace's invalidation subscription (the lock notifier's retry logic, with
-    every message applied to the L1 instead of waking waiters)."""
+    every message applied to the L1 instead of waking waiters).
+
+    L1 is filled only while the subscription is live. It is emptied when a subscription is
+    first made (whatever it holds was not covered by one), when the backend says the
+    connection was lost (a missed pong, a socket error: fills stop) and when it is confirmed
+    again after a reconnect (what was published in between is gone; fills resume). Each of
+    these bumps the generation, so a read in flight across them is not admitted either.
+    """
 
     def __init__(self, near: NearCache) -> None:
         super().__init__(near.channel_prefix)
         self._near = near
+        self.live = False
+        """Whether invalidations are being heard now (a confirmed, unbroken subscription)."""
+        self.flushes = 0
+        """Times L1 was emptied because invalidations may have been missed."""
+
+    async def subscribe(self, backend: Backend) -> bool:
+        """Subscribe to ``backend`` if not yet; say whether L1 may be filled now."""
+        if self._backend is not backend:
+            if not await super().subscribe(backend):
+                return False
+            if not self.live:
+                self._flush()
+                self.live = True
+        return self.live
 
     def _deliver(self, channel: str) -> None:
-        self._near.on_message(channel)
+        if channel == SUBSCRIPTION_LOST:
+            self.live = False
+            self._flush()
+        elif channel == SUBSCRIPTION_RESTORED:
+            self._flush()
+            self.live = True
+        else:
+            self._near.on_message(channel)
+
+    def _flush(self) -> None:
+        self.flushes += 1
+        self._near.clear()
 
     def reset(self) -> None:
         """Forget the subscription (its backend was closed); the next fill resubscribes."""
         self._backend = None
+        self.live = False

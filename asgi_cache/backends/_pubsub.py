@@ -5,6 +5,14 @@ connection (one ``PSUBSCRIBE`` per prefix) read by one background task, which di
 message to the callbacks of the prefixes it matches. After a fault redis-py reconnects and
 resubscribes on the next read; until Redis confirms again publishes are missed, so every
 waiter bounds its wait.
+
+What was missed is announced: every callback is called with ``SUBSCRIPTION_LOST`` (from
+`asgi_cache.backends.base`) when the reader finds the connection broken, and with
+``SUBSCRIPTION_RESTORED`` when Redis confirms its pattern again after a reconnect (whether
+or not the loss was seen: redis-py may reconnect inside one read). With ``ping_interval``, a
+connection quiet for that long is sent a ``PING``; no ``PONG`` within one more interval (a
+paused or unreachable server, a half-open socket) counts as lost: the connection is dropped
+and made again.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from redis.exceptions import RedisError
 
 from .._exceptions import BackendError
 from .._tasks import BackgroundTasks
+from .._validate import seconds
+from .base import SUBSCRIPTION_LOST, SUBSCRIPTION_RESTORED
 
 Run = Callable[[str, Awaitable[Any]], Awaitable[Any]]
 """Runs one operation under the backend's budget and error mapping."""
@@ -31,11 +41,22 @@ class Subscriber:
     Args:
         client: The backend's client (its pool provides the subscriber connection).
         run: The backend's operation runner (budget and error mapping).
+        ping_interval: Seconds of silence after which the connection is pinged (and after
+            which a missing pong counts as a lost connection); ``None``: never pinged.
     """
 
-    def __init__(self, client: aioredis.Redis, run: Run) -> None:
+    def __init__(
+        self, client: aioredis.Redis, run: Run, *, ping_interval: float | None = None
+    ) -> None:
+        if ping_interval is not None:
+            seconds().require("ping_interval", ping_interval)
         self._client = client
         self._run = run
+        self.ping_interval = ping_interval
+        self.reconnects = 0
+        """Times the subscription was confirmed again after a reconnect."""
+        self.missed_pongs = 0
+        """Times a ping went unanswered for a whole interval (the connection was dropped)."""
         self._callbacks: list[tuple[str, Callable[[str], None]]] = []
         self._pubsub: aioredis.client.PubSub | None = None
         self._reader = BackgroundTasks("redis pub/sub reader")
@@ -66,30 +87,60 @@ class Subscriber:
 
     async def _read_messages(self, pubsub: aioredis.client.PubSub) -> None:
         failures = 0
+        lost: set[str] = set()  # the patterns not confirmed since a loss was announced
+        pinged = False  # a ping is waiting for its pong
         while True:
             try:
-                message = await pubsub.get_message(timeout=None)
-            except Exception:
+                message = await pubsub.get_message(timeout=self.ping_interval)
+                if message is None:  # quiet for a whole ping interval
+                    if pinged:
+                        self.missed_pongs += 1
+                        raise _MissedPong
+                    await pubsub.ping()
+                    pinged = True
+                    continue
+            except Exception as exc:
                 # Connection lost: redis-py reconnects and resubscribes on the next read.
                 # Until Redis confirms again, publishes are missed; waiters bound their waits.
                 for event in self._confirmed.values():
                     event.clear()
+                if not lost:
+                    lost = set(self._confirmed)
+                    self._announce(SUBSCRIPTION_LOST)
+                pinged = False
+                if isinstance(exc, _MissedPong) and pubsub.connection is not None:
+                    with contextlib.suppress(RedisError, OSError):
+                        await pubsub.connection.disconnect()
                 failures += 1
                 await anyio.sleep(min(2.0, 0.05 * 2**failures))
                 continue
             failures = 0
-            if message is None:  # pragma: no cover - only with health checks enabled
-                continue
             kind = message["type"]
-            if kind == "psubscribe":
-                pending = self._confirmed.get(_text(message["channel"]))
+            if kind == "pong":
+                pinged = False
+            elif kind == "psubscribe":
+                pinged = False
+                pattern = _text(message["channel"])
+                pending = self._confirmed.get(pattern)
                 if pending is not None:
+                    again = pending.is_set() or pattern in lost
                     pending.set()
+                    lost.discard(pattern)
+                    if again:
+                        # Confirmed again: the connection was made anew, and what was
+                        # published on this pattern in between is gone.
+                        self.reconnects += 1
+                        self._announce(SUBSCRIPTION_RESTORED, pattern)
             elif kind == "pmessage":
                 channel = _text(message["channel"])
                 for prefix, callback in list(self._callbacks):
                     if channel.startswith(prefix):
                         callback(channel)
+
+    def _announce(self, event: str, pattern: str | None = None) -> None:
+        for prefix, callback in list(self._callbacks):
+            if pattern is None or glob_escape(prefix) + "*" == pattern:
+                callback(event)
 
     async def aclose(self) -> None:
         """Stop the reader and close the subscriber connection (a later subscribe reopens)."""
@@ -100,6 +151,10 @@ class Subscriber:
         if pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+class _MissedPong(Exception):
+    """No pong came within a ping interval: the connection is treated as lost."""
 
 
 def _text(value: bytes | str) -> str:

@@ -33,10 +33,18 @@ Guarantees every backend gives (and the contract tests check on memory, fakeredi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 Dependency = tuple[str, str]
 """A (tag key, version) pair an entry depends on."""
+
+SUBSCRIPTION_LOST: Final = "\x00subscription-lost"
+"""Passed to every subscribe callback when the subscriber connection was found broken:
+publishes are missed from then until `SUBSCRIPTION_RESTORED`. Not a channel (no channel
+name reaches a callback unless it starts with the callback's prefix)."""
+SUBSCRIPTION_RESTORED: Final = "\x00subscription-restored"
+"""Passed to a subscribe callback when its subscription is confirmed again after the
+connection was lost or made anew: publishes made in between were missed."""
 
 
 @runtime_checkable
@@ -147,7 +155,10 @@ class Backend(Protocol):
         """Call ``callback(channel)`` for every later publish on a channel starting with ``prefix``.
 
         Returns once the subscription is active, so a publish that follows is delivered.
-        One subscriber connection serves every subscription of the backend.
+        One subscriber connection serves every subscription of the backend. A backend whose
+        subscription can break calls ``callback`` with `SUBSCRIPTION_LOST` when it finds it
+        broken and `SUBSCRIPTION_RESTORED` once it is confirmed again (what was published in
+        between is missed).
         """
         ...
 

@@ -93,6 +93,9 @@ class RedisBackend(PlainCommands, Backend):
         tagged_reads: Read with `GET_TAGGED_SCRIPT`, so `get_tagged` names the tag keys of
             each entry (the L1 near-cache indexes its entries by them); a few bytes more per
             reply.
+        ping_interval: Ping the pub/sub connection after this many quiet seconds and treat
+            a pong missing for as long again as a lost connection (the L1 near-cache asks
+            for ``l1_ttl / 2``); ``None``: only a socket error is noticed.
 
     Raises:
         ConfigurationError: A timeout is not finite seconds > 0 (``pool_timeout``: >= 0) or
@@ -114,6 +117,7 @@ class RedisBackend(PlainCommands, Backend):
         pool_timeout: float = 0.05,
         batch_reads: bool = True,
         tagged_reads: bool = False,
+        ping_interval: float | None = None,
     ) -> None:
         check_budgets(
             op_timeout=op_timeout,
@@ -163,7 +167,7 @@ class RedisBackend(PlainCommands, Backend):
         self._extend = client.register_script(EXTEND_LOCK_SCRIPT)
         self._release = client.register_script(RELEASE_LOCK_SCRIPT)
         self._fenced_set = client.register_script(FENCED_SET_SCRIPT)
-        self._subscriber = Subscriber(client, self._run)
+        self._subscriber = Subscriber(client, self._run, ping_interval=ping_interval)
 
     async def _run(
         self, what: str, coro: Any, *, bounded: bool = True, budget: float | None = None
