@@ -320,7 +320,7 @@ class Cache:
         )
         return policy.attach
 
-    def invalidates(self, *tags: str) -> Callable[[F], F]:
+    def invalidates(self, *tags: str, refresh: bool = False) -> Callable[[F], F]:
         """Mark a mutating route: when it succeeds (2xx/3xx), invalidate ``tags``.
 
         Goes *below* ``@app.put(...)``; the endpoint is returned unchanged. Templates such as
@@ -329,10 +329,17 @@ class Cache:
         (RFC 9111 section 4.4), before the response starts; a 4xx/5xx or an exception invalidates
         nothing.
 
+        With ``refresh=True``, the GET entries that invalidation reached (those this process
+        answered: the URI's, and those tagged with ``tags``) are then fetched again through
+        the app in the background, one at a time per entry and a few at once, so the next
+        reader hits a fresh entry instead of waiting for the origin (see
+        `asgi_cache.http.refresh` and ``docs/invalidation.md``).
+
         Raises:
-            ConfigurationError: A template is not a non-empty str with named fields.
+            ConfigurationError: A template is not a non-empty str with named fields, or
+                ``refresh`` is not a bool.
         """
-        return InvalidationPolicy.build(tags).attach
+        return InvalidationPolicy.build(tags, refresh=refresh).attach
 
     async def invalidate_url(self, path_or_url: str) -> int:
         """Stop serving every cached response of a path: all Vary variants, queries and hosts.

@@ -26,6 +26,7 @@ from .._store import Store
 from .._tasks import BackgroundTasks
 from .keying import DigestMemo, KeyOptions, RequestKey, VaryMemory
 from .policy import ResponsePolicy
+from .refresh import WriteRefresher
 from .responses import StoredResponse
 from .routing import RouteResolver
 from .status import StatusHeaders
@@ -50,6 +51,8 @@ class MiddlewareOptions:
     """The response header naming tags at run time (lowercase)."""
     store_post_responses: bool = False
     """``cache_all``: reuse fresh POST responses for later GETs (RFC 9110 section 9.3.3)."""
+    refresh_on_write: bool = False
+    """Refresh the GET entries every successful unsafe request invalidated (`refresh`)."""
 
 
 class Shared(NamedTuple):
@@ -97,6 +100,8 @@ class HttpContext:
     """Misses in flight in this process, by full key: later identical misses wait on them."""
     refreshing: set[str] = field(default_factory=set)
     """Full keys whose background refresh is running (one at a time per key)."""
+    refresher: WriteRefresher
+    """The GET entries a write may refresh, and those refreshes (refresh on write)."""
 
     def full_key(self, key: RequestKey, names: tuple[str, ...], policy: ResponsePolicy) -> str:
         """The store key of ``key``'s variant for the varied header ``names``."""

@@ -181,6 +181,7 @@ class Exchange:
             await self._only_if_cached("only-if-cached")
             return
         ctx.store.stats.miss(self.source)
+        self._remember()
         await self.forward()
 
     async def _only_if_cached(self, detail: str) -> None:
@@ -197,6 +198,7 @@ class Exchange:
         match found:
             case Standing.FRESH:
                 stats.hit(self.source)
+                self._remember()
                 status = CacheStatus.fresh_hit(stored.fresh_until - now)
                 await self.responder.serve(stored, status, with_age=True)
                 return True
@@ -253,6 +255,19 @@ class Exchange:
             )
             return "tag-value"
         return None
+
+    def _remember(self) -> None:
+        """Let a write fetch this entry again as a GET with no client (`refresh`)."""
+        if self.credentials or self.no_store or self.ranged or self.full_key in self.ctx.refresher:
+            return  # never with credentials; the scope is as it came in (the app has not run)
+        tags = (*self.tags, url_tag_for(self.scope["path"]), *(self.remembered_tags or ()))
+        ctx, policy, params, scope = self.ctx, self.policy, self.params, {**self.scope}
+        only, scope["method"] = self.explicit_only, "GET"
+
+        async def again() -> None:
+            await Exchange(ctx, dict(scope), _never, None, policy, params, explicit_only=only).run()
+
+        ctx.refresher.remember(self.full_key, tags, again)
 
     def _schedule_refresh(self, stored: StoredResponse) -> None:
         """Start one background refresh of this entry (stale-while-revalidate)."""

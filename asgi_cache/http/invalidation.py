@@ -34,7 +34,7 @@ logger = logging.getLogger("asgi_cache.http")
 class UnsafeRequest:
     """One mutating request passing through the middleware."""
 
-    __slots__ = ("ctx", "params", "receive", "scope", "send", "tags")
+    __slots__ = ("ctx", "params", "receive", "refresh", "scope", "send", "tags")
 
     def __init__(
         self, ctx: HttpContext, scope: MutableMapping[str, Any], receive: Receive, send: Send
@@ -46,7 +46,9 @@ class UnsafeRequest:
         resolution = ctx.resolver.resolve(scope, ctx.app)
         self.params = resolution.params
         self.tags: list[str] = []
+        self.refresh = ctx.options.refresh_on_write
         if resolution.invalidates is not None:
+            self.refresh = self.refresh or resolution.invalidates.refresh
             # Templates name only parameters the route has (checked when it was resolved).
             filled = fill_templates(resolution.invalidates.tags, resolution.params) or []
             self.tags, invalid = checked_tags(filled)
@@ -91,6 +93,10 @@ class UnsafeRequest:
             # this write replaced while the retry queue waits (read-after-write).
             store = self.ctx.store
             await store.tags.invalidate(*tags, budget=store.settings.invalidation_timeout)
+            if self.refresh:
+                # The write is done (the app answered) and its invalidation has landed (or
+                # is queued): what the next reader would miss is fetched now instead.
+                self.ctx.refresher.schedule(tags)
 
 
 def _host(scope: MutableMapping[str, Any]) -> str:

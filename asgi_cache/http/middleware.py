@@ -34,6 +34,7 @@ from .invalidation import UnsafeRequest
 from .keying import DEFAULT_IGNORED_QUERY_PARAMS, DigestMemo, KeyOptions, VaryMemory
 from .policy import ResponsePolicy
 from .post import PostResponse
+from .refresh import WriteRefresher
 from .routing import RouteResolver
 from .status import StatusHeaders
 from .storing import StoringRules, shortening
@@ -98,6 +99,10 @@ class CacheMiddleware:
         store_post_responses: In ``cache_all`` mode, store a ``POST`` response that has
             explicit freshness and a ``Content-Location`` equal to its target, to answer
             later ``GET`` requests of that URI (RFC 9110 section 9.3.3).
+        refresh_on_write: After every successful unsafe request, fetch the GET entries its
+            invalidation reached again in the background (as
+            ``@cache.invalidates(..., refresh=True)`` does for one route), so the next
+            reader hits; see `asgi_cache.http.refresh`.
 
     Raises:
         ConfigurationError: An option has a value that is not allowed.
@@ -125,6 +130,7 @@ class CacheMiddleware:
         targeted_cache_control: Sequence[str] | None = None,
         heuristic_max_ttl: float = DEFAULT_HEURISTIC_MAX_TTL,
         store_post_responses: bool = False,
+        refresh_on_write: bool = False,
     ) -> None:
         store = store_of(cache)
         for name, flag in (
@@ -134,6 +140,7 @@ class CacheMiddleware:
             ("expose_cache_tags", expose_cache_tags),
             ("x_cache", x_cache),
             ("store_post_responses", store_post_responses),
+            ("refresh_on_write", refresh_on_write),
         ):
             FLAG.require(name, flag)
         ASCII_TEXT.require("cache_tag_header", cache_tag_header)
@@ -157,12 +164,14 @@ class CacheMiddleware:
             max_body_bytes=max_body_bytes or store.settings.max_body_bytes,
             cache_tag_header=tag_header,
             store_post_responses=store_post_responses,
+            refresh_on_write=refresh_on_write,
         )
         keying = KeyOptions.build(allowed_hosts, ignored_query_params)
         cookies = CookieRules.build(ignored_cookies, vary_cookies)
         if statuses is None and cache_all:
             statuses = sorted(UNDERSTOOD_STATUSES)
         default_policy = ResponsePolicy.build(statuses=statuses)
+        background = BackgroundTasks("background refresh")
         self.context = HttpContext(
             app=app,
             options=self.options,
@@ -188,7 +197,8 @@ class CacheMiddleware:
             ),
             status_headers=StatusHeaders(name, x_cache),
             clock=time.time,
-            background=BackgroundTasks("background refresh"),
+            background=background,
+            refresher=WriteRefresher(background),
         )
         """Options and memos every request is handed (built once)."""
 
@@ -281,5 +291,6 @@ class CacheMiddleware:
                 await runtime.stop()
 
     async def drain(self) -> None:
-        """Wait for the background refreshes running now (stale-while-revalidate)."""
+        """Wait for the background refreshes running now (stale-while-revalidate, refresh
+        on write)."""
         await self.context.background.drain()

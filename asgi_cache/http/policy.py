@@ -218,18 +218,22 @@ class InvalidationPolicy:
 
     tags: tuple[str, ...]
     """Tag templates filled from path parameters."""
+    refresh: bool = False
+    """Fetch the GET entries the invalidation reached again, in the background."""
 
     @classmethod
-    def build(cls, tags: Iterable[str]) -> InvalidationPolicy:
+    def build(cls, tags: Iterable[str], *, refresh: bool = False) -> InvalidationPolicy:
         """Validate tag templates and build a policy.
 
         Raises:
-            ConfigurationError: A template is not a non-empty str with named fields.
+            ConfigurationError: A template is not a non-empty str with named fields, or
+                ``refresh`` is not a bool.
         """
         tag_list = tuple(tags)
         for t in tag_list:
             _template_fields(t, "invalidates")
-        return cls(tag_list)
+        FLAG.require("refresh", refresh)
+        return cls(tag_list, refresh)
 
     def attach(self, endpoint: F) -> F:
         """Attach this policy to ``endpoint`` and return it unchanged."""
