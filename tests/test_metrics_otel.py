@@ -46,6 +46,7 @@ async def test_instruments_after_scripted_traffic() -> None:
     provider = MeterProvider(metric_readers=[reader])
     cache = Cache.from_url("memory://", namespace="otel", ttl_jitter=0.0)
     cache.instrument(meter_provider=provider)
+    cache.instrument(meter_provider=provider)  # a second call records nothing twice
     app = site(cache, [])
     async with cache, client_for(app) as client:
         for _ in range(3):

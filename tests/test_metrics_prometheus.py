@@ -149,3 +149,13 @@ async def test_route_labels_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None
         t.served(route, True, 0.001)
     assert set(t.hit_latency) == {"/a", "/b", "(other)", "(unmatched)"}
     assert t.hit_latency["(other)"].count == 2
+
+
+async def test_one_multiprocess_mirror_per_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two routes of one cache in a multi-worker deployment: the tally is copied to the shared
+    # files once, or every count would be doubled.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/nonexistent-not-written")
+    cache = Cache.from_url("memory://", namespace="twice")
+    first, second = cache.metrics_route(), cache.metrics_route()
+    assert first.mirror is not None
+    assert second.mirror is first.mirror

@@ -146,8 +146,12 @@ def instrument(
     """Export ``store``'s cache through OpenTelemetry (see ``Cache.instrument``)."""
     metrics, trace = _api()
     tally = tally_of(store)
-    provider = meter_provider or metrics.get_meter_provider()
-    instruments = Instruments(tally, provider.get_meter(SCOPE))
+    known = tally.exporters.get("otel")
+    if isinstance(known, Instruments):  # instrumented already: recording twice would double
+        instruments = known
+    else:
+        provider = meter_provider or metrics.get_meter_provider()
+        instruments = tally.exporters["otel"] = Instruments(tally, provider.get_meter(SCOPE))
     if spans:
         tracers = tracer_provider or trace.get_tracer_provider()
         hooks = Spans(tracers.get_tracer(SCOPE))

@@ -175,9 +175,13 @@ class MetricsApp(ReadOnlyApp):
         self.probe_interval = probe_interval
         self.flush_interval = flush_interval
         self.mirror: Mirror | None = None
+        self._tasks = BackgroundTasks("metrics flush")
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            self.mirror = Mirror(self.tally)
-            self._tasks = BackgroundTasks("metrics flush")
+            known = self.tally.exporters.get("prometheus")
+            if isinstance(known, Mirror):  # another route of this cache copies it already
+                self.mirror = known
+                return
+            self.mirror = self.tally.exporters["prometheus"] = Mirror(self.tally)
             store.runtime.on_start(self._start_flushing)
             store.runtime.on_close(self._stop_flushing)
 

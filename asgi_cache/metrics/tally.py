@@ -100,6 +100,9 @@ class Tally:
         self.recorders: list[Callable[[str, bool, float], None]] = []
         """Also handed each timed HTTP request, with its bounded route label (the
         OpenTelemetry histograms: an SDK has no observable histogram)."""
+        self.exporters: dict[str, object] = {}
+        """One of each kind of exporter per tally (a second ``metrics_route()`` or
+        ``instrument()`` reuses the first: nothing is copied or recorded twice)."""
         self.probe: Mapping[str, object] | None = None
         """The last health probe's report (``None`` before the first)."""
         self.probed_at = 0.0
