@@ -16,7 +16,16 @@ from typing import Any
 
 from . import env
 
-PHASES = ("hit_cost", "e2e", "stampede", "memory", "redis_down", "seed", "redis_layers")
+PHASES = (
+    "hit_cost",
+    "e2e",
+    "stampede",
+    "memory",
+    "redis_down",
+    "seed",
+    "redis_layers",
+    "staleness",
+)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -120,7 +129,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         log(f"redis-server {redis.version()} on port {redis.port}; mode {profile.name}")
         for name in phases:
             module = __import__(f"benchmarks.phases.{name}", fromlist=["run"])
-            results["phases"][name] = module.run(ctx, systems)
+            chosen = systems if name == "seed" else [s for s in systems if not s.only_seed]
+            results["phases"][name] = module.run(ctx, chosen)
         machine = describe(redis_version=redis.version(), load_tool=load_tool, loop=loop_name())
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     results_file = f"{stamp}-{profile.name}.json"

@@ -63,6 +63,15 @@ INTRO = {
         "pool and a socket timeout, and running a one-line Lua `GET` (`EVALSHA`); the last "
         "row is asgi-cache's own `RedisBackend.get`, whatever path it takes."
     ),
+    "staleness": (
+        "Two processes on this run's Redis, each with its own cache and the L1 near-cache on "
+        "(`l1_ttl=2`; `python -m benchmarks.staleness`): one reads a key in a loop (yielding "
+        "once between reads, as a server does between requests), the other writes it "
+        "{writes:,} times with `cache.set`, 2-6 ms apart. A write's staleness is the last "
+        "time the reader still saw an older value minus the time the write returned (0 when "
+        "it never did). The second row kills every subscriber connection (`CLIENT KILL TYPE "
+        "pubsub`) before every {kill_every}th write, so that write's message is likely lost."
+    ),
 }
 
 

@@ -126,11 +126,12 @@ def seed_table(phase: dict[str, Any]) -> str:
             [f"`{name}`", f"{r['hit_rate']:.1%}", f"{r['origin_hit_rate']:.1%}",
              fmt(r["get_p50_ms"], 2), fmt(r["get_p95_ms"], 2), fmt(r["get_p99_ms"], 2),
              ratio(r["get_p95_ms"], base.get("get_p95_ms")), fmt(r.get("hit_p50_ms"), 2),
-             fmt(r["put_p50_ms"], 1), fmt(r["non2xx"]), fmt(r["achieved_rate"], 0)]
+             fmt(r["put_p50_ms"], 1), fmt(r["non2xx"]), fmt(r["achieved_rate"], 0),
+             fmt(r.get("stale_reads"))]
         )  # fmt: skip
     head = ["system", "hit rate (X-Cache)", "hit rate (origin reads)", "GET p50 ms",
             "GET p95 ms", "GET p99 ms", "p95 vs nocache", "hits' p50 ms", "PUT p50 ms", "non-2xx",
-            "req/s sent"]  # fmt: skip
+            "req/s sent", "stale reads"]  # fmt: skip
     return table(head, body) + _errors(phase)
 
 
@@ -143,6 +144,18 @@ def layers_table(phase: dict[str, Any]) -> str:
         body.append([name, fmt(r["median_us"]), step])
         previous = r["median_us"]
     return table(["layer", "median us", "vs previous row"], body) + _errors(phase)
+
+
+def staleness_table(phase: dict[str, Any]) -> str:
+    """Phase 8: how long after a write another process's L1 still served the old value."""
+    body = [
+        [name, fmt(r["writes"]), fmt(r["stale_writes"]), fmt(r["p50_ms"], 2),
+         fmt(r["p99_ms"], 2), fmt(r["max_ms"], 2), fmt(r["l1_flushes"]), fmt(r["reads"])]
+        for name, r in phase["rows"].items()
+    ]  # fmt: skip
+    head = ["invalidation", "writes", "writes with a stale read after", "p50 ms", "p99 ms",
+            "max ms", "L1 flushes", "reads"]  # fmt: skip
+    return table(head, body) + _errors(phase)
 
 
 def _get(results: dict[str, Any], phase: str, system: str) -> dict[str, Any] | None:
@@ -243,6 +256,7 @@ SECTIONS = (
     ("redis_down", "Redis down", down_table),
     ("seed", "Seed workload", seed_table),
     ("redis_layers", "Where a Redis hit's time goes", layers_table),
+    ("staleness", "L1 staleness across processes", staleness_table),
 )
 
 

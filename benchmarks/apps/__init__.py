@@ -23,6 +23,7 @@ class System:
         seed: It serves the seed workload's ``/users/{id}`` routes.
         requires: Modules that must import for the system to run.
         note: How the system is configured, for the docs.
+        only_seed: It runs in the seed phase only (a variant of another system's writes).
     """
 
     name: str
@@ -32,6 +33,7 @@ class System:
     seed: bool = False
     requires: tuple[str, ...] = ()
     note: str = ""
+    only_seed: bool = False
 
     @property
     def factory(self) -> str:
@@ -78,6 +80,9 @@ SYSTEMS: tuple[System, ...] = (
     System("asgi-cache-redis-l1", "asgi_cache_redis_l1", cached=True, uses_redis=True,
            seed=True, requires=("fastapi",),
            note="the same with the opt-in L1 near-cache (l1_ttl=2 s) in front of Redis"),
+    System("asgi-cache-redis-refresh", "asgi_cache_redis_refresh", cached=True,
+           uses_redis=True, seed=True, only_seed=True, requires=("fastapi",),
+           note="asgi-cache-redis whose writes refresh what they invalidate (refresh=True)"),
     System("fastapi-cache2", "fastapi_cache2_app", cached=True, uses_redis=True,
            requires=("fastapi_cache",), note="@cache(expire=...) decorator, RedisBackend"),
     System("cashews", "cashews_app", cached=True, uses_redis=True, requires=("cashews",),

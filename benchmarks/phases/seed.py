@@ -6,6 +6,10 @@ time, so a slow server cannot hide its queue). The first part of the sequence wa
 cache and is not counted. Hit rate comes from ``X-Cache: HIT`` and, independently, from the
 origin's read counter; the ideal hit rate of a perfect cache on the same sequence is the
 ceiling (each write invalidates its user).
+
+Stale reads are counted where the app says its row version (``X-User-Version``, the
+asgi-cache apps): a GET sent after a PUT of its user was answered must carry at least the
+version that PUT made.
 """
 
 from __future__ import annotations
@@ -65,8 +69,11 @@ async def _drive(
     limit = asyncio.Semaphore(MAX_CONNECTIONS)
     records: list[tuple[str, int, float, bool]] = []  # op, status, latency ms, hit
     origin_at_warm: list[int] = []
+    committed: dict[int, int] = {}  # user -> the highest version a PUT answered so far
+    checked = [0, 0]  # GETs whose version was checked, and those older than expected
 
     async def one(index: int, op: str, key: int, scheduled: float) -> None:
+        expected = committed.get(key, 0)  # every PUT answered before this GET is sent
         async with limit:
             conn = idle.pop() if idle else Connection("127.0.0.1", port, timeout=30.0)
             try:
@@ -76,6 +83,13 @@ async def _drive(
                     records.append((op, 0, (time.perf_counter() - scheduled) * 1000, False))
                 return
             idle.append(conn)
+        version = response.headers.get("x-user-version")
+        if version is not None and response.status == 200:
+            if op == "PUT":
+                committed[key] = max(committed.get(key, 0), int(version))
+            else:
+                checked[0] += 1
+                checked[1] += int(version) < expected
         if index >= warm:
             hit = response.headers.get("x-cache", "").upper() == "HIT"
             latency = (time.perf_counter() - scheduled) * 1000
@@ -118,4 +132,6 @@ async def _drive(
         "put_p50_ms": percentile(puts, 50),
         "hit_p50_ms": percentile(hit_latencies, 50),
         "hit_p99_ms": percentile(hit_latencies, 99),
+        "versions_checked": checked[0],
+        "stale_reads": checked[1] if checked[0] else None,
     }
