@@ -61,8 +61,9 @@ def users_app(cache: Cache, db: Users, *, refresh: bool = True, **options: Any) 
     @app.get("/users/{user_id}")
     @cache.response(ttl=60, tags=["users:{user_id}"])
     async def get_user(user_id: int) -> dict[str, Any]:
+        name = db.names[user_id]  # the row is read, then the database is slow to answer
         await db.read(f"user{user_id}")
-        return {"id": user_id, "name": db.names[user_id]}
+        return {"id": user_id, "name": name}
 
     @app.get("/teams/{team}")
     @cache.response(ttl=60, tags=["users:list"])
@@ -248,3 +249,24 @@ async def test_what_is_remembered_is_bounded(service: Service) -> None:
         await app.drain()
     assert len(refresher._fetches) == 3
     assert (db.calls["user0"], db.calls["user5"]) == (1, 2)
+
+
+async def test_a_read_sent_after_a_write_never_takes_an_older_miss_response(
+    web_cache: Cache,
+) -> None:
+    # Read-after-write with in-process coalescing: a miss that read the row before the write
+    # must not hand its response to a GET sent after the write was answered.
+    db = Users()
+    app = users_app(web_cache, db, refresh=False)
+    async with client_for(app) as client:
+        db.gate = asyncio.Event()
+        first = asyncio.create_task(client.get("/users/7"))  # reads "user7", then waits
+        await db.reached(1)
+        assert (await client.put("/users/7", params={"name": "new"})).status_code == 200
+        second = asyncio.create_task(client.get("/users/7"))  # joins the miss in flight
+        await asyncio.sleep(0.05)
+        db.gate.set()
+        before, after = await first, await second
+    assert before.json()["name"] == "user7"  # sent before the write: the old row is fine
+    assert after.json()["name"] == "new"
+    assert db.calls["user7"] == 2  # the late reader asked the app itself

@@ -397,7 +397,10 @@ class OriginCall:
         snapshot = await store.tags.extend(
             self.snapshot, stored.tags, ttl=stored.stale_until - ctx.clock()
         )
-        ok = await store.write(full_key, stored.to_entry(), snapshot) is WriteResult.STORED
+        result = await store.write(full_key, stored.to_entry(), snapshot)
         await ctx.remember(miss.key, vary, stored.tags, stored.stale_until - ctx.clock())
-        release(self.flight, None if part else Shared(stored, names, full_key))
-        return ok
+        # Refused: a tag moved on while the app ran (a write's invalidation landed), so the
+        # response may predate that write; a waiter that joined after it must ask itself.
+        shared = None if part or result is WriteResult.REFUSED else Shared(stored, names, full_key)
+        release(self.flight, shared)
+        return result is WriteResult.STORED
