@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 from benchmarks import codec as codec_bench
+from benchmarks import hit_instructions
 from benchmarks.report import hit_cost_table, tables, targets
 from benchmarks.workload import (
     BODY_BYTES,
@@ -116,3 +117,9 @@ def test_codec_benchmark_round_trips_every_value_and_msgpack_is_smaller() -> Non
     table = codec_bench.table(rows)
     assert table.count("\n") == len(rows) + 1
     assert "| user profile (dict, 7 fields) | 180 | 154 | -14% |" in table
+
+
+def test_hit_instructions_child_serves_only_hits() -> None:
+    # The measured child: warms one entry, then every request must be a hit (it exits with
+    # a message otherwise, so a broken hit path cannot be measured as a fast one).
+    assert hit_instructions.main(["--hits", "5"]) == 0
