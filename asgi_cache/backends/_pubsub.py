@@ -132,10 +132,7 @@ class Subscriber:
                         self.reconnects += 1
                         self._announce(SUBSCRIPTION_RESTORED, pattern)
             elif kind == "pmessage":
-                channel = _text(message["channel"])
-                for prefix, callback in list(self._callbacks):
-                    if channel.startswith(prefix):
-                        callback(channel)
+                deliver(self._callbacks, _text(message["channel"]))
 
     def _announce(self, event: str, pattern: str | None = None) -> None:
         for prefix, callback in list(self._callbacks):
@@ -155,6 +152,13 @@ class Subscriber:
 
 class _MissedPong(Exception):
     """No pong came within a ping interval: the connection is treated as lost."""
+
+
+def deliver(callbacks: list[tuple[str, Callable[[str], None]]], channel: str) -> None:
+    """Call every callback whose prefix ``channel`` starts with."""
+    for prefix, callback in list(callbacks):
+        if channel.startswith(prefix):
+            callback(channel)
 
 
 def _text(value: bytes | str) -> str:

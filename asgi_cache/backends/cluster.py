@@ -17,6 +17,9 @@ Cost per operation (a pipeline sends to every node it touches at once, one round
 - ``versions``: one pipeline, one script per tag; ``invalidate``: one pipeline, one
   ``UNLINK`` per tag: O(tags), whatever the cluster's size.
 - ``delete_prefix``: ``SCAN`` on every primary, ``UNLINK`` per slot.
+- ``publish``: one ``SPUBLISH`` on one of 16 sharded bus channels; ``subscribe``: one
+  connection per master holding bus channels, following them across failovers
+  (`_sharded`).
 
 Race freedom (DESIGN.md, "Invalidation") rests on the read, as on one node: an entry is
 served only if every tag it records still holds the recorded version *when the read checks
@@ -66,7 +69,8 @@ from ._cluster_io import (
 from ._commands import PlainCommands, decode_versions
 from ._connect import check_budgets, connection_options
 from ._errors import RoundTripSpan, ms, run_mapped
-from ._pubsub import Subscriber, glob_escape
+from ._pubsub import glob_escape
+from ._sharded import ShardedSubscriber
 from ._wire import encode_deps_header
 from .base import Backend, Dependency
 from .batching import ReadBatcher
@@ -156,7 +160,7 @@ class ClusterBackend(PlainCommands, Backend):
         """Batches concurrent `get` calls (``None`` when ``batch_reads`` is off)."""
         if batch_reads:
             self.read_batcher = ReadBatcher(self._read_one, self._read_many, timeout=op_timeout)
-        self._subscriber = Subscriber(client, self._run)  # type: ignore[arg-type]
+        self._subscriber = ShardedSubscriber(client, self._run)
 
     # -- the boundary --------------------------------------------------------------------------
 
@@ -284,11 +288,9 @@ class ClusterBackend(PlainCommands, Backend):
     # -- pub/sub, health -----------------------------------------------------------------------
 
     async def publish(self, channel: str) -> None:
-        await self._run("PUBLISH", self.client.publish(channel, b"1"))
+        await self._subscriber.publish(channel)
 
     async def subscribe(self, prefix: str, callback: Callable[[str], None]) -> None:
-        # The pub/sub connection picks its node from the slot map: fetch it first.
-        await self._run("connect", self.client.initialize())
         await self._subscriber.subscribe(prefix, callback)
 
     async def ping(self) -> float:
