@@ -7,7 +7,8 @@ What this backend adds, because a pooled connection outlives a failover:
 
 - **Following the primary.** One background task per backend asks the Sentinels for the
   primary every ``check_interval`` seconds (1 s). When it moved, every connection of the pool
-  is closed, the in-use ones included, so the next command connects to the new primary: a
+  is closed, the in-use ones included, so the next command connects to the new primary (an
+  operation failing on a connection error asks at once instead of waiting its turn): a
   demoted primary stays writable for a while after ``SENTINEL FAILOVER`` (until Sentinel
   reconfigures it), and a write sent there would be lost. A connection that meets
   ``READONLY`` (the old primary, now a replica) reconnects at once (redis-py).
@@ -45,7 +46,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from .._exceptions import BackendError, ConfigurationError
+from .._exceptions import BackendBusyError, BackendError, BackendReplyError, ConfigurationError
 from .._tasks import BackgroundTasks
 from .._urls import UrlKind, parse_url
 from ._admission import Admission
@@ -136,6 +137,7 @@ class SentinelBackend(RedisBackend):
             self.replica = self.sentinel.slave_for(self.service, **pool_options)
         self._admission = Admission(self.name, limit=max_connections, wait=pool_timeout)
         self._watch = BackgroundTasks("redis sentinel primary check")
+        self._check_now = asyncio.Event()  # a failed operation cuts the wait short
         self._replicas = 0  # connected to the primary, as it last said
         self.failovers = 0
         """How many times this backend saw the primary move (and closed its connections)."""
@@ -148,7 +150,13 @@ class SentinelBackend(RedisBackend):
         if not self._watch:
             self._watch.start_soon(self._follow_primary)
         admitted = self._admission.run(coro)
-        return await super()._run(what, admitted, bounded=bounded, budget=budget)
+        try:
+            return await super()._run(what, admitted, bounded=bounded, budget=budget)
+        except (BackendBusyError, BackendReplyError):
+            raise
+        except BackendError:
+            self._check_now.set()  # the primary may have moved: ask the Sentinels at once
+            raise
 
     async def _follow_primary(self) -> None:
         pool: Any = self.client.connection_pool  # a SentinelConnectionPool
@@ -176,7 +184,10 @@ class SentinelBackend(RedisBackend):
                 self._replicas = int(replication.get("connected_slaves", 0))
             except (TimeoutError, RedisError, OSError):
                 pass
-            await asyncio.sleep(self.check_interval)
+            self._check_now.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.check_interval):
+                    await self._check_now.wait()
 
     # -- what differs from one node --------------------------------------------------------------
 
