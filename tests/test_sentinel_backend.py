@@ -90,7 +90,10 @@ async def test_after_sentinel_failover_writes_leave_the_old_primary(
     failover = redis_sentinel.failover()
     # The old primary stays role:master for a while; the backend's check notices the move
     # and drops every pooled connection, so the next write lands on the new primary.
-    await wait_until(lambda: backend.failovers == 1, limit=20)
+    await wait_until(lambda: backend.primaries() == [NodeAddress(*failover.new.address)], limit=20)
+    # Within a check or two of the Sentinels agreeing, no connection is left on the old one.
+    await wait_until(lambda: backend.failovers >= 1, limit=20)
+    await asyncio.sleep(3 * backend.check_interval)  # every check is one interval apart
     await backend.set_raw("ns:v:e", b"after", 60)
     assert failover.new.client().get("ns:v:e") == "after"
     assert failover.old.client().get("ns:v:e") != "after"

@@ -166,18 +166,8 @@ class SentinelBackend(RedisBackend):
                     address = await self.sentinel.discover_master(self.service)
             except (TimeoutError, RedisError, OSError):
                 address = None  # no Sentinel answered: keep what we have, ask again
-            if address is not None and pool.master_address not in (None, address):
-                logger.warning(
-                    "asgi-cache: redis-sentinel primary of %s moved from %s to %s; reconnecting",
-                    self.service,
-                    _hostport(pool.master_address),
-                    _hostport(address),
-                )
-                pool.master_address = address
-                self.failovers += 1
-                self._replicas = 0  # until the new primary says how many follow it
-                with contextlib.suppress(RedisError, OSError):
-                    await pool.disconnect(inuse_connections=True)
+            if address is not None:
+                await self._leave_others(pool, address)
             try:  # the replicas the primary itself has connected: those WAIT can count
                 async with asyncio.timeout(max(self.op_timeout, 1.0)):
                     replication = await self.client.info("replication")
@@ -188,6 +178,31 @@ class SentinelBackend(RedisBackend):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.check_interval):
                     await self._check_now.wait()
+
+    async def _leave_others(self, pool: Any, address: tuple[str, int]) -> None:
+        # Every connection to another server than the one the Sentinels name is closed (it
+        # reconnects to the primary on its next use), not only when the pool's own record
+        # of the primary changed: during a failover a lagging Sentinel may still name the
+        # old primary to a connection that opens meanwhile, and that connection would
+        # write there until it fails.
+        connections = [*pool._available_connections, *pool._get_in_use_connections()]
+        stale = [c for c in connections if c.is_connected and (c.host, c.port) != address]
+        moved = pool.master_address not in (None, address)
+        if not stale and not moved:
+            return
+        if moved:
+            logger.warning(
+                "asgi-cache: redis-sentinel primary of %s moved from %s to %s; reconnecting",
+                self.service,
+                _hostport(pool.master_address),
+                _hostport(address),
+            )
+            self.failovers += 1
+            self._replicas = 0  # until the new primary says how many follow it
+        pool.master_address = address
+        for connection in stale:
+            with contextlib.suppress(RedisError, OSError):
+                await connection.disconnect()
 
     # -- what differs from one node --------------------------------------------------------------
 
