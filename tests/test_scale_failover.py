@@ -87,9 +87,10 @@ def _check(figures: Figures, facts: dict[str, float]) -> None:
     assert figures.server_errors == 0
     assert figures.stale_reads == 0
     assert figures.recovery_seconds is not None  # caching resumed on the moved data
-    # No leak: the surviving servers hold about as many clients as before (2 workers with
-    # a few pooled connections each, the subscribers, the replication links).
-    assert facts["connections_after"] <= facts["connections_before"] + 8, facts
+    # Bounded, no leak: the surviving servers hold about as many clients as before (the
+    # workers reconnect to the promoted server, their connections to the dead one are gone);
+    # a leak of one connection per failed operation would be hundreds.
+    assert facts["connections_after"] <= facts["connections_before"] * 1.5, facts
 
 
 async def test_killing_a_cluster_master_under_load(redis_cluster_ha: LocalCluster) -> None:
