@@ -197,12 +197,15 @@ class SentinelBackend(RedisBackend):
                 _hostport(pool.master_address),
                 _hostport(address),
             )
-            self.failovers += 1
             self._replicas = 0  # until the new primary says how many follow it
         pool.master_address = address
         for connection in stale:
             with contextlib.suppress(RedisError, OSError):
                 await connection.disconnect()
+        if moved:
+            # Counted once the old primary's connections are closed, as documented: a caller
+            # that sees the count move knows its next write goes to the new primary.
+            self.failovers += 1
 
     # -- what differs from one node --------------------------------------------------------------
 
