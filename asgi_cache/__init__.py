@@ -12,35 +12,42 @@ from ._exceptions import (
     BackendError,
     BackendReplyError,
     BackendTimeoutError,
+    BacklogFullError,
     CacheError,
     ConfigurationError,
     EventLoopError,
     SerializationError,
 )
-from ._stats import CacheStats
+from ._stats import CacheStats, WriteBehindStatus
 from ._templates import fill_tag
 from .cache import Cache
 from .health import CacheHealth, HealthApp
 from .http import CacheMiddleware
 from .near import NearCache
 from .settings import CacheSettings
+from .write_behind import Change, DeadLetter, WriteBehind
 
 __all__ = [
     "BackendBusyError",
     "BackendError",
     "BackendReplyError",
     "BackendTimeoutError",
+    "BacklogFullError",
     "Cache",
     "CacheError",
     "CacheHealth",
     "CacheMiddleware",
     "CacheSettings",
     "CacheStats",
+    "Change",
     "ConfigurationError",
+    "DeadLetter",
     "EventLoopError",
     "HealthApp",
     "NearCache",
     "SerializationError",
+    "WriteBehind",
+    "WriteBehindStatus",
     "fill_tag",
 ]
 

@@ -11,7 +11,8 @@ the boundary and never leak out under their own names::
     │   ├── BackendBusyError  no pooled connection came free in time
     │   └── BackendReplyError the backend answered with an error (READONLY, OOM, ...)
     ├── SerializationError   (also a TypeError) a value cannot be encoded or decoded
-    └── EventLoopError       (also a RuntimeError) used from two running event loops at once
+    ├── EventLoopError       (also a RuntimeError) used from two running event loops at once
+    └── BacklogFullError     a write-behind backlog is at its limit (policy "refuse")
 
 The data API (``get``, ``set``, ``delete``, ``get_or_load``, ``invalidate_tags``) never raises
 [`BackendError`][asgi_cache.BackendError] to its callers: it fails open, counts the error and logs
@@ -73,3 +74,9 @@ class EventLoopError(CacheError, RuntimeError):
     reconnects on its own; two loops running at once (one per thread) cannot share them:
     build one ``Cache`` per event loop (per thread) instead.
     """
+
+
+class BacklogFullError(CacheError):
+    """A write-behind log holds ``max_backlog`` changes not yet handled and its policy is
+    ``"refuse"``: the change was neither cached nor queued (nothing is lost silently; the
+    caller decides, for example by answering 503 or writing to the database itself)."""

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from ._exceptions import BackendError
 from ._loops import LoopBinding
-from ._stats import Stats
+from ._stats import Stats, WriteBehindSource
 from .backends._errors import RoundTripSpan
 from .backends.base import Backend
 from .backends.breaker import CircuitBreakerBackend
@@ -60,6 +60,8 @@ class Runtime:
         self._binding = LoopBinding(on_loop_end=self.aclose, on_abandon=self._abandon)
         self._starters: list[Callable[[], None]] = []
         self._round_trip_span: RoundTripSpan | None = None
+        self.write_behinds: dict[str, WriteBehindSource] = {}
+        """The cache's write-behind names (``cache.write_behind(...)``), for its reports."""
         self.near: NearCache | None = None
         """The L1 near-cache, or ``None`` when it is off (``l1_ttl`` is 0, or the backend is
         in process already)."""

@@ -125,6 +125,64 @@ class L1Counts(TypedDict):
     """Whether invalidations are heard now; L1 is filled only then."""
 
 
+class WriteBehindStatus(TypedDict):
+    """One write-behind name's part of ``cache.stats()`` and ``await cache.health()``
+    (under ``write_behind``, by name). The counters are this process's; the backlog fields
+    come from the backend and appear in ``health()`` (and ``asgi-cache worker --status``)."""
+
+    name: str
+    """The write-behind name."""
+    running: bool
+    """Whether a worker of this name runs in this process."""
+    written: int
+    """Changes this process appended (``wb.write`` and ``wb.delete``)."""
+    applied: int
+    """Changes this process's worker saw the handler commit."""
+    coalesced: int
+    """Changes acknowledged together with a newer change of the same key in one batch:
+    database writes saved."""
+    batches: int
+    """Handler calls that committed."""
+    retries: int
+    """Handler calls that failed (their changes stay pending and are retried)."""
+    reclaimed: int
+    """Changes taken over from a worker that held them past the lease."""
+    dead_lettered: int
+    """Changes moved to the dead letter after ``max_deliveries``."""
+    inline: int
+    """Changes handed to the handler inline because the backlog was full."""
+    refused: int
+    """Changes refused because the backlog was full (policy ``"refuse"``)."""
+    lease_lost: int
+    """Lease renewals that found a batch taken over by another worker."""
+    last_error: str | None
+    """The last handler or backend failure the worker saw, or ``None``."""
+    backlog: NotRequired[int]
+    """Changes not yet acknowledged (``health()`` only)."""
+    pending: NotRequired[int]
+    """Changes delivered to a worker and not yet acknowledged (``health()`` only)."""
+    dead_letters: NotRequired[int]
+    """Changes in the dead letter (``health()`` only)."""
+    lag_seconds: NotRequired[float]
+    """Age of the oldest change not yet acknowledged (``health()`` only)."""
+    consumers: NotRequired[int]
+    """Workers known to the consumer group (``health()`` only)."""
+    error: NotRequired[str]
+    """Why the backlog fields are missing: the backend did not answer (``health()`` only)."""
+
+
+class WriteBehindSource(Protocol):
+    """What a cache keeps of each of its write-behind names, to report them."""
+
+    def status(self) -> WriteBehindStatus:
+        """This process's counters, without a round trip."""
+        ...
+
+    async def probe(self) -> WriteBehindStatus:
+        """The counters plus the backlog as the backend sees it."""
+        ...
+
+
 class CacheStats(Counts):
     """What ``cache.stats()`` returns: the counts, plus the state of what they depend on."""
 
@@ -140,6 +198,8 @@ class CacheStats(Counts):
     """The L1 near-cache, when it is on."""
     breaker: NotRequired[BreakerSnapshot]
     """The circuit breaker, when the backend has one."""
+    write_behind: NotRequired[dict[str, WriteBehindStatus]]
+    """Each write-behind name of the cache (``cache.write_behind(...)``), when it has any."""
 
 
 class Stats:

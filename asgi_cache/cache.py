@@ -17,6 +17,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any, ParamSpec, Self, TypeVar
 
+from ._exceptions import ConfigurationError
 from ._options import LoadOptions, Unstorable
 from ._runtime import Runtime
 from ._stats import CacheStats
@@ -36,6 +37,8 @@ from .metrics.otel import instrument
 from .metrics.prometheus import INTERVAL, MetricsApp
 from .near import NearCache
 from .settings import CacheSettings
+from .write_behind import BacklogPolicy, Handler, WriteBehind, WriteBehindOptions
+from .write_behind.options import check_handler, check_name
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -483,6 +486,81 @@ class Cache:
             SerializationError: ``value`` cannot be encoded (raised before ``write`` runs).
         """
         return await self._loading.write_through(key, value, write=write, ttl=ttl, tags=tags)
+
+    # -- write-behind (asgi_cache.write_behind) ------------------------------------------------
+
+    def write_behind(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        batch_size: int = 100,
+        max_deliveries: int = 5,
+        lease: float = 30.0,
+        max_backlog: int = 100_000,
+        on_backlog: BacklogPolicy = "write_through",
+        write_timeout: float = 1.0,
+        poll: float = 1.0,
+        retry_backoff: float = 0.1,
+        max_backoff: float = 30.0,
+        coalesce: bool = True,
+    ) -> WriteBehind:
+        """A write-behind log named ``name``: cache writes at once, save them later in batches.
+
+        ``await wb.write(key, value)`` caches the value and appends the change to a durable
+        log (a Redis Stream) in one atomic step; a worker (``await wb.run()``, ``wb.start()``
+        or ``asgi-cache worker module:wb``) calls ``await handler(changes)`` with batches of
+        :class:`~asgi_cache.Change` and acknowledges what it committed. Delivery is
+        at-least-once: write the handler as an upsert on ``(key, version)``. See
+        ``docs/write-behind.md``.
+
+        Args:
+            name: The log's name, part of its Redis keys (``<ns>:w:{<name>}:s``).
+            handler: Async callable given a list of changes; returns ``None`` when it
+                committed them all, or those (or their ids) it committed.
+            batch_size: Most changes per handler call.
+            max_deliveries: Deliveries after which a failing change goes to the dead letter.
+            lease: Seconds a worker owns a batch unless it renews it (it does, every third,
+                while the handler runs); a batch idle longer is taken over.
+            max_backlog: Changes not yet handled past which ``on_backlog`` applies.
+            on_backlog: ``"write_through"`` (hand the change to the handler inline) or
+                ``"refuse"`` (raise :class:`~asgi_cache.BacklogFullError`).
+            write_timeout: Time budget of one ``wb.write``.
+            poll: Longest wait of an idle worker for new changes.
+            retry_backoff: First wait after a failed handler call (doubled per delivery).
+            max_backoff: Longest wait between retries.
+            coalesce: Hand the handler only the newest change of each key in a batch.
+
+        Raises:
+            ConfigurationError: An option is not allowed, or ``name`` is already used by
+                this cache with another handler.
+        """
+        check_name(name)
+        check_handler(handler)
+        options = WriteBehindOptions.build(
+            batch_size=batch_size,
+            max_deliveries=max_deliveries,
+            lease=lease,
+            max_backlog=max_backlog,
+            on_backlog=on_backlog,
+            write_timeout=write_timeout,
+            poll=poll,
+            retry_backoff=retry_backoff,
+            max_backoff=max_backoff,
+            coalesce=coalesce,
+        )
+        known = self._runtime.write_behinds.get(name)
+        if isinstance(known, WriteBehind):
+            if known.handler is not handler or known.options != options:
+                raise ConfigurationError(
+                    f"name={name!r} is not allowed: this cache has a write-behind of that name "
+                    "with another handler or options"
+                )
+            return known
+        wb = WriteBehind(self._store, name, handler, options)
+        self._runtime.write_behinds[name] = wb
+        self._runtime.on_close(wb.aclose)
+        return wb
 
     # -- operations ----------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import orjson
 
 from ._exceptions import BackendError
 from ._readonly import ReadOnlyApp, Reply
-from ._stats import CacheStats
+from ._stats import CacheStats, WriteBehindStatus
 from ._store import Store
 from .backends.breaker import BreakerState
 from .backends.redis import version_problem
@@ -66,6 +66,8 @@ class CacheHealth(TypedDict):
     """The cache's hit rate so far (as in ``cache.stats()``)."""
     breaker: NotRequired[BreakerState]
     """The circuit breaker's state, when the backend has one."""
+    write_behind: NotRequired[dict[str, WriteBehindStatus]]
+    """Each write-behind name: its counters, backlog, pending changes, dead letters and lag."""
 
 
 _INFO_FIELDS = (
@@ -117,6 +119,10 @@ async def probe(store: Store) -> CacheHealth:
     breaker = runtime.breaker
     if breaker is not None:
         report["breaker"] = breaker.state
+    if runtime.write_behinds:
+        report["write_behind"] = {
+            name: await source.probe() for name, source in runtime.write_behinds.items()
+        }
     return report
 
 
@@ -142,6 +148,10 @@ def describe_stats(store: Store) -> CacheStats:
     breaker = runtime.breaker
     if breaker is not None:
         report["breaker"] = breaker.snapshot()
+    if runtime.write_behinds:
+        report["write_behind"] = {
+            name: source.status() for name, source in runtime.write_behinds.items()
+        }
     return report
 
 

@@ -11,6 +11,8 @@ locks and bookkeeping can never collide and operators can find them with ``redis
     <ns>:l:<key>         distributed lock of a data or HTTP key
     <ns>:n:<key>         notification channel/list that wakes waiters of a lock
     <ns>:i:[<key>]       pub/sub channel emptying every L1 near-cache (or dropping one key)
+    <ns>:w:{<name>}:s    write-behind stream of ``<name>`` (``:dead`` its dead letter, ``:v``
+                         the per-key versions; one hash tag, so one Cluster slot)
 
 The caller's key convention is ``<entity>:<id>:<attribute>`` (``users:100:profile``).
 
@@ -139,6 +141,10 @@ class KeySpace:
     def l1_channel(self, full_key: str = "") -> str:
         """Channel that drops ``full_key`` from every process's L1 (all of it if empty)."""
         return f"{self.prefix}i:{full_key}"
+
+    def write_behind(self, name: str) -> str:
+        """Prefix of the write-behind keys of ``name``; ``{name}`` is their Cluster hash tag."""
+        return f"{self.prefix}w:{{{name}}}"
 
     def user_key(self, full_key: str) -> str:
         """The caller's key inside a full data key (inverse of `data`)."""

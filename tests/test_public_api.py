@@ -15,6 +15,7 @@ MODULES = [
     "asgi_cache.backends",
     "asgi_cache.http",
     "asgi_cache.metrics",
+    "asgi_cache.write_behind",
 ]
 """The public namespaces: the only modules with an ``__all__``; everything else is internal."""
 

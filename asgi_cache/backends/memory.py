@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._validate import whole
+from ._memory_streams import MemoryStreams
 from .base import Backend, Dependency
 
 _ENTRY_OVERHEAD = 96  # bytes accounted per entry for the dict slot, tuple and key object
@@ -56,6 +57,8 @@ class MemoryBackend(Backend):
         self._writes = 0
         self.evictions = 0
         self._subscribers: list[tuple[str, Callable[[str], None]]] = []
+        self.streams = MemoryStreams(self)
+        """The write-behind logs of this process (:mod:`asgi_cache.write_behind`)."""
 
     @property
     def used_bytes(self) -> int:

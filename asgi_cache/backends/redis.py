@@ -51,6 +51,7 @@ from ._scripts import (
     SET_SCRIPT,
     VERSIONS_SCRIPT,
 )
+from ._streams import RedisStreams
 from ._wire import encode_deps_header
 from .base import Backend, Dependency
 from .batching import ReadBatcher
@@ -168,6 +169,8 @@ class RedisBackend(PlainCommands, Backend):
         self._release = client.register_script(RELEASE_LOCK_SCRIPT)
         self._fenced_set = client.register_script(FENCED_SET_SCRIPT)
         self._subscriber = Subscriber(client, self._run, ping_interval=ping_interval)
+        self.streams = RedisStreams(client, self._run, op_timeout=op_timeout)
+        """Write-behind's streams on this Redis (:mod:`asgi_cache.write_behind`)."""
 
     async def _run(
         self, what: str, coro: Any, *, bounded: bool = True, budget: float | None = None

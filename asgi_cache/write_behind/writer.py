@@ -1,0 +1,286 @@
+"""``WriteBehind``: cache a write at once, hand it to the database later, in batches.
+
+``wb.write(key, value)`` stores the cache entry and appends the change to the name's log in
+one atomic step (one script on Redis) and returns once Redis holds both; a worker
+(:mod:`.worker`) hands the changes to the handler in batches. Unlike the rest of the data
+API, ``write`` does not fail open: a change that cannot be made durable raises
+:class:`~asgi_cache.BackendError`, so the app decides (write to the database itself, answer
+503) instead of losing it silently.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from .._entries import encode_entry
+from .._exceptions import BackendError, BacklogFullError, ConfigurationError
+from .._stats import WriteBehindStatus
+from .._store import Store
+from .._tasks import BackgroundTasks
+from ..backends._streams import EntryWrite, StreamKeys, Streams, streams_of
+from ..keys import validate_key
+from .changes import Change, DeadLetter, Handler, committed_ids, dead_letter_of
+from .options import WriteBehindOptions
+from .worker import Counters, Worker
+
+
+class WriteBehind:
+    """One write-behind name of a cache: its writes, its worker and its dead letter.
+
+    Built by :meth:`Cache.write_behind <asgi_cache.Cache.write_behind>`; see
+    ``docs/write-behind.md``.
+
+    Args:
+        store: The cache's store.
+        name: The name (part of the Redis keys: ``<ns>:w:{<name>}:s``).
+        handler: The database side (:data:`~asgi_cache.write_behind.Handler`).
+        options: Batching, retries, the lease and the backlog bound.
+    """
+
+    def __init__(
+        self, store: Store, name: str, handler: Handler, options: WriteBehindOptions
+    ) -> None:
+        self._store = store
+        self.name = name
+        self.handler = handler
+        self.options = options
+        self.keys = StreamKeys.of(store.keys.write_behind(name))
+        """The name's Redis keys (stream, dead letter, versions)."""
+        self.counters = Counters()
+        self._workers: list[Worker] = []
+        self._tasks = BackgroundTasks(f"write-behind worker {name!r}")
+
+    def _streams(self) -> Streams:
+        backend = self._store.runtime.backend
+        streams = streams_of(backend)
+        if streams is None:
+            raise ConfigurationError(
+                f"backend={backend.name!r} is not allowed for write-behind: expected memory:// "
+                "or a redis:// backend (it needs streams)"
+            )
+        return streams
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def write(
+        self, key: str, value: Any, *, ttl: float | None = None, tags: Sequence[str] = ()
+    ) -> int:
+        """Cache ``value`` under ``key`` and queue the change for the handler, atomically.
+
+        Returns once the backend holds both the entry and the change (one script on Redis).
+        When the backlog is at ``max_backlog``, the ``on_backlog`` policy applies.
+
+        Returns:
+            The key's new version.
+
+        Raises:
+            BackendError: The backend failed: the change is not durable (nothing was queued);
+                the caller decides what to do (this call does not fail open).
+            BacklogFullError: The backlog is full and the policy is ``"refuse"``.
+            ConfigurationError: ``key``, ``ttl`` or a tag is not allowed.
+            SerializationError: ``value`` cannot be encoded.
+        """
+        store = self._store
+        validate_key(key)
+        fresh = store.jittered(store.resolve_ttl(ttl))
+        entry = store.value_entry(key, value, ttl=fresh)
+        snapshot = await store.tags.snapshot(tags, ttl=fresh)
+        if not snapshot.deps and store.settings.enabled:
+            raise BackendError(f"write-behind {self.name!r}: the tags of {key!r} could not be read")
+        full_key = store.keys.data(key)
+        lifetime = max(entry.stale_until - time.time(), 0.001)
+        change = EntryWrite(full_key, encode_entry(entry, full_key), lifetime, snapshot.deps)
+        version = await self._append(key, change, deleted=False)
+        if version:
+            store.stats.stored()
+            return version
+        return await self._inline(key, value, deleted=False, ttl=ttl, tags=tags)
+
+    async def delete(self, key: str) -> int:
+        """Delete ``key``'s entry and queue the deletion for the handler, atomically.
+
+        Returns:
+            The key's new version.
+
+        Raises:
+            BackendError: As for :meth:`write`.
+            BacklogFullError: As for :meth:`write`.
+        """
+        validate_key(key)
+        full_key = self._store.keys.data(key)
+        version = await self._append(key, EntryWrite(full_key, b"", 0.001), deleted=True)
+        return version or await self._inline(key, None, deleted=True)
+
+    async def _append(self, key: str, entry: EntryWrite, *, deleted: bool) -> int:
+        o = self.options
+        call = self._streams().write(
+            self.keys,
+            key,
+            entry,
+            deleted=deleted,
+            change_id=uuid.uuid4().hex,
+            limit=o.max_backlog,
+            budget=o.write_timeout,
+        )
+        try:
+            version = int(await self._store.tags.apply(call, (entry.full_key,)))
+        except BackendError as exc:
+            self._store.stats.error("write-behind write", exc)
+            raise
+        self.counters.written += bool(version)
+        return version
+
+    async def _inline(
+        self,
+        key: str,
+        value: Any,
+        *,
+        deleted: bool,
+        ttl: float | None = None,
+        tags: Sequence[str] = (),
+    ) -> int:
+        """The backlog is full: refuse, or hand the change to the handler now and then cache."""
+        o = self.options
+        if o.on_backlog == "refuse":
+            self.counters.refused += 1
+            raise BacklogFullError(
+                f"write-behind {self.name!r} holds max_backlog={o.max_backlog} changes not yet "
+                f"handled; the change to {key!r} was refused (on_backlog='refuse'): nothing was "
+                "cached or queued"
+            )
+        version = await self._streams().next_version(self.keys, key)
+        change = Change(
+            key=key,
+            value=value,
+            deleted=deleted,
+            version=version,
+            id=uuid.uuid4().hex,
+            written_at=time.time(),
+            entry_id="",
+        )
+        if change.id not in committed_ids([change], await self.handler([change])):
+            raise BackendError(f"write-behind {self.name!r}: the handler did not commit {key!r}")
+        self.counters.inline += 1
+        if deleted:
+            await self._store.tags.delete(self._store.keys.data(key))
+        else:
+            await self._store.set_value(key, value, ttl, tags)
+        return version
+
+    # -- the worker ----------------------------------------------------------------------------
+
+    def _worker(self) -> Worker:
+        consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        return Worker(
+            self._streams,
+            self.keys,
+            consumer,
+            self.handler,
+            self._store.serializer,
+            self._store.keys,
+            self.options,
+            self.counters,
+        )
+
+    async def run(self) -> None:
+        """Run a worker until :meth:`stop` (or cancellation); see :mod:`.worker`.
+
+        Starts the cache for its duration (connecting lazily) and stops it afterwards.
+        """
+        await self._run_worker(until_idle=False)
+
+    async def drain(self) -> int:
+        """Run a worker until it finds nothing left to take; return how many changes it
+        settled (acknowledged or dead-lettered). For scripts, tests and the demo."""
+        return await self._run_worker(until_idle=True)
+
+    async def _run_worker(self, *, until_idle: bool) -> int:
+        worker = self._worker()
+        self._workers.append(worker)
+        runtime = self._store.runtime
+        await runtime.start()
+        try:
+            return await worker.run(until_idle=until_idle)
+        finally:
+            self._workers.remove(worker)
+            await runtime.stop()
+
+    def start(self) -> None:
+        """Run a worker in the background (inside an app's lifespan); :meth:`stop` or
+        closing the cache ends it."""
+        self._tasks.start_soon(self.run)
+
+    async def stop(self) -> None:
+        """Stop this process's workers gracefully: each finishes its batch in hand (what the
+        handler committed is acknowledged, the rest stays pending for the next worker)."""
+        for worker in list(self._workers):
+            worker.stop()
+        await self._tasks.drain()
+
+    async def aclose(self) -> None:
+        """Stop at once: cancel the background worker (its batch stays pending)."""
+        for worker in list(self._workers):
+            worker.stop()
+        await self._tasks.aclose()
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def status(self) -> WriteBehindStatus:
+        """This process's counters (no round trip); see ``WriteBehindStatus``."""
+        c = self.counters
+        return WriteBehindStatus(
+            name=self.name,
+            running=bool(self._workers),
+            written=c.written,
+            applied=c.applied,
+            coalesced=c.coalesced,
+            batches=c.batches,
+            retries=c.retries,
+            reclaimed=c.reclaimed,
+            dead_lettered=c.dead_lettered,
+            inline=c.inline,
+            refused=c.refused,
+            lease_lost=c.lease_lost,
+            last_error=c.last_error,
+        )
+
+    async def probe(self) -> WriteBehindStatus:
+        """:meth:`status` plus the backlog, pending changes, dead letters and lag as the
+        backend sees them (``error`` instead when it does not answer)."""
+        report = self.status()
+        try:
+            info = await self._streams().info(self.keys)
+        except BackendError as exc:
+            report["error"] = str(exc)
+            return report
+        report["backlog"] = info["backlog"]
+        report["pending"] = info["pending"]
+        report["dead_letters"] = info["dead_letters"]
+        report["lag_seconds"] = info["lag_seconds"]
+        report["consumers"] = info["consumers"]
+        return report
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The oldest ``limit`` changes in the dead letter, with why they are there.
+
+        Raises:
+            BackendError: The backend failed.
+        """
+        records = await self._streams().dead_letters(self.keys, limit)
+        return [dead_letter_of(r, self._store.serializer, self._store.keys) for r in records]
+
+    async def replay(self, *ids: str) -> int:
+        """Move dead letters (by their ids; all of them when none are given) back into the
+        stream, same version and idempotency id; return how many.
+
+        Raises:
+            BackendError: The backend failed.
+        """
+        if not ids:
+            ids = tuple(d.id for d in await self.dead_letters(limit=10_000))
+        return await self._streams().replay(self.keys, list(ids))
