@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import anyio
@@ -68,16 +69,17 @@ async def test_write_caches_at_once_and_the_worker_applies_in_batches(wcache: Ca
     db = Database()
     wb = wcache.write_behind("visits", handler=db, batch_size=10)
     versions = [await wb.write(f"pages:{i % 3}:views", i) for i in range(9)]
-    assert versions == [1, 1, 1, 2, 2, 2, 3, 3, 3]  # one counter per key
+    for key in range(3):  # each key's versions grow with every write of it
+        assert versions[key] < versions[key + 3] < versions[key + 6]
     assert await wcache.get("pages:2:views") == 8  # cached before the database saw it
     assert db.calls == 0
     assert await wb.drain() == 9
     # One batch; the newest change of each key only (six database writes saved).
     assert db.calls == 1
     assert sorted((c.key, c.version, c.value) for c in db.batches[0]) == [
-        ("pages:0:views", 3, 6),
-        ("pages:1:views", 3, 7),
-        ("pages:2:views", 3, 8),
+        ("pages:0:views", versions[6], 6),
+        ("pages:1:views", versions[7], 7),
+        ("pages:2:views", versions[8], 8),
     ]
     status = await wb.probe()
     assert (status["written"], status["applied"], status["coalesced"]) == (9, 3, 6)
@@ -89,22 +91,22 @@ async def test_write_caches_at_once_and_the_worker_applies_in_batches(wcache: Ca
 async def test_delete_removes_the_entry_and_reaches_the_handler(wcache: Cache) -> None:
     db = Database()
     wb = wcache.write_behind("profiles", handler=db)
-    await wb.write("users:1:name", "ada", tags=["users:1"])
-    assert await wb.delete("users:1:name") == 2
+    first = await wb.write("users:1:name", "ada", tags=["users:1"])
+    version = await wb.delete("users:1:name")
+    assert version > first
     assert await wcache.get("users:1:name") is None
     await wb.drain()
     (change,) = db.batches[0]
-    assert (change.deleted, change.version, change.value) == (True, 2, None)
-    assert db.rows == {"users:1:name": (2, None)}
+    assert (change.deleted, change.version, change.value) == (True, version, None)
+    assert db.rows == {"users:1:name": (version, None)}
 
 
 async def test_without_coalescing_every_change_reaches_the_handler(wcache: Cache) -> None:
     db = Database()
     wb = wcache.write_behind("log", handler=db, coalesce=False)
-    for i in range(4):
-        await wb.write("k", i)
+    versions = [await wb.write("k", i) for i in range(4)]
     await wb.drain()
-    assert [c.version for b in db.batches for c in b] == [1, 2, 3, 4]
+    assert [c.version for b in db.batches for c in b] == versions == sorted(versions)
     assert len({c.id for b in db.batches for c in b}) == 4  # one idempotency id per change
 
 
@@ -128,8 +130,7 @@ async def test_a_poison_change_goes_to_the_dead_letter_and_the_rest_flows(wcache
     db = Database()
     db.fail_keys = {"bad"}
     wb = wcache.write_behind("poison", handler=db, max_deliveries=3, retry_backoff=0.01)
-    for key in ("a", "bad", "b"):
-        await wb.write(key, key.upper())
+    versions = {key: await wb.write(key, key.upper()) for key in ("a", "bad", "b")}
     await wb.drain()
     assert set(db.rows) == {"a", "b"}
     (dead,) = await wb.dead_letters()
@@ -142,7 +143,7 @@ async def test_a_poison_change_goes_to_the_dead_letter_and_the_rest_flows(wcache
     db.fail_keys = set()
     assert await wb.replay() == 1
     await wb.drain()
-    assert db.rows["bad"] == (1, "BAD")
+    assert db.rows["bad"] == (versions["bad"], "BAD")
     assert db.batches[-1][0].id == dead.change.id
     assert await wb.dead_letters() == []
 
@@ -160,12 +161,13 @@ async def test_a_full_backlog_is_refused_with_a_clear_error(wcache: Cache) -> No
 async def test_a_full_backlog_writes_through_to_the_handler_inline(wcache: Cache) -> None:
     db = Database()
     wb = wcache.write_behind("through", handler=db, max_backlog=1)
-    assert await wb.write("a", 1) == 1
-    assert await wb.write("a", 2) == 2  # inline: saved and cached now
-    assert db.rows == {"a": (2, 2)}
+    queued = await wb.write("a", 1)
+    inline = await wb.write("a", 2)  # inline: saved and cached now
+    assert inline > queued
+    assert db.rows == {"a": (inline, 2)}
     assert await wcache.get("a") == 2
-    await wb.drain()  # the queued version 1 is older than the row: the upsert skips it
-    assert db.rows == {"a": (2, 2)}
+    await wb.drain()  # the queued change is older than the row: the upsert skips it
+    assert db.rows == {"a": (inline, 2)}
     assert wb.status()["inline"] == 1
 
 
@@ -173,12 +175,12 @@ async def test_started_worker_runs_in_the_background_and_stops(wcache: Cache) ->
     db = Database()
     wb = wcache.write_behind("bg", handler=db, poll=0.05)
     wb.start()
-    await wb.write("x", 1)
+    version = await wb.write("x", 1)
     for _ in range(400):
         if db.rows:
             break
         await _tick()
-    assert db.rows == {"x": (1, 1)}
+    assert db.rows == {"x": (version, 1)}
     assert wb.status()["running"]
     await wb.stop()
     assert not wb.status()["running"]
@@ -230,3 +232,29 @@ async def test_redis_down_makes_write_raise(own_redis: Any) -> None:
             await wb.write("k", 1)
         assert (await wb.probe())["error"]
     assert cache.stats()["write_behind"]["w"]["written"] == 0
+
+
+async def test_a_restarted_worker_takes_its_own_pending_changes_back_first(
+    wcache: Cache,
+) -> None:
+    entered = anyio.Event()
+    calls = 0
+
+    async def hang_first(batch: list[Change]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            entered.set()
+            await anyio.sleep_forever()
+
+    wb = wcache.write_behind("own", handler=hang_first, lease=300.0)
+    await wb.write("k", 1)
+    async with anyio.create_task_group() as group:
+        group.start_soon(partial(wb.run, consumer="w1"))
+        await entered.wait()
+        group.cancel_scope.cancel()  # stopped mid-batch: the change stays pending with w1
+    assert (await wb.probe())["pending"] == 1
+    assert await wb.drain(consumer="w2") == 0  # another worker waits for the lease
+    assert await wb.drain(consumer="w1") == 1  # w1 again: it takes the change back at once
+    assert calls == 2
+    assert wb.status()["reclaimed"] == 0

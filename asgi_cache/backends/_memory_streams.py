@@ -48,6 +48,12 @@ class _Log:
     last: tuple[int, int] = (0, 0)
     arrived: anyio.Event | None = None
 
+    def bump(self, key: str) -> int:
+        """The key's next version: the clock in microseconds, or one more than the last."""
+        version = max(time.time_ns() // 1000, self.versions.get(key, 0) + 1)
+        self.versions[key] = version
+        return version
+
     def next_id(self) -> str:
         ms = int(time.time() * 1000)
         last_ms, seq = self.last
@@ -107,7 +113,7 @@ class MemoryStreams:
         log = self._log(keys)
         if limit and len(log.entries) >= limit:
             return 0
-        version = log.versions[key] = log.versions.get(key, 0) + 1
+        version = log.bump(key)
         log.append(
             {
                 "k": key.encode(),
@@ -125,9 +131,7 @@ class MemoryStreams:
         return version
 
     async def next_version(self, keys: StreamKeys, key: str) -> int:
-        log = self._log(keys)
-        version = log.versions[key] = log.versions.get(key, 0) + 1
-        return version
+        return self._log(keys).bump(key)
 
     async def ensure_group(self, keys: StreamKeys) -> None:
         self._log(keys)

@@ -10,7 +10,7 @@ Retention is by acknowledgement: an entry leaves the stream only in :data:`ACK_S
 delivered but not yet acknowledged cannot be dropped (the ``MAXLEN`` trap of task queues on
 Streams). The stream's length is therefore exactly the backlog: entries not yet handled.
 
-The first write of every script is the one that may grow memory (``HINCRBY``, ``XADD``):
+The first write of every script is the one that may grow memory (``HSET``, ``XADD``):
 Redis checks ``maxmemory`` only at a script's first write, so under ``noeviction`` a full
 Redis refuses the whole step rather than half of it.
 """
@@ -27,15 +27,24 @@ WRITE_SCRIPT: Final = """
 -- (delete); ARGV[4]: dependency header; ARGV[5]: entry bytes; ARGV[6]: entry ttl in ms;
 -- ARGV[7]: idempotency id; ARGV[8]: write time in ms; ARGV[9..]: each tag key's version.
 -- Returns the new version, or 0 when the backlog is at its limit (nothing written).
+-- The version is Redis's clock in microseconds, or one more than the key's last version if
+-- that is not below it: it grows with every write of the key, and keeps growing after Redis
+-- lost its data (a restart without persistence), so a database row written before the loss
+-- never outranks a later write. Formatted with %d: Lua would print a double in 14 digits.
 -- An entry whose tags moved on since they were read is not stored, and the old entry is
 -- unlinked (it is older than this change); the change is appended all the same.
 local limit = tonumber(ARGV[1])
 if limit > 0 and redis.call('XLEN', KEYS[1]) >= limit then return 0 end
-local version = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+local t = redis.call('TIME')
+local version = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local last = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+if last >= version then version = last + 1 end
+local text = string.format('%d', version)
+redis.call('HSET', KEYS[2], ARGV[2], text)
 local value = ''
 if ARGV[3] == 's' then value = ARGV[5] end
 redis.call('XADD', KEYS[1], '*', 'k', ARGV[2], 'op', ARGV[3], 'v', value,
-           'n', version, 'i', ARGV[7], 't', ARGV[8])
+           'n', text, 'i', ARGV[7], 't', ARGV[8])
 if ARGV[3] ~= 's' then
   redis.call('UNLINK', KEYS[3])
   return version
@@ -48,6 +57,18 @@ for i = 4, #KEYS do
 end
 redis.call('SET', KEYS[3], ARGV[4] .. ARGV[5], 'PX', ARGV[6])
 for i = 4, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[6], 'GT') end
+return version
+"""
+
+NEXT_VERSION_SCRIPT: Final = """
+-- Bump a key's version without appending a change (a change handed to the handler inline
+-- because the backlog is full); the same rule as WRITE_SCRIPT's.
+-- KEYS[1]: versions hash. ARGV[1]: the caller's key. Returns the new version.
+local t = redis.call('TIME')
+local version = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if last >= version then version = last + 1 end
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', version))
 return version
 """
 

@@ -36,6 +36,7 @@ from ._stream_scripts import (
     ACK_SCRIPT,
     DEAD_LETTER_SCRIPT,
     DELIVERIES_SCRIPT,
+    NEXT_VERSION_SCRIPT,
     RENEW_SCRIPT,
     REPLAY_SCRIPT,
     WRITE_SCRIPT,
@@ -222,6 +223,7 @@ class RedisStreams:
             client.register_script(s) for s in scripts
         )
         self._deliveries = client.register_script(DELIVERIES_SCRIPT)
+        self._next_version = client.register_script(NEXT_VERSION_SCRIPT)
 
     async def write(
         self,
@@ -252,7 +254,8 @@ class RedisStreams:
         return int(await self._run("write-behind write", call, budget=budget))
 
     async def next_version(self, keys: StreamKeys, key: str) -> int:
-        return int(await self._run("HINCRBY", self._client.hincrby(keys.versions, key, 1)))
+        call = self._next_version(keys=[keys.versions], args=[key])
+        return int(await self._run("write-behind version", call))
 
     async def ensure_group(self, keys: StreamKeys) -> None:
         async def create() -> None:

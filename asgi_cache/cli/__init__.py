@@ -11,6 +11,8 @@
     asgi-cache inspect --url URL [--header H]   a page's keys, its variants and their states
     asgi-cache top [--dashboard URL] [--once]   a live view of Redis and the app (q quits)
     asgi-cache diagnose [--json] [--sample N]   check Redis for the cache: findings, fixes
+    asgi-cache worker module:wb [--status | --dead-letters | --replay [ID ...] | --drain]
+                                                run (or inspect) a write-behind worker
 
 Every command reads ``ASGI_CACHE_URL``, ``ASGI_CACHE_NAMESPACE`` and the other
 ``ASGI_CACHE_*`` variables; ``--url`` (the Redis URL; ``--redis-url`` in ``invalidate`` and
@@ -30,7 +32,7 @@ import sys
 from collections.abc import Sequence
 
 from .._exceptions import ConfigurationError
-from . import _clear, _demo, _diagnose, _health, _inspect, _invalidate, _stats, _top
+from . import _clear, _demo, _diagnose, _health, _inspect, _invalidate, _stats, _top, _worker
 from ._base import EXIT_BROKEN_PIPE, EXIT_USAGE, Command, CommandFailed, Parsers, seconds_arg
 from ._base import redact as redact
 
@@ -43,6 +45,7 @@ COMMANDS: tuple[Command, ...] = (
     _inspect.COMMAND,
     _top.COMMAND,
     _diagnose.COMMAND,
+    _worker.COMMAND,
 )
 """Every subcommand, in the order ``--help`` lists them. A new command is a module with a
 ``COMMAND`` and a line here."""

@@ -1,8 +1,9 @@
 """What the handler is given: one :class:`Change` per write, decoded from its stream entry.
 
 A change carries the caller's key, the new value (or that the key was deleted), the key's
-version and an idempotency id. Versions grow by one per write of a key (one counter per key
-in the backend, bumped in the same atomic step that appends the change), so a handler can
+version and an idempotency id. Versions grow with every write of a key (the backend's clock
+in microseconds, or one more than the key's last version; set in the same atomic step that
+appends the change, and still growing after Redis lost its data), so a handler can
 apply changes as an upsert on ``(key, version)`` and skip one older than what the database
 holds: redelivery is certain (at-least-once), and such a handler applies every change exactly
 once in effect, whatever the order in which workers deliver them.
@@ -32,8 +33,9 @@ class Change:
     deleted: bool
     """Whether the change deletes the key (``wb.delete``)."""
     version: int
-    """The key's version: 1 for its first write, one more for each later one. Keep it with
-    the row and skip a change whose version is not above the stored one."""
+    """The key's version: larger for every later write of the key (Redis's clock in
+    microseconds, or one more than the previous version). Keep it with the row and skip a
+    change whose version is not above the stored one."""
     id: str
     """Idempotency id: the same for every delivery of this change (dead-letter replays
     included), different for every other change."""

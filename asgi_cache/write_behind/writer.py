@@ -15,7 +15,7 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 from .._entries import encode_entry
 from .._exceptions import BackendError, BacklogFullError, ConfigurationError
@@ -174,8 +174,9 @@ class WriteBehind:
 
     # -- the worker ----------------------------------------------------------------------------
 
-    def _worker(self) -> Worker:
-        consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    def _worker(self, consumer: str | None) -> Worker:
+        if consumer is None:
+            consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         return Worker(
             self._streams,
             self.keys,
@@ -187,20 +188,25 @@ class WriteBehind:
             self.counters,
         )
 
-    async def run(self) -> None:
+    async def run(self, *, consumer: str | None = None) -> None:
         """Run a worker until :meth:`stop` (or cancellation); see :mod:`.worker`.
 
         Starts the cache for its duration (connecting lazily) and stops it afterwards.
-        """
-        await self._run_worker(until_idle=False)
 
-    async def drain(self) -> int:
+        Args:
+            consumer: The worker's name in the consumer group; by default unique per run
+                (host, pid, random). A stable name (a pod's) lets a restarted worker take
+                back its own pending changes at once instead of after the lease.
+        """
+        await self._run_worker(until_idle=False, consumer=consumer)
+
+    async def drain(self, *, consumer: str | None = None) -> int:
         """Run a worker until it finds nothing left to take; return how many changes it
         settled (acknowledged or dead-lettered). For scripts, tests and the demo."""
-        return await self._run_worker(until_idle=True)
+        return await self._run_worker(until_idle=True, consumer=consumer)
 
-    async def _run_worker(self, *, until_idle: bool) -> int:
-        worker = self._worker()
+    async def _run_worker(self, *, until_idle: bool, consumer: str | None) -> int:
+        worker = self._worker(consumer)
         self._workers.append(worker)
         runtime = self._store.runtime
         await runtime.start()
@@ -215,18 +221,31 @@ class WriteBehind:
         closing the cache ends it."""
         self._tasks.start_soon(self.run)
 
+    def shutdown(self) -> None:
+        """Ask this process's workers to stop after the batch in hand, without waiting (safe
+        from a signal handler); :meth:`run` then returns."""
+        for worker in list(self._workers):
+            worker.stop()
+
     async def stop(self) -> None:
         """Stop this process's workers gracefully: each finishes its batch in hand (what the
         handler committed is acknowledged, the rest stays pending for the next worker)."""
-        for worker in list(self._workers):
-            worker.stop()
+        self.shutdown()
         await self._tasks.drain()
 
     async def aclose(self) -> None:
         """Stop at once: cancel the background worker (its batch stays pending)."""
-        for worker in list(self._workers):
-            worker.stop()
+        self.shutdown()
         await self._tasks.aclose()
+
+    async def __aenter__(self) -> Self:
+        """Start the cache (a script or the worker command that has no lifespan)."""
+        await self._store.runtime.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Stop the cache again (the last user closes its connections)."""
+        await self._store.runtime.stop()
 
     # -- operations ----------------------------------------------------------------------------
 
