@@ -5,7 +5,8 @@ The cache comes from ``ASGI_CACHE_URL``; the handler saves into the SQLite file 
 the docs say a handler should (an upsert on (key, version)), and also logs every change it
 applies (duplicates included) so a test can count them. ``WB_SLOW``: seconds the handler
 sleeps before saving (it first touches ``WB_DB.started``); ``WB_FAIL_KEY``: a key it refuses;
-``WB_LEASE``: the lease.
+``WB_LEASE``: the lease; ``WB_BATCH``: the batch size; ``WB_COALESCE=0``: every change
+reaches the handler.
 """
 
 from __future__ import annotations
@@ -64,4 +65,5 @@ wb = cache.write_behind(
     max_deliveries=3,
     retry_backoff=0.01,
     poll=0.2,
+    coalesce=os.environ.get("WB_COALESCE", "1") == "1",
 )
