@@ -25,6 +25,7 @@ PHASES = (
     "seed",
     "redis_layers",
     "staleness",
+    "write_behind",
 )
 
 

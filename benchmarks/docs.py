@@ -72,6 +72,16 @@ INTRO = {
         "it never did). The second row kills every subscriber connection (`CLIENT KILL TYPE "
         "pubsub`) before every {kill_every}th write, so that write's message is likely lost."
     ),
+    "write_behind": (
+        "{writes:,} page-view counts (Zipf over {users:,} users) from {concurrency} concurrent "
+        "writers in one process: *direct* is one upsert transaction per count; *wb.write* "
+        "caches the count and appends it to this run's Redis Stream (one script) while a "
+        "worker in the same process saves batches of up to 500 with one upsert each "
+        "(`benchmarks/phases/write_behind.py`). Round trips are database transactions; "
+        "catch-up is the time from the last write until nothing was left to save; the lag is "
+        "sampled every 100 ms while `wb.write` runs at {rate:g} writes/s for "
+        "{sustained_seconds:g} s."
+    ),
 }
 
 

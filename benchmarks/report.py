@@ -158,6 +158,23 @@ def staleness_table(phase: dict[str, Any]) -> str:
     return table(head, body) + _errors(phase)
 
 
+def write_behind_table(phase: dict[str, Any]) -> str:
+    """Phase 9: view-count writes through ``wb.write`` vs a database write per request."""
+    body = []
+    for name, r in phase["rows"].items():
+        saved = r["round_trips_saved"]
+        body.append([
+            name, fmt(r["direct_writes_per_s"], 0), fmt(r["wb_writes_per_s"], 0),
+            f"{r['speedup']:.1f}x", f"{fmt(r['direct_round_trips'])} / {fmt(r['wb_round_trips'])}",
+            "-" if saved is None else f"{saved:.1%}", fmt(r["catch_up_s"], 2),
+            fmt(r["lag_p50_s"], 3), fmt(r["lag_max_s"], 3),
+        ])  # fmt: skip
+    head = ["database", "direct writes/s", "wb.write writes/s", "speed-up",
+            "DB round trips (direct / wb)", "round trips saved", "catch-up s",
+            "lag p50 s (sustained)", "lag max s"]  # fmt: skip
+    return table(head, body) + _errors(phase)
+
+
 def _get(results: dict[str, Any], phase: str, system: str) -> dict[str, Any] | None:
     row: dict[str, Any] | None = (
         results.get("phases", {}).get(phase, {}).get("rows", {}).get(system)
@@ -257,6 +274,7 @@ SECTIONS = (
     ("seed", "Seed workload", seed_table),
     ("redis_layers", "Where a Redis hit's time goes", layers_table),
     ("staleness", "L1 staleness across processes", staleness_table),
+    ("write_behind", "Write-behind", write_behind_table),
 )
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 from benchmarks import codec as codec_bench
 from benchmarks import hit_instructions
-from benchmarks.report import hit_cost_table, tables, targets
+from benchmarks.report import hit_cost_table, tables, targets, write_behind_table
 from benchmarks.workload import (
     BODY_BYTES,
     Zipf,
@@ -123,3 +123,12 @@ def test_hit_instructions_child_serves_only_hits() -> None:
     # The measured child: warms one entry, then every request must be a hit (it exits with
     # a message otherwise, so a broken hit path cannot be measured as a fast one).
     assert hit_instructions.main(["--hits", "5"]) == 0
+
+
+def test_write_behind_table_shows_round_trips_saved_and_errors() -> None:
+    row = {"direct_writes_per_s": 100.0, "wb_writes_per_s": 400.0, "speedup": 4.0,
+           "direct_round_trips": 2000, "wb_round_trips": 20, "round_trips_saved": 0.99,
+           "catch_up_s": 0.05, "lag_p50_s": 0.1, "lag_max_s": 0.5}  # fmt: skip
+    text = write_behind_table({"rows": {"sqlite": row}, "errors": {"postgresql": "refused"}})
+    assert "| sqlite | 100 | 400 | 4.0x | 2,000 / 20 | 99.0% |" in text
+    assert "`postgresql` failed: refused" in text

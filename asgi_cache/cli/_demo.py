@@ -64,6 +64,12 @@ def _options(demo: argparse.ArgumentParser) -> None:
         help="share of requests that are writes (default: 0.03)",
     )
     demo.add_argument(
+        "--views",
+        type=non_negative_int,
+        default=300,
+        help="page-view counts sent after the workload, saved with write-behind (default 300)",
+    )
+    demo.add_argument(
         "--time-limit", type=seconds_arg, default=60.0, help="longest time per run, in seconds"
     )
 

@@ -7,8 +7,9 @@
     PUT    /users/{user_id}          create or replace; invalidates users:{user_id}, users:list
     DELETE /users/{user_id}          invalidates users:{user_id}, users:list
     GET    /users/{user_id}/profile  cache-aside through Depends(cache.aside(...))
+    POST   /users/{user_id}/views    count a page view: write-behind (saved in batches)
     GET    /health/cache             the cache's health endpoint
-    GET    /demo/stats               database queries issued and the cache's counters
+    GET    /demo/stats               database queries and writes, the cache's counters
 
 Configuration comes from the environment: ``DATABASE_URL`` (SQLite in a temporary directory
 when unset), ``DEMO_DB_DELAY`` (seconds per read, default 0.1), ``DEMO_DB_POOL`` (connections,
@@ -18,6 +19,7 @@ default 5), ``DEMO_USERS`` (rows seeded, default 100) and the usual ``ASGI_CACHE
 
 # No ``from __future__ import annotations`` here: FastAPI resolves the endpoints' annotations
 # at runtime, and the profile endpoint's Depends(...) names a local of create_app().
+import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -30,7 +32,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from pydantic import BaseModel
 from starlette.routing import Route
 
-from .. import Cache, CacheMiddleware
+from .. import BackendError, Cache, CacheMiddleware, Change
 from .._exceptions import ConfigurationError
 from .._validate import problem, seconds, whole
 from .db import UserStore
@@ -140,6 +142,13 @@ def create_app(
         cache = Cache(cache.settings.replace(enabled=False))
     runtime = _Runtime(config)
 
+    async def save_views(changes: list[Change]) -> None:
+        # Keys are users:<id>:views; the upsert on (user_id, version) makes redelivery safe.
+        counts = [(int(c.key.split(":")[1]), int(c.value or 0), c.version) for c in changes]
+        await runtime.store.save_views(counts)
+
+    views = cache.write_behind("demo-views", handler=save_views, batch_size=200, poll=0.2)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.open(reset=reset)
@@ -147,7 +156,14 @@ def create_app(
             async with cache:
                 if reset:
                     await cache.clear()
-                yield
+                if cached:
+                    views.start()
+                try:
+                    yield
+                finally:
+                    if cached:
+                        await views.stop()
+                        await views.drain()  # what is left goes to the database now
         finally:
             await runtime.close()
 
@@ -213,9 +229,34 @@ def create_app(
             raise HTTPException(404, "user not found")
         return profile
 
+    # One lock: the count is read, incremented and written back (a demo of write-behind, not
+    # of counters; the demo serves from one process, so the lock keeps the count exact).
+    views_lock = asyncio.Lock()
+
+    @app.post("/users/{user_id}/views")
+    async def add_view(user_id: int) -> dict[str, int]:
+        if not cached:
+            return {"user_id": user_id, "views": await runtime.store.add_view(user_id)}
+        key = f"users:{user_id}:views"
+        async with views_lock:
+            count = await cache.get(key)
+            if count is None:
+                count = await runtime.store.views(user_id)
+            count += 1
+            try:
+                await views.write(key, count)  # cached now, saved with the next batch
+            except BackendError:
+                # Redis cannot make the change durable: write it to the database directly.
+                count = await runtime.store.add_view(user_id)
+        return {"user_id": user_id, "views": count}
+
     @app.get("/demo/stats")
     async def demo_stats() -> dict[str, Any]:
-        return {"db_queries": runtime.store.queries, "cache": cache.stats()}
+        return {
+            "db_queries": runtime.store.queries,
+            "db_writes": runtime.store.writes,
+            "cache": cache.stats(),
+        }
 
     # A Route (not add_route) takes any ASGI app as its endpoint, typed as such.
     app.router.routes.append(Route("/health/cache", cache.health_route()))

@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, select
+from sqlalchemy import BigInteger, delete, event, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -48,6 +51,16 @@ class UserRow(_Base):
             "bio": self.bio,
             "updated_at": self.updated_at,
         }
+
+
+class ViewRow(_Base):
+    """A user's page-view count, saved by write-behind (with the version of the change)."""
+
+    __tablename__ = "asgi_cache_demo_views"
+
+    user_id: Mapped[int] = mapped_column(primary_key=True)
+    views: Mapped[int]
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 def async_url(url: str) -> str:
@@ -86,6 +99,8 @@ class UserStore:
         self.url = async_url(url)
         self.delay = delay
         self.queries = 0
+        self.writes = 0
+        """Write transactions on the view counts: one per direct write, one per batch."""
         options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 0}
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -156,6 +171,45 @@ class UserStore:
         async with self._sessions.begin() as session:
             result = await session.execute(delete(UserRow).where(UserRow.id == user_id))
             return bool(getattr(result, "rowcount", 0))
+
+    async def views(self, user_id: int) -> int:
+        """A user's saved view count (0 when none)."""
+        async with self._sessions() as session:
+            row = await session.get(ViewRow, user_id)
+            return 0 if row is None else row.views
+
+    async def add_view(self, user_id: int) -> int:
+        """Count one view with a write of its own (the app without write-behind): one
+        upsert, so concurrent counts of one user add up."""
+        statement = self._insert({"user_id": user_id, "views": 1, "version": 0})
+        statement = statement.on_conflict_do_update(
+            index_elements=[ViewRow.user_id], set_={"views": ViewRow.views + 1}
+        ).returning(ViewRow.views)
+        async with self._sessions.begin() as session:
+            views: int = (await session.execute(statement)).scalar_one()
+        self.writes += 1
+        return views
+
+    def _insert(self, rows: Any) -> Any:
+        build = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        return build(ViewRow).values(rows)
+
+    async def save_views(self, counts: Sequence[tuple[int, int, int]]) -> None:
+        """Save ``(user_id, views, version)`` rows in one transaction, as an upsert on
+        (user_id, version): a change not newer than the saved row changes nothing, so a
+        change delivered twice by write-behind is harmless."""
+        if not counts:
+            return
+        rows = [{"user_id": u, "views": n, "version": v} for u, n, v in counts]
+        statement = self._insert(rows)
+        statement = statement.on_conflict_do_update(
+            index_elements=[ViewRow.user_id],
+            set_={"views": statement.excluded.views, "version": statement.excluded.version},
+            where=ViewRow.version < statement.excluded.version,
+        )
+        async with self._sessions.begin() as session:
+            await session.execute(statement)
+        self.writes += 1
 
     async def aclose(self) -> None:
         """Close the pool's connections."""

@@ -27,6 +27,10 @@ class RunReport:
     p99: float
     db_queries: int
     seconds: float
+    views: int = 0
+    """View-count requests sent after the workload (``POST /users/{id}/views``)."""
+    db_writes: int = 0
+    """Database write transactions those requests cost (after write-behind caught up)."""
 
     @property
     def throughput(self) -> float:
@@ -49,6 +53,8 @@ def summarize(
     db_queries: int,
     seconds: float,
     hit_rate: float | None,
+    views: int = 0,
+    db_writes: int = 0,
 ) -> RunReport:
     """Reduce one run's outcomes to a `RunReport`."""
     latencies = [o.seconds for o in outcomes]
@@ -63,6 +69,8 @@ def summarize(
         p99=percentile(latencies, 99),
         db_queries=db_queries,
         seconds=seconds,
+        views=views,
+        db_writes=db_writes,
     )
 
 
@@ -90,10 +98,19 @@ def render_table(without: RunReport, with_cache: RunReport) -> str:
             f"{with_cache.throughput:.0f} req/s",
         ),
     ]
+    if without.views or with_cache.views:
+        rows.append(("view counts (POST)", str(without.views), str(with_cache.views)))
+        rows.append(("  database writes", str(without.db_writes), str(with_cache.db_writes)))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = []
     for n, (name, a, b) in enumerate(rows):
         lines.append(f"  {name:<{widths[0]}}   {a:>{widths[1]}}   {b:>{widths[2]}}")
         if n == 0:
             lines.append("  " + "-" * (sum(widths) + 6))
+    if with_cache.views and without.db_writes:
+        saved = without.db_writes - with_cache.db_writes
+        lines.append(
+            f"  write-behind saved {saved} of {without.db_writes} database writes "
+            f"({saved / without.db_writes:.0%}) for {with_cache.views} view counts"
+        )
     return "\n".join(lines)

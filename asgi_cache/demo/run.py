@@ -30,7 +30,7 @@ from fastapi import FastAPI
 from .. import Cache
 from .app import DemoConfig, create_app, demo_cache
 from .report import RunReport, hit_rate, render_table, summarize
-from .workload import Outcome, PlannedRequest, drive_blocking, plan
+from .workload import Outcome, PlannedRequest, drive_blocking, plan, plan_views
 
 
 class DemoServer:
@@ -120,6 +120,7 @@ def run_demo(
     options = {"users": config.users, "write_ratio": args.write_ratio}
     measured = plan(args.requests, seed=args.seed, **options)
     warm = plan(warmup, seed=args.seed + 1, **options)
+    views = plan_views(getattr(args, "views", 0), users=config.users, seed=args.seed)
     _intro(out, args, config, cache, warmup)
     spawn = multiprocessing.get_context("spawn")
     try:
@@ -132,6 +133,7 @@ def run_demo(
                 measured,
                 out,
                 clients,
+                views=views,
             )[0]
             with_cache, server = _measure_run(
                 "with cache",
@@ -141,6 +143,7 @@ def run_demo(
                 measured,
                 out,
                 clients,
+                views=views,
                 keep=not args.once,
             )
     except RuntimeError as exc:
@@ -185,13 +188,16 @@ def _measure_run(
     out: TextIO,
     clients: Executor,
     *,
+    views: list[PlannedRequest],
     keep: bool = False,
 ) -> tuple[RunReport, DemoServer | None]:
     server = DemoServer(app, args.port)
     server.start()
     try:
         print(f"  running {label} on {server.url} ...", file=out, flush=True)
-        report = asyncio.run(_drive_run(label, server.url, args, warm, measured, clients))
+        report = asyncio.run(
+            _drive_run(label, server.url, args, warm, measured, clients, views=views)
+        )
     except BaseException:
         server.stop()
         raise
@@ -208,6 +214,8 @@ async def _drive_run(
     warm: list[PlannedRequest],
     measured: list[PlannedRequest],
     clients: Executor,
+    *,
+    views: list[PlannedRequest],
 ) -> RunReport:
     loop = asyncio.get_running_loop()
 
@@ -230,6 +238,10 @@ async def _drive_run(
     seconds = time.perf_counter() - start
     after = await _stats(base_url)
     cached = after["cache"].get("enabled", True)
+    db_writes = viewed = 0
+    if views:
+        viewed = sum(1 for o in await run(views) if o.status == 200)
+        db_writes = await _caught_up(base_url) - after["db_writes"]
     return summarize(
         label,
         outcomes,
@@ -237,7 +249,25 @@ async def _drive_run(
         db_queries=after["db_queries"] - before["db_queries"],
         seconds=seconds,
         hit_rate=hit_rate(before["cache"], after["cache"]) if cached else None,
+        views=viewed,
+        db_writes=db_writes,
     )
+
+
+async def _caught_up(base_url: str) -> int:
+    """The database writes so far, once write-behind has nothing left to save (or after
+    30 s)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as client:
+        deadline = time.monotonic() + 30.0
+        while True:
+            health = (await client.get("/health/cache")).json()
+            logs = health.get("write_behind") or {}
+            backlog = sum(s.get("backlog", 0) for s in logs.values())
+            if not backlog or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        writes: int = (await client.get("/demo/stats")).json()["db_writes"]
+        return writes
 
 
 async def _stats(base_url: str) -> dict[str, Any]:

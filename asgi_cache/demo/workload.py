@@ -59,7 +59,7 @@ class PlannedRequest:
     """One request of the workload."""
 
     kind: str
-    """``user``, ``profile``, ``list`` or ``write``."""
+    """``user``, ``profile``, ``list``, ``write`` or ``view``."""
     method: str
     path: str
     body: dict[str, Any] | None = None
@@ -105,6 +105,13 @@ def plan(
         else:
             out.append(PlannedRequest("user", "GET", f"/users/{zipf()}"))
     return out
+
+
+def plan_views(count: int, *, users: int, seed: int, zipf_s: float = 1.1) -> list[PlannedRequest]:
+    """``count`` page-view counts (``POST /users/{id}/views``), Zipf-distributed like reads:
+    the write-heavy part of the demo, which the cached app saves with write-behind."""
+    zipf = Zipf(users, zipf_s, random.Random(seed + 2))
+    return [PlannedRequest("view", "POST", f"/users/{zipf()}/views") for _ in range(count)]
 
 
 @dataclass(frozen=True, slots=True)
