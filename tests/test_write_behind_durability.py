@@ -42,14 +42,19 @@ def produce(env: dict[str, str], n: int, name: str, out: Path) -> subprocess.Pop
     )
 
 
-def acknowledged(paths: list[Path]) -> dict[tuple[str, int], str]:
-    """(key, version) -> value of every write a producer saw acknowledged."""
+def acknowledged(paths: list[Path]) -> tuple[dict[tuple[str, int], str], int]:
+    """(key, version) -> value of every write a producer saw acknowledged, and how many
+    attempts failed (and were tried again)."""
     acks: dict[tuple[str, int], str] = {}
+    failed = 0
     for path in paths:
         for line in path.read_text().splitlines():
+            if line.startswith("failed "):
+                failed += int(line.split()[1])
+                continue
             key, version, value = line.split()
             acks[(key, int(version))] = value
-    return acks
+    return acks, failed
 
 
 def test_killed_workers_lose_no_acknowledged_write(
@@ -70,24 +75,26 @@ def test_killed_workers_lose_no_acknowledged_write(
             workers[victim].communicate(timeout=30)
             workers[victim] = spawn(env)
             kills += 1
-        assert all(p.wait(timeout=120) == 0 for p in producers)
-        acks = acknowledged(outs)
+        assert all(p.wait(timeout=600) == 0 for p in producers)
+        acks, failed = acknowledged(outs)
         assert len(acks) == 10_000
-        wait_until(lambda: len(applied_pairs()) >= 10_000, what="every write handled", timeout=180)
+        wait_until(lambda: applied_pairs() >= set(acks), what="every write handled", timeout=600)
     finally:
         for proc in [*workers, *producers]:
             proc.kill()
             proc.communicate(timeout=30)
     log = applied_versions()
     handled = {(key, version) for _, key, version in log}
-    assert handled == set(acks)  # every acknowledged write reached the handler, nothing else
+    assert handled >= set(acks)  # every acknowledged write reached the handler
+    # Besides them, at most the attempts that failed and may have landed all the same.
+    assert len(handled - set(acks)) <= failed
     newest: dict[str, tuple[int, str]] = {}
     for (key, version), value in acks.items():
         if key not in newest or newest[key][0] < version:
             newest[key] = (version, value)
     assert rows(worker_env) == newest  # exactly once in effect: each key at its newest write
-    assert len({i for i, _, _ in log}) == 10_000  # one idempotency id per write
-    print(f"kills: {kills}, handler applications: {len(log)} for 10000 writes")
+    assert len({i for i, _, _ in log}) == len(handled)  # one idempotency id per write
+    print(f"kills: {kills}, handler applications: {len(log)} for 10000 writes, {failed} retried")
 
 
 def applied_pairs() -> set[tuple[str, int]]:

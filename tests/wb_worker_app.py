@@ -22,7 +22,8 @@ DB = os.environ.get("WB_DB", "")
 SLOW = float(os.environ.get("WB_SLOW", "0"))
 FAIL_KEY = os.environ.get("WB_FAIL_KEY", "")
 
-cache = Cache.from_env(op_timeout=2.0, namespace="wbw")
+# Generous budgets: these tests are about delivery, not time (a loaded machine is slow).
+cache = Cache.from_env(op_timeout=10.0, namespace="wbw")
 
 
 def connect() -> sqlite3.Connection:
@@ -65,5 +66,6 @@ wb = cache.write_behind(
     max_deliveries=3,
     retry_backoff=0.01,
     poll=0.2,
+    write_timeout=10.0,
     coalesce=os.environ.get("WB_COALESCE", "1") == "1",
 )
