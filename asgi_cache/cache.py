@@ -510,7 +510,7 @@ class Cache:
         ``await wb.write(key, value)`` caches the value and appends the change to a durable
         log (a Redis Stream) in one atomic step; a worker (``await wb.run()``, ``wb.start()``
         or ``asgi-cache worker module:wb``) calls ``await handler(changes)`` with batches of
-        :class:`~asgi_cache.Change` and acknowledges what it committed. Delivery is
+        [`Change`][asgi_cache.Change] and acknowledges what it committed. Delivery is
         at-least-once: write the handler as an upsert on ``(key, version)``. See
         ``docs/write-behind.md``.
 
@@ -524,7 +524,7 @@ class Cache:
                 while the handler runs); a batch idle longer is taken over.
             max_backlog: Changes not yet handled past which ``on_backlog`` applies.
             on_backlog: ``"write_through"`` (hand the change to the handler inline) or
-                ``"refuse"`` (raise :class:`~asgi_cache.BacklogFullError`).
+                ``"refuse"`` (raise [`BacklogFullError`][asgi_cache.BacklogFullError]).
             write_timeout: Time budget of one ``wb.write``.
             poll: Longest wait of an idle worker for new changes.
             retry_backoff: First wait after a failed handler call (doubled per delivery).

@@ -28,7 +28,7 @@ from asgi_cache import (
 from asgi_cache.backends import MemoryBackend, RedisBackend
 from asgi_cache.backends._streams import StreamKeys
 
-from .conftest import CONTRACT_OP_TIMEOUT
+from .redis_server import BEHAVIOUR_OP_TIMEOUT
 
 
 class Database:
@@ -58,7 +58,9 @@ async def wcache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
     if request.param == "memory":
         backend: Any = MemoryBackend()
     else:
-        backend = RedisBackend(request.getfixturevalue("redis_url"), op_timeout=CONTRACT_OP_TIMEOUT)
+        backend = RedisBackend(
+            request.getfixturevalue("redis_url"), op_timeout=BEHAVIOUR_OP_TIMEOUT
+        )
     cache = Cache(CacheSettings(namespace="wb", ttl_jitter=0.0), backend=backend)
     async with cache:
         yield cache
@@ -209,7 +211,7 @@ def test_options_are_checked_with_the_option_named() -> None:
 
 
 async def test_keys_share_one_hash_tag(redis_url: str) -> None:
-    cache = Cache.from_url(redis_url, namespace="shop", op_timeout=CONTRACT_OP_TIMEOUT)
+    cache = Cache.from_url(redis_url, namespace="shop", op_timeout=BEHAVIOUR_OP_TIMEOUT)
     wb = cache.write_behind("user-visits", handler=Database())
     async with cache:
         await wb.write("users:1:visits", 3)
@@ -224,7 +226,7 @@ async def test_keys_share_one_hash_tag(redis_url: str) -> None:
 
 
 async def test_redis_down_makes_write_raise(own_redis: Any) -> None:
-    cache = Cache.from_url(own_redis.url, namespace="down", op_timeout=CONTRACT_OP_TIMEOUT)
+    cache = Cache.from_url(own_redis.url, namespace="down", op_timeout=BEHAVIOUR_OP_TIMEOUT)
     wb = cache.write_behind("w", handler=Database(), write_timeout=0.5)
     async with cache:
         own_redis.stop()

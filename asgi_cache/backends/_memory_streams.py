@@ -1,6 +1,6 @@
 """The write-behind log of ``memory://``: Redis Streams semantics inside one process.
 
-Each write-behind name gets a :class:`_Log`: entries with ``<ms>-<seq>`` ids, one consumer
+Each write-behind name gets a `_Log`: entries with ``<ms>-<seq>`` ids, one consumer
 group (pending entries with their owner, delivery time and delivery count), a dead letter and
 the per-key versions. Every method runs without an await between its reads and writes, so
 each is atomic on the event loop, as a script is on Redis.
@@ -82,7 +82,7 @@ class _Log:
 
 
 class MemoryStreams:
-    """:class:`~asgi_cache.backends._streams.Streams` in this process's memory.
+    """`Streams` in this process's memory.
 
     Args:
         backend: The memory backend whose entries the writes set and delete.
@@ -109,7 +109,7 @@ class MemoryStreams:
         limit: int,
         budget: float | None = None,
     ) -> int:
-        """See :meth:`Streams.write <asgi_cache.backends._streams.Streams.write>`."""
+        """See `Streams.write`."""
         log = self._log(keys)
         if limit and len(log.entries) >= limit:
             return 0

@@ -2,11 +2,11 @@
 
 Each script is one atomic step on one Redis node. The write-behind keys of one name share a
 hash tag (``<ns>:w:{<name>}:s``, ``...:dead``, ``...:v``), so the stream, its dead letter and
-the per-key versions live in one slot on Redis Cluster. :class:`~asgi_cache.backends._streams
-.RedisStreams` registers them once (``SCRIPT LOAD`` on first use, ``EVALSHA`` after).
+the per-key versions live in one slot on Redis Cluster. `RedisStreams` registers them once
+(``SCRIPT LOAD`` on first use, ``EVALSHA`` after).
 
-Retention is by acknowledgement: an entry leaves the stream only in :data:`ACK_SCRIPT` and
-:data:`DEAD_LETTER_SCRIPT`, after ``XACK``; nothing is ever trimmed by length, so an entry
+Retention is by acknowledgement: an entry leaves the stream only in `ACK_SCRIPT` and
+`DEAD_LETTER_SCRIPT`, after ``XACK``; nothing is ever trimmed by length, so an entry
 delivered but not yet acknowledged cannot be dropped (the ``MAXLEN`` trap of task queues on
 Streams). The stream's length is therefore exactly the backlog: entries not yet handled.
 

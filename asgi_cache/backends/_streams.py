@@ -1,25 +1,25 @@
 """The streams part of the backend protocol: what write-behind needs of its store.
 
-Write-behind (:mod:`asgi_cache.write_behind`) keeps the changes the database has not seen yet
-in a durable log with consumer groups: a Redis Stream on Redis (:class:`RedisStreams`), an
+Write-behind (`asgi_cache.write_behind`) keeps the changes the database has not seen yet
+in a durable log with consumer groups: a Redis Stream on Redis (`RedisStreams`), an
 in-process log with the same semantics on ``memory://``
-(:class:`~asgi_cache.backends._memory_streams.MemoryStreams`). The feature layer talks to this
+(`MemoryStreams`). The feature layer talks to this
 protocol only, never to redis-py.
 
 Guarantees every implementation gives (the write-behind tests check them on memory and on a
 real Redis):
 
-- :meth:`Streams.write` bumps the key's version, appends the change and sets (or deletes) the
+- `Streams.write` bumps the key's version, appends the change and sets (or deletes) the
   cache entry in one atomic step; it returns once all of it is stored, or appends nothing
   when the backlog is at its limit (it returns 0).
 - A read hands each entry to one consumer of the group; the entry stays *pending* (owned by
   that consumer, with a delivery count) until it is acknowledged. An entry leaves the log
-  only when acknowledged (:meth:`Streams.ack`) or moved to the dead letter: nothing is
+  only when acknowledged (`Streams.ack`) or moved to the dead letter: nothing is
   trimmed by length.
-- :meth:`Streams.claim_idle` hands the entries pending longer than a lease with another
+- `Streams.claim_idle` hands the entries pending longer than a lease with another
   consumer (a dead or stalled one) to the caller, counting one more delivery;
-  :meth:`Streams.renew` resets the idle time of the entries the caller still owns.
-- Every failure is raised as :class:`~asgi_cache.BackendError`.
+  `Streams.renew` resets the idle time of the entries the caller still owns.
+- Every failure is raised as [`BackendError`][asgi_cache.BackendError].
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class StreamKeys:
 
     @classmethod
     def of(cls, base: str) -> StreamKeys:
-        """The keys under ``base`` (``<ns>:w:{<name>}``, see :class:`~asgi_cache.keys.KeySpace`)."""
+        """The keys under ``base`` (``<ns>:w:{<name>}``, see `KeySpace`)."""
         return cls(stream=f"{base}:s", dead=f"{base}:dead", versions=f"{base}:v")
 
 
@@ -204,12 +204,12 @@ def id_time(entry_id: str) -> float:
 
 
 class RedisStreams:
-    """:class:`Streams` on Redis Streams, through the Redis backend's client and error boundary.
+    """`Streams` on Redis Streams, through the Redis backend's client and error boundary.
 
     Args:
         client: The backend's ``redis.asyncio.Redis``.
         run: The backend's error boundary: ``run(what, coro, budget=...)`` maps every
-            redis-py error and timeout to :class:`~asgi_cache.BackendError`.
+            redis-py error and timeout to [`BackendError`][asgi_cache.BackendError].
         op_timeout: The backend's per-operation budget; a blocking read waits at most half
             of it (the connection's socket timeout is bounded by it).
     """
@@ -236,7 +236,7 @@ class RedisStreams:
         limit: int,
         budget: float | None = None,
     ) -> int:
-        """See :meth:`Streams.write`; ``budget`` replaces the per-operation one."""
+        """See `Streams.write`; ``budget`` replaces the per-operation one."""
         deps = entry.deps
         argv: list[Any] = [
             limit,
@@ -352,7 +352,7 @@ class RedisStreams:
 
 
 def streams_of(backend: object) -> Streams | None:
-    """The :class:`Streams` of ``backend`` (looking through a circuit breaker), or ``None``
+    """The `Streams` of ``backend`` (looking through a circuit breaker), or ``None``
     for a backend without them (a custom one)."""
     while backend is not None:
         streams: Streams | None = getattr(backend, "streams", None)

@@ -58,7 +58,7 @@ class MemoryBackend(Backend):
         self.evictions = 0
         self._subscribers: list[tuple[str, Callable[[str], None]]] = []
         self.streams = MemoryStreams(self)
-        """The write-behind logs of this process (:mod:`asgi_cache.write_behind`)."""
+        """The write-behind logs of this process (`asgi_cache.write_behind`)."""
 
     @property
     def used_bytes(self) -> int:

@@ -170,7 +170,7 @@ class RedisBackend(PlainCommands, Backend):
         self._fenced_set = client.register_script(FENCED_SET_SCRIPT)
         self._subscriber = Subscriber(client, self._run, ping_interval=ping_interval)
         self.streams = RedisStreams(client, self._run, op_timeout=op_timeout)
-        """Write-behind's streams on this Redis (:mod:`asgi_cache.write_behind`)."""
+        """Write-behind's streams on this Redis (`asgi_cache.write_behind`)."""
 
     async def _run(
         self, what: str, coro: Any, *, bounded: bool = True, budget: float | None = None

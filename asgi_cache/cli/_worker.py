@@ -1,8 +1,8 @@
 """``asgi-cache worker module:wb``: run a write-behind worker, or look at its log.
 
-The target names a :class:`~asgi_cache.WriteBehind` in an importable module (``app.tasks:wb``,
-``app:cache_tasks.visits``), as uvicorn names an app; the module builds its own cache, so the
-worker uses the app's settings. The current directory is importable.
+The target names a [`WriteBehind`][asgi_cache.WriteBehind] in an importable module
+(``app.tasks:wb``, ``app:cache_tasks.visits``), as uvicorn names an app; the module builds
+its own cache, so the worker uses the app's settings. The current directory is importable.
 
 ::
 
@@ -80,7 +80,7 @@ def add(sub: Any, parents: Parsers) -> argparse.ArgumentParser:
 
 
 def load_target(target: str) -> WriteBehind:
-    """The :class:`~asgi_cache.WriteBehind` that ``module:attribute`` names.
+    """The [`WriteBehind`][asgi_cache.WriteBehind] that ``module:attribute`` names.
 
     Raises:
         CommandFailed: The target is malformed, cannot be imported or is not a WriteBehind.

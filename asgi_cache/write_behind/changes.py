@@ -1,4 +1,5 @@
-"""What the handler is given: one :class:`Change` per write, decoded from its stream entry.
+"""What the handler is given: one [`Change`][asgi_cache.Change] per write, decoded from its
+stream entry.
 
 A change carries the caller's key, the new value (or that the key was deleted), the key's
 version and an idempotency id. Versions grow with every write of a key (the backend's clock

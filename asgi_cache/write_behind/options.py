@@ -11,7 +11,7 @@ from .._validate import FLAG, Check, one_of, problem, seconds, whole
 BacklogPolicy = Literal["write_through", "refuse"]
 """What ``wb.write`` does when the backlog is at ``max_backlog``: hand the change to the
 handler inline and then cache it (``write_through``), or raise
-:class:`~asgi_cache.BacklogFullError` (``refuse``)."""
+[`BacklogFullError`][asgi_cache.BacklogFullError] (``refuse``)."""
 
 POLICIES: Final = ("write_through", "refuse")
 
@@ -42,7 +42,8 @@ class WriteBehindOptions:
     max_backlog: int = 100_000
     """Changes not yet handled past which ``on_backlog`` applies."""
     on_backlog: BacklogPolicy = "write_through"
-    """What a write does when the backlog is full (see :data:`BacklogPolicy`)."""
+    """What a write does when the backlog is full (see
+    [`BacklogPolicy`][asgi_cache.write_behind.BacklogPolicy])."""
     write_timeout: float = 1.0
     """Time budget of one ``wb.write`` (its one script) in seconds."""
     poll: float = 1.0

@@ -107,7 +107,7 @@ class Worker:
     # -- the loop ------------------------------------------------------------------------------
 
     async def run(self, *, until_idle: bool = False) -> int:
-        """Handle batches until :meth:`stop` (or, ``until_idle``, until none is left to take);
+        """Handle batches until `stop` (or, ``until_idle``, until none is left to take);
         return how many changes were acknowledged or dead-lettered."""
         self._wake = anyio.Event()
         done = 0

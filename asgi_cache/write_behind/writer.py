@@ -2,9 +2,9 @@
 
 ``wb.write(key, value)`` stores the cache entry and appends the change to the name's log in
 one atomic step (one script on Redis) and returns once Redis holds both; a worker
-(:mod:`.worker`) hands the changes to the handler in batches. Unlike the rest of the data
+(`.worker`) hands the changes to the handler in batches. Unlike the rest of the data
 API, ``write`` does not fail open: a change that cannot be made durable raises
-:class:`~asgi_cache.BackendError`, so the app decides (write to the database itself, answer
+[`BackendError`][asgi_cache.BackendError], so the app decides (write to the database itself, answer
 503) instead of losing it silently.
 """
 
@@ -32,13 +32,13 @@ from .worker import Counters, Worker
 class WriteBehind:
     """One write-behind name of a cache: its writes, its worker and its dead letter.
 
-    Built by :meth:`Cache.write_behind <asgi_cache.Cache.write_behind>`; see
+    Built by [`Cache.write_behind`][asgi_cache.Cache.write_behind]; see
     ``docs/write-behind.md``.
 
     Args:
         store: The cache's store.
         name: The name (part of the Redis keys: ``<ns>:w:{<name>}:s``).
-        handler: The database side (:data:`~asgi_cache.write_behind.Handler`).
+        handler: The database side ([`Handler`][asgi_cache.write_behind.Handler]).
         options: Batching, retries, the lease and the backlog bound.
     """
 
@@ -108,8 +108,8 @@ class WriteBehind:
             The key's new version.
 
         Raises:
-            BackendError: As for :meth:`write`.
-            BacklogFullError: As for :meth:`write`.
+            BackendError: As for `write`.
+            BacklogFullError: As for `write`.
         """
         validate_key(key)
         full_key = self._store.keys.data(key)
@@ -189,7 +189,7 @@ class WriteBehind:
         )
 
     async def run(self, *, consumer: str | None = None) -> None:
-        """Run a worker until :meth:`stop` (or cancellation); see :mod:`.worker`.
+        """Run a worker until `stop` (or cancellation); see `.worker`.
 
         Starts the cache for its duration (connecting lazily) and stops it afterwards.
 
@@ -217,13 +217,13 @@ class WriteBehind:
             await runtime.stop()
 
     def start(self) -> None:
-        """Run a worker in the background (inside an app's lifespan); :meth:`stop` or
+        """Run a worker in the background (inside an app's lifespan); `stop` or
         closing the cache ends it."""
         self._tasks.start_soon(self.run)
 
     def shutdown(self) -> None:
         """Ask this process's workers to stop after the batch in hand, without waiting (safe
-        from a signal handler); :meth:`run` then returns."""
+        from a signal handler); `run` then returns."""
         for worker in list(self._workers):
             worker.stop()
 
@@ -269,7 +269,7 @@ class WriteBehind:
         )
 
     async def probe(self) -> WriteBehindStatus:
-        """:meth:`status` plus the backlog, pending changes, dead letters and lag as the
+        """`status` plus the backlog, pending changes, dead letters and lag as the
         backend sees them (``error`` instead when it does not answer)."""
         report = self.status()
         try:
