@@ -88,6 +88,8 @@ class MemoryStreams:
         backend: The memory backend whose entries the writes set and delete.
     """
 
+    atomic = True
+
     def __init__(self, backend: MemoryBackend) -> None:
         self._backend = backend
         self._logs: dict[str, _Log] = {}
@@ -115,20 +117,34 @@ class MemoryStreams:
             return 0
         version = log.bump(key)
         log.append(
-            {
-                "k": key.encode(),
-                "op": b"d" if deleted else b"s",
-                "v": b"" if deleted else entry.payload,
-                "n": str(version).encode(),
-                "i": change_id.encode(),
-                "t": str(int(time.time() * 1000)).encode(),
-            }
+            _fields(key, entry.payload, deleted=deleted, version=version, change_id=change_id)
         )
         # The memory backend's calls never suspend: the step stays atomic on the event loop.
         backend = self._backend
         if deleted or not await backend.set(entry.full_key, entry.payload, entry.ttl, entry.deps):
             await backend.delete(entry.full_key)
         return version
+
+    async def append(
+        self,
+        keys: StreamKeys,
+        key: str,
+        payload: bytes,
+        *,
+        deleted: bool,
+        change_id: str,
+        limit: int,
+        budget: float | None = None,
+    ) -> int:
+        log = self._log(keys)
+        if limit and len(log.entries) >= limit:
+            return 0
+        version = log.bump(key)
+        log.append(_fields(key, payload, deleted=deleted, version=version, change_id=change_id))
+        return version
+
+    async def latest_version(self, keys: StreamKeys, key: str) -> int:
+        return self._log(keys).versions.get(key, 0)
 
     async def next_version(self, keys: StreamKeys, key: str) -> int:
         return self._log(keys).bump(key)
@@ -219,6 +235,18 @@ class MemoryStreams:
             lag_seconds=round(lag, 3),
             consumers=len(log.consumers),
         )
+
+
+def _fields(key: str, payload: bytes, *, deleted: bool, version: int, change_id: str) -> Fields:
+    """A change's stream fields, as the Redis scripts write them."""
+    return {
+        "k": key.encode(),
+        "op": b"d" if deleted else b"s",
+        "v": b"" if deleted else payload,
+        "n": str(version).encode(),
+        "i": change_id.encode(),
+        "t": str(int(time.time() * 1000)).encode(),
+    }
 
 
 def _order(entry_id: str) -> tuple[int, int]:

@@ -19,20 +19,14 @@ from __future__ import annotations
 
 from typing import Final
 
-WRITE_SCRIPT: Final = """
--- Record one change: bump the key's version, append the change to the stream and set (or
--- delete) the cache entry, all or nothing.
--- KEYS[1]: stream; KEYS[2]: versions hash; KEYS[3]: entry key; KEYS[4..]: tag keys.
--- ARGV[1]: backlog limit (0: none); ARGV[2]: the caller's key; ARGV[3]: 's' (set) or 'd'
--- (delete); ARGV[4]: dependency header; ARGV[5]: entry bytes; ARGV[6]: entry ttl in ms;
--- ARGV[7]: idempotency id; ARGV[8]: write time in ms; ARGV[9..]: each tag key's version.
--- Returns the new version, or 0 when the backlog is at its limit (nothing written).
+_APPEND: Final = """
+-- KEYS[1]: stream; KEYS[2]: versions hash. ARGV[1]: backlog limit (0: none); ARGV[2]: the
+-- caller's key; ARGV[3]: 's' (set) or 'd' (delete); ARGV[5]: entry bytes; ARGV[7]:
+-- idempotency id; ARGV[8]: write time in ms.
 -- The version is Redis's clock in microseconds, or one more than the key's last version if
 -- that is not below it: it grows with every write of the key, and keeps growing after Redis
 -- lost its data (a restart without persistence), so a database row written before the loss
 -- never outranks a later write. Formatted with %d: Lua would print a double in 14 digits.
--- An entry whose tags moved on since they were read is not stored, and the old entry is
--- unlinked (it is older than this change); the change is appended all the same.
 local limit = tonumber(ARGV[1])
 if limit > 0 and redis.call('XLEN', KEYS[1]) >= limit then return 0 end
 local t = redis.call('TIME')
@@ -45,6 +39,30 @@ local value = ''
 if ARGV[3] == 's' then value = ARGV[5] end
 redis.call('XADD', KEYS[1], '*', 'k', ARGV[2], 'op', ARGV[3], 'v', value,
            'n', text, 'i', ARGV[7], 't', ARGV[8])
+"""
+
+APPEND_SCRIPT: Final = (
+    """
+-- Append one change to the stream and bump the key's version (the durable step alone, for a
+-- cluster, where the cache entry lives in another slot; see _APPEND for the arguments,
+-- ARGV[4] and ARGV[6] are unused). Returns the new version, or 0 when the backlog is full.
+"""
+    + _APPEND
+    + "return version\n"
+)
+
+WRITE_SCRIPT: Final = (
+    """
+-- Record one change: bump the key's version, append the change to the stream and set (or
+-- delete) the cache entry, all or nothing.
+-- KEYS[3]: entry key; KEYS[4..]: tag keys. ARGV[4]: dependency header; ARGV[6]: entry ttl
+-- in ms; ARGV[9..]: each tag key's version; the others as in _APPEND.
+-- Returns the new version, or 0 when the backlog is at its limit (nothing written).
+-- An entry whose tags moved on since they were read is not stored, and the old entry is
+-- unlinked (it is older than this change); the change is appended all the same.
+"""
+    + _APPEND
+    + """
 if ARGV[3] ~= 's' then
   redis.call('UNLINK', KEYS[3])
   return version
@@ -59,6 +77,10 @@ redis.call('SET', KEYS[3], ARGV[4] .. ARGV[5], 'PX', ARGV[6])
 for i = 4, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[6], 'GT') end
 return version
 """
+)
+"""One change in one step on one node. Its first write (``HSET``) comes after the backlog
+check and before anything that could leave half a change: under ``noeviction`` a full Redis
+refuses the whole step."""
 
 NEXT_VERSION_SCRIPT: Final = """
 -- Bump a key's version without appending a change (a change handed to the handler inline

@@ -24,24 +24,10 @@ real Redis):
 
 from __future__ import annotations
 
-import contextlib
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypedDict
 
-from redis.exceptions import ResponseError
-
-from ._stream_scripts import (
-    ACK_SCRIPT,
-    DEAD_LETTER_SCRIPT,
-    DELIVERIES_SCRIPT,
-    NEXT_VERSION_SCRIPT,
-    RENEW_SCRIPT,
-    REPLAY_SCRIPT,
-    WRITE_SCRIPT,
-)
-from ._wire import encode_deps_header
 from .base import Dependency
 
 Fields = dict[str, bytes]
@@ -111,6 +97,10 @@ class StreamInfo(TypedDict):
 class Streams(Protocol):
     """Durable logs with consumer groups (Redis Streams, or the in-process equivalent)."""
 
+    atomic: bool
+    """Whether `write` can set the cache entry in the same step (one node, or memory);
+    on a cluster the entry lives in another slot, and the caller uses `append`."""
+
     async def write(
         self,
         keys: StreamKeys,
@@ -125,6 +115,24 @@ class Streams(Protocol):
         """Append a change and apply ``entry`` atomically; return its version (0: backlog full).
 
         ``budget``: a time budget of its own instead of the per-operation one."""
+        ...
+
+    async def append(
+        self,
+        keys: StreamKeys,
+        key: str,
+        payload: bytes,
+        *,
+        deleted: bool,
+        change_id: str,
+        limit: int,
+        budget: float | None = None,
+    ) -> int:
+        """Append a change (the durable step alone); return its version (0: backlog full)."""
+        ...
+
+    async def latest_version(self, keys: StreamKeys, key: str) -> int:
+        """``key``'s latest version (0: none)."""
         ...
 
     async def next_version(self, keys: StreamKeys, key: str) -> int:
@@ -178,177 +186,9 @@ class Streams(Protocol):
         ...
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _fields(flat: Any) -> Fields | None:
-    # redis-py parses an entry's fields into a dict; a pending entry that is gone from the
-    # stream comes back with none.
-    if not flat:
-        return None
-    return {_text(k): v if isinstance(v, bytes) else str(v).encode() for k, v in flat.items()}
-
-
-def _records(entries: Any) -> list[Record]:
-    return [Record(_text(entry_id), _fields(flat)) for entry_id, flat in entries or ()]
-
-
-def _ms(seconds: float) -> int:
-    return max(1, int(seconds * 1000))
-
-
 def id_time(entry_id: str) -> float:
     """The time (seconds since the epoch) in a stream entry id ``<ms>-<seq>``."""
     return int(entry_id.partition("-")[0]) / 1000
-
-
-class RedisStreams:
-    """`Streams` on Redis Streams, through the Redis backend's client and error boundary.
-
-    Args:
-        client: The backend's ``redis.asyncio.Redis``.
-        run: The backend's error boundary: ``run(what, coro, budget=...)`` maps every
-            redis-py error and timeout to [`BackendError`][asgi_cache.BackendError].
-        op_timeout: The backend's per-operation budget; a blocking read waits at most half
-            of it (the connection's socket timeout is bounded by it).
-    """
-
-    def __init__(self, client: Any, run: Runner, *, op_timeout: float) -> None:
-        self._client = client
-        self._run = run
-        self._op_timeout = op_timeout
-        scripts = (WRITE_SCRIPT, ACK_SCRIPT, DEAD_LETTER_SCRIPT, REPLAY_SCRIPT, RENEW_SCRIPT)
-        self._write, self._ack, self._dead, self._replay, self._renew = (
-            client.register_script(s) for s in scripts
-        )
-        self._deliveries = client.register_script(DELIVERIES_SCRIPT)
-        self._next_version = client.register_script(NEXT_VERSION_SCRIPT)
-
-    async def write(
-        self,
-        keys: StreamKeys,
-        key: str,
-        entry: EntryWrite,
-        *,
-        deleted: bool,
-        change_id: str,
-        limit: int,
-        budget: float | None = None,
-    ) -> int:
-        """See `Streams.write`; ``budget`` replaces the per-operation one."""
-        deps = entry.deps
-        argv: list[Any] = [
-            limit,
-            key,
-            "d" if deleted else "s",
-            encode_deps_header(deps),
-            entry.payload,
-            _ms(entry.ttl),
-            change_id,
-            int(time.time() * 1000),
-            *(d[1] for d in deps),
-        ]
-        names = [keys.stream, keys.versions, entry.full_key, *(d[0] for d in deps)]
-        call = self._write(keys=names, args=argv)
-        return int(await self._run("write-behind write", call, budget=budget))
-
-    async def next_version(self, keys: StreamKeys, key: str) -> int:
-        call = self._next_version(keys=[keys.versions], args=[key])
-        return int(await self._run("write-behind version", call))
-
-    async def ensure_group(self, keys: StreamKeys) -> None:
-        async def create() -> None:
-            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
-                await self._client.xgroup_create(keys.stream, keys.group, id="0", mkstream=True)
-
-        await self._run("XGROUP CREATE", create())
-
-    async def read(
-        self, keys: StreamKeys, consumer: str, count: int, *, pending: bool, block: float
-    ) -> list[Record]:
-        wait = None if pending or block <= 0 else _ms(min(block, self._op_timeout / 2))
-        call = self._client.xreadgroup(
-            keys.group, consumer, {keys.stream: "0" if pending else ">"}, count=count, block=wait
-        )
-        reply = await self._run("XREADGROUP", call)
-        if not reply:
-            return []
-        return _records(reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))[0])
-
-    async def claim_idle(
-        self, keys: StreamKeys, consumer: str, min_idle: float, count: int
-    ) -> list[Record]:
-        call = self._client.xautoclaim(
-            keys.stream, keys.group, consumer, _ms(min_idle), start_id="0-0", count=count
-        )
-        reply = await self._run("XAUTOCLAIM", call)
-        records = _records(reply[1])
-        # Entries deleted while pending come back in the third part (Redis 7): acknowledge them.
-        gone = [_text(i) for i in (reply[2] if len(reply) > 2 else ())]
-        return records + [Record(i, None) for i in gone]
-
-    async def deliveries(self, keys: StreamKeys, ids: Sequence[str]) -> list[int]:
-        if not ids:
-            return []
-        call = self._deliveries(keys=[keys.stream], args=[keys.group, *ids])
-        return [int(n) for n in await self._run("XPENDING", call)]
-
-    async def renew(self, keys: StreamKeys, consumer: str, ids: Sequence[str]) -> int:
-        if not ids:
-            return 0
-        call = self._renew(keys=[keys.stream], args=[keys.group, consumer, *ids])
-        return int(await self._run("lease renewal", call))
-
-    async def ack(self, keys: StreamKeys, ids: Sequence[str]) -> int:
-        if not ids:
-            return 0
-        call = self._ack(keys=[keys.stream], args=[keys.group, *ids])
-        return int(await self._run("XACK", call))
-
-    async def dead_letter(
-        self, keys: StreamKeys, entry_id: str, reason: str, deliveries: int
-    ) -> bool:
-        call = self._dead(
-            keys=[keys.stream, keys.dead], args=[keys.group, entry_id, reason, deliveries]
-        )
-        return bool(await self._run("dead letter", call))
-
-    async def dead_letters(self, keys: StreamKeys, count: int) -> list[Record]:
-        return _records(await self._run("XRANGE", self._client.xrange(keys.dead, count=count)))
-
-    async def replay(self, keys: StreamKeys, ids: Sequence[str]) -> int:
-        if not ids:
-            return 0
-        call = self._replay(keys=[keys.stream, keys.dead], args=list(ids))
-        return int(await self._run("replay", call))
-
-    async def info(self, keys: StreamKeys) -> StreamInfo:
-        async def gather() -> StreamInfo:
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.xlen(keys.stream)
-                pipe.xlen(keys.dead)
-                pipe.xrange(keys.stream, count=1)
-                pipe.time()
-                backlog, dead, first, now = await pipe.execute()
-            pending = consumers = 0
-            with contextlib.suppress(ResponseError):  # NOGROUP: no worker ran yet
-                summary = await self._client.xpending(keys.stream, keys.group)
-                pending = int(summary["pending"])
-                consumers = len(summary.get("consumers") or ())
-            lag = 0.0
-            if first:
-                lag = max(0.0, now[0] + now[1] / 1e6 - id_time(_text(first[0][0])))
-            return StreamInfo(
-                backlog=int(backlog),
-                pending=pending,
-                dead_letters=int(dead),
-                lag_seconds=round(lag, 3),
-                consumers=consumers,
-            )
-
-        result: StreamInfo = await self._run("write-behind info", gather())
-        return result
 
 
 def streams_of(backend: object) -> Streams | None:

@@ -70,6 +70,7 @@ from ._commands import PlainCommands, decode_versions
 from ._connect import check_budgets, connection_options
 from ._errors import RoundTripSpan, ms, run_mapped
 from ._pubsub import glob_escape
+from ._redis_streams import ClusterStreams
 from ._sharded import ShardedSubscriber
 from ._wire import encode_deps_header
 from .base import Backend, Dependency
@@ -161,6 +162,8 @@ class ClusterBackend(PlainCommands, Backend):
         if batch_reads:
             self.read_batcher = ReadBatcher(self._read_one, self._read_many, timeout=op_timeout)
         self._subscriber = ShardedSubscriber(client, self._run)
+        self.streams = ClusterStreams(client, self._run, op_timeout=op_timeout)
+        """Write-behind's streams on this cluster (`asgi_cache.write_behind`)."""
 
     # -- the boundary --------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from ._commands import PlainCommands, decode_versions
 from ._connect import check_budgets
 from ._errors import RoundTripSpan, ms, run_mapped
 from ._pubsub import Subscriber, glob_escape
+from ._redis_streams import RedisStreams
 from ._scripts import (
     EXTEND_LOCK_SCRIPT,
     FENCED_SET_SCRIPT,
@@ -51,7 +52,6 @@ from ._scripts import (
     SET_SCRIPT,
     VERSIONS_SCRIPT,
 )
-from ._streams import RedisStreams
 from ._wire import encode_deps_header
 from .base import Backend, Dependency
 from .batching import ReadBatcher

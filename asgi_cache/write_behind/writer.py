@@ -118,21 +118,65 @@ class WriteBehind:
 
     async def _append(self, key: str, entry: EntryWrite, *, deleted: bool) -> int:
         o = self.options
-        call = self._streams().write(
-            self.keys,
-            key,
-            entry,
-            deleted=deleted,
-            change_id=uuid.uuid4().hex,
-            limit=o.max_backlog,
-            budget=o.write_timeout,
-        )
+        streams = self._streams()
+        change_id = uuid.uuid4().hex
         try:
-            version = int(await self._store.tags.apply(call, (entry.full_key,)))
+            if streams.atomic:
+                call = streams.write(
+                    self.keys,
+                    key,
+                    entry,
+                    deleted=deleted,
+                    change_id=change_id,
+                    limit=o.max_backlog,
+                    budget=o.write_timeout,
+                )
+                version = int(await self._store.tags.apply(call, (entry.full_key,)))
+            else:
+                version = await self._two_steps(streams, key, entry, deleted, change_id)
         except BackendError as exc:
             self._store.stats.error("write-behind write", exc)
             raise
         self.counters.written += bool(version)
+        return version
+
+    async def _two_steps(
+        self, streams: Streams, key: str, entry: EntryWrite, deleted: bool, change_id: str
+    ) -> int:
+        """The change on a cluster, where the entry and the log live in different slots.
+
+        1. The old entry is deleted (queued for retry if that fails, as every delete), so
+           nothing older than this change is served from here on, whatever happens next.
+        2. The change is appended (the durable step: a failure raises ``BackendError``).
+        3. The entry is stored, and deleted again if a newer write of the key was appended
+           meanwhile (that write stores its own): the key ends with the newest value or
+           none, never an older one. A failure here costs a miss, not the change.
+        """
+        tags, full_key = self._store.tags, entry.full_key
+        await tags.delete(full_key)
+        o = self.options
+        version = await streams.append(
+            self.keys,
+            key,
+            entry.payload,
+            deleted=deleted,
+            change_id=change_id,
+            limit=o.max_backlog,
+            budget=o.write_timeout,
+        )
+        if not version or deleted:
+            return version
+        backend = self._store.runtime.backend
+        try:
+            stored = await tags.apply(
+                backend.set(full_key, entry.payload, entry.ttl, entry.deps), (full_key,)
+            )
+            stored = stored and await streams.latest_version(self.keys, key) <= version
+        except BackendError as exc:
+            self._store.stats.error("write-behind entry", exc)
+            stored = False
+        if not stored:
+            await tags.delete(full_key)
         return version
 
     async def _inline(
