@@ -18,8 +18,9 @@ from ._exceptions import (
     EventLoopError,
     SerializationError,
 )
-from ._stats import CacheStats, WriteBehindStatus
+from ._stats import CacheStats
 from ._templates import fill_tag
+from ._write_behind_status import WriteBehindStatus
 from .cache import Cache
 from .health import CacheHealth, HealthApp
 from .http import CacheMiddleware

@@ -15,7 +15,8 @@ from typing import Any, Final
 
 from ._exceptions import BackendError
 from ._loops import LoopBinding
-from ._stats import Stats, WriteBehindSource
+from ._stats import Stats
+from ._write_behind_status import WriteBehindSource
 from .backends._errors import RoundTripSpan
 from .backends.base import Backend
 from .backends.breaker import CircuitBreakerBackend

@@ -22,8 +22,9 @@ import orjson
 
 from ._exceptions import BackendError
 from ._readonly import ReadOnlyApp, Reply
-from ._stats import CacheStats, WriteBehindStatus
+from ._stats import CacheStats
 from ._store import Store
+from ._write_behind_status import WriteBehindStatus
 from .backends.breaker import BreakerState
 from .backends.redis import version_problem
 

@@ -75,6 +75,7 @@ LAYERS: Mapping[str, Layer] = {
     "asgi_cache._retry": Layer.STORE,
     "asgi_cache._notify": Layer.STORE,
     "asgi_cache._stats": Layer.STORE,
+    "asgi_cache._write_behind_status": Layer.STORE,
     "asgi_cache.locking": Layer.STORE,
     "asgi_cache.near": Layer.STORE,
     "asgi_cache._frequency": Layer.STORE,

@@ -19,9 +19,9 @@ from typing import Any, Self
 
 from .._entries import encode_entry
 from .._exceptions import BackendError, BacklogFullError, ConfigurationError
-from .._stats import WriteBehindStatus
 from .._store import Store
 from .._tasks import BackgroundTasks
+from .._write_behind_status import WriteBehindStatus
 from ..backends._streams import EntryWrite, StreamKeys, Streams, streams_of
 from ..keys import validate_key
 from .changes import Change, DeadLetter, Handler, committed_ids, dead_letter_of
