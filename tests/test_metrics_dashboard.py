@@ -131,8 +131,14 @@ def test_the_page_shows_the_hit_rate_and_follows_traffic(
                 http.get("/catalogue")  # a miss of another route: 7 of 9
                 http.get("/catalogue")  # and its hit: 8 of 10
                 _expect_text(page, "#hit-rate", "80.0 %")
-                traffic = page.locator("#routes-traffic tbody tr").first.text_content() or ""
-                assert traffic.startswith("/items/{item_id}71")  # route, cached, origin
+                # The routes table may show the refresh before (it is filled after the
+                # figures): wait, bounded, for the row of the traffic just sent.
+                page.wait_for_function(
+                    "p => (document.querySelector('#routes-traffic tbody tr')"
+                    " ?.textContent ?? '').startsWith(p)",
+                    arg="/items/{item_id}71",  # route, cached, origin
+                    timeout=30_000,
+                )
                 assert rate.text_content() == "80.0 %"
                 assert page.locator("#hit-rate-chart polyline").count() == 1
                 shot = (
