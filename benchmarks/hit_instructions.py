@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import shutil
-import subprocess
 import sys
 from typing import Any
 
@@ -31,6 +28,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from asgi_cache import Cache, CacheMiddleware
+
+from .callgrind import instructions
 
 FEW, MANY = 200, 1200
 
@@ -83,32 +82,11 @@ async def drive(url: str, hits: int, l1_ttl: float) -> None:
         raise SystemExit(f"not every request was a hit: {set(outcomes)}")
 
 
-def instructions(url: str, hits: int, l1_ttl: float) -> int:
+def count(url: str, hits: int, l1_ttl: float) -> int:
     """Instructions of one run of ``hits`` hits under callgrind."""
-    done = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            "-m",
-            "benchmarks.hit_instructions",
-            "--url",
-            url,
-            "--l1-ttl",
-            str(l1_ttl),
-            "--hits",
-            str(hits),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=dict(os.environ),
+    return instructions(
+        "benchmarks.hit_instructions", "--url", url, "--l1-ttl", str(l1_ttl), "--hits", str(hits)
     )
-    found = re.search(r"Collected : ([\d,]+)", done.stderr)
-    if found is None:
-        raise SystemExit(f"callgrind printed no total:\n{done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: apt-get install valgrind", file=sys.stderr)
         return 1
-    few = instructions(args.url, FEW, args.l1_ttl)
-    many = instructions(args.url, MANY, args.l1_ttl)
+    few = count(args.url, FEW, args.l1_ttl)
+    many = count(args.url, MANY, args.l1_ttl)
     per_hit = (many - few) // (MANY - FEW)
     print(f"url={args.url} l1_ttl={args.l1_ttl}: {per_hit:,} instructions per hit")
     return 0

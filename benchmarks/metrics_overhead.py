@@ -20,15 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -37,6 +31,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from asgi_cache import Cache, CacheMiddleware
+
+from .callgrind import instructions
 
 TARGET = 0.05
 """The budget: metrics may add at most 5 % to a hit."""
@@ -118,27 +114,7 @@ def _child(mode: str, n: int) -> None:
 
 
 def _instructions(mode: str, n: int) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                "-m",
-                "benchmarks.metrics_overhead",
-                "--child",
-                mode,
-                str(n),
-            ],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-        )
-        match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.M)
-        assert match is not None, "no totals in the callgrind output"
-        return int(match.group(1))
+    return instructions("benchmarks.metrics_overhead", "--child", mode, str(n))
 
 
 def callgrind(n: int) -> dict[str, float]:
