@@ -127,12 +127,20 @@ def seed_table(phase: dict[str, Any]) -> str:
              fmt(r["get_p50_ms"], 2), fmt(r["get_p95_ms"], 2), fmt(r["get_p99_ms"], 2),
              ratio(r["get_p95_ms"], base.get("get_p95_ms")), fmt(r.get("hit_p50_ms"), 2),
              fmt(r["put_p50_ms"], 1), fmt(r["non2xx"]), fmt(r["achieved_rate"], 0),
-             fmt(r.get("stale_reads"))]
+             fmt(r.get("stale_reads")), _cache_errors(r.get("cache_stats"))]
         )  # fmt: skip
     head = ["system", "hit rate (X-Cache)", "hit rate (origin reads)", "GET p50 ms",
             "GET p95 ms", "GET p99 ms", "p95 vs nocache", "hits' p50 ms", "PUT p50 ms", "non-2xx",
-            "req/s sent", "stale reads"]  # fmt: skip
+            "req/s sent", "stale reads", "cache errors / queued invalidations"]  # fmt: skip
     return table(head, body) + _errors(phase)
+
+
+def _cache_errors(stats: dict[str, Any] | None) -> str:
+    # A stale read needs an explanation: a backend call that failed open (an invalidation
+    # that timed out is queued, so entries it replaced are served until it lands).
+    if not stats:
+        return "-"
+    return f"{fmt(stats.get('errors'))} / {fmt(stats.get('pending_invalidations'))}"
 
 
 def layers_table(phase: dict[str, Any]) -> str:
@@ -195,8 +203,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
 
     bare = _get(results, "e2e", "bare")
     slow = _get(results, "e2e", "nocache")
-    e2e_targets = (("asgi-cache-redis", 1.5), ("asgi-cache-redis-l1", 1.5),
-                   ("asgi-cache-memory", 2.0))  # fmt: skip
+    # The hot-keys issue's targets (the first wave asked 1.5x / 1.5x / 2.0x and 0.6x).
+    e2e_targets = (("asgi-cache-redis", 1.8), ("asgi-cache-redis-l1", 2.2),
+                   ("asgi-cache-memory", 2.2))  # fmt: skip
     for system, need in e2e_targets:
         row = _get(results, "e2e", system)
         if row and bare:
@@ -208,12 +217,12 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         else:
             add(f"end to end `{system}` >= {need}x bare", None, None)
     bare1 = _get(results, "hit_cost", "bare")
-    for system in ("asgi-cache-redis", "asgi-cache-redis-l1"):
+    for system, most in (("asgi-cache-redis", 1.2), ("asgi-cache-redis-l1", 0.4)):
         row = _get(results, "hit_cost", system)
-        label = f"in-process hit `{system}` <= 0.6x bare"
+        label = f"in-process hit `{system}` <= {most}x bare"
         if row and bare1:
             r = row["median_us"] / bare1["median_us"]
-            add(label, f"{r:.2f}x", r <= 0.6)
+            add(label, f"{r:.2f}x", r <= most)
         else:
             add(label, None, None)
     row = _get(results, "stampede", "asgi-cache-redis")
@@ -257,6 +266,18 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             add(label, measured, ok)
         else:
             add(label, None, None)
+    # Refresh on write: above the invalidate-only ceiling, fast, and never a stale read.
+    row = _get(results, "seed", "asgi-cache-redis-refresh")
+    label = "seed `asgi-cache-redis-refresh`: hit rate > 80 %, p50 < 2 ms, 0 stale reads"
+    if row and row.get("stale_reads") is not None:
+        ok = row["hit_rate"] > 0.8 and row["get_p50_ms"] < 2 and row["stale_reads"] == 0
+        measured = (
+            f"{row['hit_rate']:.1%}, p50 {row['get_p50_ms']:.2f} ms, "
+            f"{row['stale_reads']} stale of {row['versions_checked']:,} checked"
+        )
+        add(label, measured, ok)
+    else:
+        add(label, None, None)
     return out
 
 

@@ -7,7 +7,13 @@ from collections import Counter
 
 from benchmarks import codec as codec_bench
 from benchmarks import hit_instructions
-from benchmarks.report import hit_cost_table, tables, targets, write_behind_table
+from benchmarks.report import (
+    hit_cost_table,
+    seed_table,
+    tables,
+    targets,
+    write_behind_table,
+)
 from benchmarks.workload import (
     BODY_BYTES,
     Zipf,
@@ -104,9 +110,33 @@ def test_tables_compute_ratios_within_the_run_and_list_failures() -> None:
 
 def test_targets_say_met_missed_or_not_measured() -> None:
     verdicts = {name: verdict for name, _, verdict in targets(_results())}
-    assert verdicts["in-process hit `asgi-cache-redis` <= 0.6x bare"] == "met"
+    assert verdicts["in-process hit `asgi-cache-redis` <= 1.2x bare"] == "met"
     assert verdicts["Redis bytes per entry <= 1.12x body"] == "MISSED"
-    assert verdicts["end to end `asgi-cache-redis` >= 1.5x bare"] == "not measured"
+    assert verdicts["end to end `asgi-cache-redis` >= 1.8x bare"] == "not measured"
+    refresh = "seed `asgi-cache-redis-refresh`: hit rate > 80 %, p50 < 2 ms, 0 stale reads"
+    assert verdicts[refresh] == "not measured"
+
+
+def _seed_row(hit_rate: float, p50: float, stale: int) -> dict[str, object]:
+    return {"gets": 100, "puts": 10, "non2xx": 0, "hit_rate": hit_rate,
+            "origin_hit_rate": hit_rate, "origin_reads": 20, "achieved_rate": 300.0,
+            "get_p50_ms": p50, "get_p95_ms": 100.0, "get_p99_ms": 150.0, "put_p50_ms": 101.0,
+            "hit_p50_ms": 1.0, "hit_p99_ms": 2.0, "versions_checked": 90, "stale_reads": stale,
+            "cache_stats": {"errors": 3, "pending_invalidations": 0}}  # fmt: skip
+
+
+def test_seed_refresh_target_needs_every_read_after_a_write_to_see_it() -> None:
+    # One stale read is enough to miss the target, whatever the hit rate and latency.
+    label = "seed `asgi-cache-redis-refresh`: hit rate > 80 %, p50 < 2 ms, 0 stale reads"
+    for stale, verdict in ((0, "met"), (1, "MISSED")):
+        phase = {
+            "ideal_hit_rate": 0.77,
+            "rows": {"asgi-cache-redis-refresh": _seed_row(0.84, 1.5, stale)},
+        }
+        verdicts = {name: v for name, _, v in targets({"phases": {"seed": phase}})}
+        assert verdicts[label] == verdict
+    # The seed table shows the cache's own errors beside the stale reads, to explain them.
+    assert "| 3 / 0 |" in seed_table(phase)
 
 
 def test_codec_benchmark_round_trips_every_value_and_msgpack_is_smaller() -> None:

@@ -42,6 +42,12 @@ def build_for(
     async def ping() -> str:
         return "ok"
 
+    @app.get("/_bench/stats")
+    async def stats() -> Any:
+        # The cache's own counters, read by the seed phase after its run (not cached: the
+        # middleware caches only the routes that ask for it).
+        return cache.stats()
+
     @app.get("/item/{item_id}")
     @cache.response(ttl=config.ttl, **options)
     async def item(item_id: int) -> Any:

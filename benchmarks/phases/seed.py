@@ -15,6 +15,7 @@ version that PUT made.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -113,6 +114,7 @@ async def _drive(
     origin_reads = sum(ctx.origin_calls().values()) - (origin_at_warm[0] if origin_at_warm else 0)
     for conn in idle:
         await conn.close()
+    cache_stats = await _cache_stats(port)
     gets = sorted(lat for op, status, lat, _ in records if op == "GET" and status == 200)
     puts = sorted(lat for op, status, lat, _ in records if op == "PUT" and status == 200)
     hit_latencies = sorted(lat for op, status, lat, hit in records if op == "GET" and hit)
@@ -134,4 +136,21 @@ async def _drive(
         "hit_p99_ms": percentile(hit_latencies, 99),
         "versions_checked": checked[0],
         "stale_reads": checked[1] if checked[0] else None,
+        "cache_stats": cache_stats,
     }
+
+
+async def _cache_stats(port: int) -> dict[str, Any] | None:
+    """The asgi-cache app's own counters (``cache.stats()``: backend errors, invalidations
+    still queued, stale responses served), to explain a stale read; ``None`` for the others."""
+    conn = Connection("127.0.0.1", port, timeout=10.0)
+    try:
+        response = await conn.request("GET", "/_bench/stats")
+    except (TimeoutError, OSError, asyncio.IncompleteReadError):
+        return None
+    finally:
+        await conn.close()
+    if response.status != 200:
+        return None
+    found: dict[str, Any] = json.loads(response.body)
+    return found
