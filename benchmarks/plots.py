@@ -36,23 +36,30 @@ def _bars(path: Path, title: str, ylabel: str, data: dict[str, float],
     plt.close(fig)
 
 
-def _seed(path: Path, rows: dict[str, Any]) -> None:
+def _grouped(path: Path, title: str, ylabel: str, rows: dict[str, Any],
+             keys: list[tuple[str, str]], *, log: bool = False) -> None:  # fmt: skip
+    """One group of bars per row, one bar per ``(field, label)`` of ``keys``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(rows)
-    keys = [("get_p50_ms", "p50"), ("get_p95_ms", "p95"), ("get_p99_ms", "p99")]
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     width = 0.8 / len(keys)
     for i, (key, label) in enumerate(keys):
         xs = [j + i * width for j in range(len(names))]
-        ax.bar(xs, [max(rows[n][key], 0.01) for n in names], width, label=label)
-    ax.set_xticks([j + width for j in range(len(names))], names)
-    ax.set_yscale("log")
-    ax.set_ylabel("GET latency, ms (log)")
-    ax.set_title("Seed workload: GET latency percentiles")
+        values = [rows[n][key] for n in names]
+        bars = ax.bar(xs, [max(v, 0.01) for v in values], width, label=label)
+        for bar, value in zip(bars, values, strict=True):
+            ax.annotate(f"{value:,.0f}" if value >= 100 else f"{value:,.2g}",
+                        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=8)  # fmt: skip
+    ax.set_xticks([j + width * (len(keys) - 1) / 2 for j in range(len(names))], names)
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)
@@ -90,6 +97,22 @@ def write_plots(results: dict[str, Any], directory: Path) -> dict[str, str]:
               {n: r["bytes"] for n, r in rows("memory").items()})  # fmt: skip
         written["memory"] = "memory.png"
     if rows("seed"):
-        _seed(directory / "seed.png", rows("seed"))
+        _grouped(directory / "seed.png", "Seed workload: GET latency percentiles",
+                 "GET latency, ms (log)", rows("seed"),
+                 [("get_p50_ms", "p50"), ("get_p95_ms", "p95"), ("get_p99_ms", "p99")],
+                 log=True)  # fmt: skip
         written["seed"] = "seed.png"
+    if rows("staleness"):
+        _grouped(directory / "staleness.png",
+                 "L1 staleness across processes: a write, the last stale read elsewhere",
+                 "milliseconds after the write (log)", rows("staleness"),
+                 [("p50_ms", "p50"), ("p99_ms", "p99"), ("max_ms", "max")], log=True)  # fmt: skip
+        written["staleness"] = "staleness.png"
+    if rows("write_behind"):
+        _grouped(directory / "write_behind.png",
+                 "Write-behind: view-count writes per second", "writes per second",
+                 rows("write_behind"),
+                 [("direct_writes_per_s", "a database write per request"),
+                  ("wb_writes_per_s", "wb.write")])  # fmt: skip
+        written["write_behind"] = "write_behind.png"
     return written
