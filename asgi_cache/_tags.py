@@ -38,6 +38,9 @@ _BROADCAST_KEYS: Final = 16
 """Most keys announced one by one; more are announced as one "empty every L1" message."""
 _LAST_TRY: Final = 0.01
 """Seconds of an invalidation's own budget below which no further attempt is made."""
+_REMEMBERED_MOVES: Final = 4096
+"""Most tag keys whose last local invalidation is remembered (see `Tags.moved_since`);
+beyond it the memory is reset and every earlier mark counts as moved (safe: never stale)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,41 @@ class Tags:
         )
         """Invalidations waiting for the backend to come back."""
         self._settling = SingleFlight()
+        # This process's own invalidations, by tag key: the generation of the last one.
+        self._generation = 0
+        self._moved: dict[str, int] = {}
+        self._moved_floor = 0  # marks below it count as moved (the memory was reset)
         runtime.on_close(self.queue.aclose)
+
+    # -- this process's invalidations ----------------------------------------------------------
+
+    def mark(self) -> int:
+        """A mark to ask `moved_since` about later (taken before a value is loaded)."""
+        return self._generation
+
+    def moved_since(self, mark: int, tags: Iterable[str]) -> bool:
+        """Whether this process invalidated one of ``tags`` (or cleared) after ``mark``,
+        whether or not that invalidation has landed in the backend yet.
+
+        A loaded value handed to other callers needs it: a store that was refused proves a
+        write landed while the loader ran, but a store that failed (or one made before a
+        queued invalidation lands) proves nothing, and a caller that asked after this
+        process's write must not take a value read before it (read-after-write).
+        """
+        if mark < self._moved_floor:
+            return True
+        moved, keys = self._moved, self._keys
+        if moved.get(keys.all_tag, -1) > mark:
+            return True
+        return any(moved.get(keys.tag(t), -1) > mark for t in tags)
+
+    def _record(self, tag_keys: Iterable[str]) -> None:
+        self._generation += 1
+        if len(self._moved) >= _REMEMBERED_MOVES:
+            self._moved.clear()
+            self._moved_floor = self._generation
+        for key in tag_keys:
+            self._moved[key] = self._generation
 
     # -- versions ------------------------------------------------------------------------------
 
@@ -137,6 +174,7 @@ class Tags:
         if not tags or not self._settings.enabled:
             return 0
         tag_keys = [self._keys.tag(validate_tag(t)) for t in tags]
+        self._record(tag_keys)  # before it lands: a load running now may predate it
         deadline = None if budget is None else time.monotonic() + budget
         while True:
             backend = self._runtime.backend
@@ -199,6 +237,7 @@ class Tags:
         if not self._settings.enabled:
             return
         all_tag = self._keys.all_tag
+        self._record((all_tag,))
         try:
             await self.apply(self._runtime.backend.invalidate([all_tag]), tag_keys=[all_tag])
         except BackendError as exc:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from asgi_cache import Cache, ConfigurationError
+from asgi_cache import BackendTimeoutError, Cache, ConfigurationError
 from asgi_cache.http import CacheMiddleware
 
 from .http_support import client_for, wrap
@@ -270,3 +270,50 @@ async def test_a_read_sent_after_a_write_never_takes_an_older_miss_response(
     assert before.json()["name"] == "user7"  # sent before the write: the old row is fine
     assert after.json()["name"] == "new"
     assert db.calls["user7"] == 2  # the late reader asked the app itself
+
+
+async def test_a_read_sent_after_a_write_never_takes_an_older_response_whose_store_failed(
+    web_cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The leader's store fails (a timed-out Redis): unlike a refused store, a failed one
+    # proves nothing about writes made while the app ran. A GET sent after this process's
+    # write must still not take the response read before it.
+    db = Users()
+    app = users_app(web_cache, db, refresh=False)
+    backend = web_cache.backend
+
+    async def failing_set(*args: Any, **kwargs: Any) -> bool:
+        raise BackendTimeoutError("redis SET timed out after 250 ms")
+
+    async with client_for(app) as client:
+        db.gate = asyncio.Event()
+        first = asyncio.create_task(client.get("/users/7"))  # reads "user7", then waits
+        await db.reached(1)
+        assert (await client.put("/users/7", params={"name": "new"})).status_code == 200
+        second = asyncio.create_task(client.get("/users/7"))  # joins the miss in flight
+        await asyncio.sleep(0.05)
+        monkeypatch.setattr(backend, "set", failing_set)
+        db.gate.set()
+        before, after = await first, await second
+    assert before.json()["name"] == "user7"
+    assert after.json()["name"] == "new"
+    assert db.calls["user7"] == 2  # the late reader asked the app itself
+    assert web_cache.stats()["errors"] >= 1  # the store did fail
+
+
+async def test_a_write_elsewhere_leaves_coalescing_alone(web_cache: Cache) -> None:
+    # Only this process's invalidations of the flight's own tags unshare it: a write to
+    # another user while the miss runs still lets the late reader take its response.
+    db = Users()
+    app = users_app(web_cache, db, refresh=False)
+    async with client_for(app) as client:
+        db.gate = asyncio.Event()
+        first = asyncio.create_task(client.get("/users/7"))
+        await db.reached(1)
+        assert (await client.put("/users/8", params={"name": "other"})).status_code == 200
+        second = asyncio.create_task(client.get("/users/7"))
+        await asyncio.sleep(0.05)
+        db.gate.set()
+        before, after = await first, await second
+    assert before.json() == after.json() == {"id": 7, "name": "user7"}
+    assert db.calls["user7"] == 1  # coalesced

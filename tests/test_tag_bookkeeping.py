@@ -68,3 +68,24 @@ async def test_invalidate_tags_never_scans(redis_url: str) -> None:
     assert not called & {"scan", "keys", "sscan", "smembers"}
     # One UNLINK per tag: the cost is the number of tags, not of entries.
     assert stats["cmdstat_unlink"]["calls"] == 3
+
+
+async def test_this_processs_invalidations_are_remembered_by_tag_and_bounded() -> None:
+    # `Tags.moved_since` answers for this process's own invalidations, landed or not: the
+    # miss coalescing asks it before handing a response read earlier to a later reader.
+    async with Cache(CacheSettings(url="memory://", namespace="mv")) as cache:
+        tags = cache._store.tags
+        mark = tags.mark()
+        assert not tags.moved_since(mark, ["users:1"])
+        await cache.invalidate_tags("users:1")
+        assert tags.moved_since(mark, ["users:2", "users:1"])
+        assert not tags.moved_since(mark, ["users:2"])
+        assert not tags.moved_since(tags.mark(), ["users:1"])  # a mark after it: not moved
+        mark = tags.mark()
+        await cache.clear()  # the namespace tag: every entry depends on it
+        assert tags.moved_since(mark, ["anything"])
+        mark = tags.mark()
+        for i in range(4100):  # past what is remembered: the memory resets, marks before
+            await cache.invalidate_tags(f"t:{i}")  # the reset count as moved (never stale)
+        assert tags.moved_since(mark, ["never-invalidated"])
+        assert not tags.moved_since(tags.mark(), ["never-invalidated"])

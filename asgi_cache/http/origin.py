@@ -101,6 +101,7 @@ class OriginCall:
         "disconnected",
         "done",
         "flight",
+        "mark",
         "miss",
         "request_time",
         "responder",
@@ -127,6 +128,8 @@ class OriginCall:
         self.done = asyncio.Event() if responder.background else None
         self.request_time = ctx.clock()
         """When the request went to the origin (RFC 9111 section 4.2.3)."""
+        self.mark = ctx.store.tags.mark()
+        """This process's invalidations so far: a later one makes the response unshared."""
 
     async def run(self) -> None:
         """Call the app, storing its response when allowed."""
@@ -399,8 +402,12 @@ class OriginCall:
         )
         result = await store.write(full_key, stored.to_entry(), snapshot)
         await ctx.remember(miss.key, vary, stored.tags, stored.stale_until - ctx.clock())
-        # Refused: a tag moved on while the app ran (a write's invalidation landed), so the
-        # response may predate that write; a waiter that joined after it must ask itself.
-        shared = None if part or result is WriteResult.REFUSED else Shared(stored, names, full_key)
+        # Refused: a tag moved on while the app ran (a write's invalidation landed); or this
+        # process invalidated one of its tags since (landed, queued or failed: a failed
+        # store proves nothing). Either way the response may predate that write, and a
+        # waiter that joined after it must ask the app itself (read-after-write).
+        moved = store.tags.moved_since(self.mark, (*miss.tags, *stored.tags))
+        unsafe = part or moved or result is WriteResult.REFUSED
+        shared = None if unsafe else Shared(stored, names, full_key)
         release(self.flight, shared)
         return result is WriteResult.STORED
