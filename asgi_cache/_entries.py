@@ -171,6 +171,63 @@ def decode_entry(data: bytes | memoryview, full_key: str) -> Entry:
     )
 
 
+class DecodeMemo:
+    """The entry decoded last under each key, with the bytes it was decoded from.
+
+    A hit reads the same bytes again and again (the same object from ``memory://``, equal
+    bytes from Redis); decoding bytes equal to the remembered ones returns the remembered
+    `Entry` (immutable) without checking them again, so a hit pays one comparison of
+    bytes instead of the header unpacking, the checksum and two copies, and upper layers can
+    recognise the entry by identity (the middleware keeps what it built for an entry's
+    hits, `asgi_cache.http.hits`). Bounded: at most ``max_items`` keys and ``max_bytes``
+    bytes of remembered values (each counted twice: the bytes read and the entry's copy),
+    oldest first out; a value larger than an eighth of ``max_bytes`` is never remembered.
+
+    Args:
+        max_items: Most keys remembered.
+        max_bytes: Most bytes remembered.
+    """
+
+    __slots__ = ("_items", "bytes", "max_bytes", "max_items")
+
+    def __init__(self, max_items: int = 1024, max_bytes: int = 8 * 1024 * 1024) -> None:
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        """Bytes remembered now (twice each value's length)."""
+        self._items: dict[str, tuple[bytes, Entry]] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def decode(self, data: bytes, full_key: str) -> Entry:
+        """`decode_entry` of ``data``, the remembered entry when ``data`` is what it was
+        decoded from.
+
+        Raises:
+            CorruptEntry: As `decode_entry`.
+        """
+        items = self._items
+        known = items.get(full_key)
+        if known is not None:
+            if known[0] is data or known[0] == data:
+                return known[1]
+            self._forget(full_key)
+        entry = decode_entry(data, full_key)
+        size = 2 * len(data)
+        if size * 8 > self.max_bytes:
+            return entry
+        while items and (len(items) >= self.max_items or self.bytes + size > self.max_bytes):
+            self._forget(next(iter(items)))
+        items[full_key] = (bytes(data), entry)
+        self.bytes += size
+        return entry
+
+    def _forget(self, full_key: str) -> None:
+        data, _ = self._items.pop(full_key)
+        self.bytes -= 2 * len(data)
+
+
 def model_name(entry: Entry) -> str | None:
     """The model or dataclass a value entry was dumped from (``myapp.User``), if any."""
     if entry.kind not in (EntryKind.JSON, EntryKind.MSGPACK) or not entry.extra:

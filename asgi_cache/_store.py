@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ._entries import CorruptEntry, Entry, EntryKind, decode_entry, encode_entry, model_name
+from ._entries import CorruptEntry, DecodeMemo, Entry, EntryKind, encode_entry, model_name
 from ._exceptions import BackendError, ConfigurationError
 from ._rebuild import Rebuild
 from ._runtime import Runtime
@@ -57,6 +57,7 @@ class Store:
     """
 
     __slots__ = (
+        "_decoded_memo",
         "_random",
         "_warned",
         "keys",
@@ -83,6 +84,8 @@ class Store:
         """Builds the distributed lock of a key, and wakes its waiters."""
         self._random = random.Random()
         self._warned: set[str] = set()
+        self._decoded_memo = DecodeMemo()
+        """The entries read last, by key: reading the same bytes again decodes nothing."""
 
     @property
     def in_process(self) -> bool:
@@ -151,7 +154,7 @@ class Store:
 
     def _decoded(self, full_key: str, raw: bytes) -> Entry | None:
         try:
-            return decode_entry(raw, full_key)
+            return self._decoded_memo.decode(raw, full_key)
         except CorruptEntry as exc:
             self.stats.corrupt(full_key, exc)
             return None

@@ -8,7 +8,8 @@ context holds:
 
 - the options (`MiddlewareOptions`) and the storing rules derived from them;
 - the memos shared by every request: the route resolver, the digest memo, the per-URL Vary
-  memory, the in-flight misses coalesced in this process and the running refreshes;
+  memory, what the hits of each entry share (`hits`), the in-flight misses coalesced in
+  this process and the running refreshes;
 - the store handle (entries, tags, locks: the middleware never sees a backend) and the
   clock every freshness decision reads.
 """
@@ -24,6 +25,7 @@ from starlette.types import ASGIApp
 
 from .._store import Store
 from .._tasks import BackgroundTasks
+from .hits import HitMemo
 from .keying import DigestMemo, KeyOptions, RequestKey, VaryMemory
 from .policy import ResponsePolicy
 from .refresh import WriteRefresher
@@ -102,6 +104,8 @@ class HttpContext:
     """Full keys whose background refresh is running (one at a time per key)."""
     refresher: WriteRefresher
     """The GET entries a write may refresh, and those refreshes (refresh on write)."""
+    hits: HitMemo = field(default_factory=HitMemo)
+    """What the hits of each stored entry share (its decoded response, its sent forms)."""
 
     def full_key(self, key: RequestKey, names: tuple[str, ...], policy: ResponsePolicy) -> str:
         """The store key of ``key``'s variant for the varied header ``names``."""

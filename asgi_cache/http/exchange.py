@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, assert_never
+from typing import Any
 
 from starlette.types import Message, Receive, Send
 
@@ -26,6 +26,7 @@ from .._entries import EntryKind
 from .._stats import Source
 from ..locking import TurnOutcome
 from .context import Flight, HttpContext, Shared, release
+from .hits import Prepared
 from .keying import RequestKey, url_tag_for
 from .origin import Miss, OriginCall
 from .partials import answer_from_parts
@@ -33,7 +34,7 @@ from .policy import ResponsePolicy, checked_tags, fill_templates
 from .ranges import range_request
 from .responder import Responder
 from .responses import FLAG_SHAREABLE, StoredResponse
-from .rules import RequestDirectives, clip, credentials_reason, request_bypass_reason
+from .rules import NO_DIRECTIVES, RequestDirectives, clip, credentials_reason, request_bypass_reason
 from .serving import Standing, plain_answer, standing
 from .status import CacheStatus, Fwd
 from .storing import vary_names
@@ -114,7 +115,7 @@ class Exchange:
         refresh.remembered_tags = exchange.remembered_tags
         refresh.lookup_names = exchange.lookup_names
         refresh.full_key = exchange.full_key
-        refresh.stale = stored
+        refresh.stale = stored.copy()  # freshened when revalidated: never the shared one
         refresh.fwd = Fwd.STALE
         return refresh
 
@@ -130,7 +131,7 @@ class Exchange:
             reason = "host"
         if reason is None:
             reason = self._fill_tags()
-        directives = RequestDirectives()
+        directives = NO_DIRECTIVES
         if ctx.options.honor_request_cache_control:
             directives = RequestDirectives.parse(headers)
         if reason is not None:
@@ -163,13 +164,13 @@ class Exchange:
         entry, self.source = await ctx.store.lookup(self.full_key)
         if entry is None and local is None and await self._learn_vary():
             entry, self.source = await ctx.store.lookup(self.full_key)
-        stored = StoredResponse.from_entry(entry) if entry is not None else None
-        if stored is not None and local is None and self.remembered_tags is None:
-            ctx.vary_memory.put_local(key.url_digest, vary_names(stored), None)
-        if stored is not None and self.credentials and not stored.flags & FLAG_SHAREABLE:
-            stored = None
-        if stored is not None:
-            if await self._answer_stored(stored, directives):
+        found = ctx.hits.prepared(self.full_key, entry) if entry is not None else None
+        if found is not None and local is None and self.remembered_tags is None:
+            ctx.vary_memory.put_local(key.url_digest, vary_names(found.stored), None)
+        if found is not None and self.credentials and not found.stored.flags & FLAG_SHAREABLE:
+            found = None
+        if found is not None:
+            if await self._answer_stored(found, directives):
                 return
         elif self.credentials:
             self.fwd = Fwd.BYPASS
@@ -189,39 +190,35 @@ class Exchange:
         status = CacheStatus.forwarded(Fwd.MISS, detail)
         await self.responder.send_answer(plain_answer(504, self.ctx.status_headers(status)))
 
-    async def _answer_stored(self, stored: StoredResponse, directives: RequestDirectives) -> bool:
-        """Answer from ``stored`` if it may be (a hit, or stale while revalidating); else
-        keep it as the stale entry to revalidate, and return ``False``."""
-        now = self.ctx.clock()
-        stats = self.ctx.store.stats
+    async def _answer_stored(self, prepared: Prepared, directives: RequestDirectives) -> bool:
+        """Answer from the stored response if it may be (a hit, or stale while
+        revalidating); else keep it as the stale entry to revalidate, and return ``False``."""
+        ctx, stored = self.ctx, prepared.stored
+        now = ctx.clock()
         found = standing(stored, now, directives)
-        match found:
-            case Standing.FRESH:
-                stats.hit(self.source)
-                self._remember()
-                status = CacheStatus.fresh_hit(stored.fresh_until - now)
-                await self.responder.serve(stored, status, with_age=True)
-                return True
-            case Standing.STALE_ACCEPTED:
-                # RFC 9111 section 5.2.1.2: the client accepts this much staleness; RFC 9211
-                # section 2.5: a negative ttl says how stale the response is.
-                stats.served_stale(self.source)
-                status = CacheStatus.stale_hit(stored.fresh_until - now, "max-stale")
-                await self.responder.serve(stored, status, with_age=True)
-                return True
-            case Standing.STALE_WHILE_REVALIDATE:
-                stats.served_stale(self.source)
-                self._schedule_refresh(stored)
-                status = CacheStatus.stale("stale-while-revalidate")
-                await self.responder.serve(stored, status, with_age=True)
-                return True
-            case Standing.TOO_OLD:
-                self.fwd = Fwd.REQUEST
-            case Standing.STALE:
-                self.fwd = Fwd.STALE
-            case _:  # pragma: no cover - every standing is handled above
-                assert_never(found)
-        self.stale = stored
+        if found is Standing.FRESH:
+            ctx.store.stats.hit(self.source)
+            self._remember()
+            ttl = int(stored.fresh_until - now)
+            status_headers = ctx.status_headers.fresh(ttl if ttl > 0 else 0)
+            await self.responder.serve_hit(prepared, status_headers, now)
+            return True
+        if found is Standing.STALE_ACCEPTED:
+            # RFC 9111 section 5.2.1.2: the client accepts this much staleness; RFC 9211
+            # section 2.5: a negative ttl says how stale the response is.
+            ctx.store.stats.served_stale(self.source)
+            status = CacheStatus.stale_hit(stored.fresh_until - now, "max-stale")
+            await self.responder.serve_hit(prepared, ctx.status_headers(status), now)
+            return True
+        if found is Standing.STALE_WHILE_REVALIDATE:
+            ctx.store.stats.served_stale(self.source)
+            self._schedule_refresh(stored)
+            status = CacheStatus.stale("stale-while-revalidate")
+            await self.responder.serve_hit(prepared, ctx.status_headers(status), now)
+            return True
+        # TOO_OLD: the request wants a younger response; STALE: revalidate or replace it.
+        self.fwd = Fwd.REQUEST if found is Standing.TOO_OLD else Fwd.STALE
+        self.stale = stored.copy()  # a revalidation freshens it: never the shared one
         return False
 
     def _set_lookup(self, names: tuple[str, ...]) -> None:

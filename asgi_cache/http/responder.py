@@ -9,17 +9,21 @@ origin may still be replaced by a stale entry.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
 from starlette.types import Message, Receive, Send
 
 from .context import Headers, HttpContext
+from .hits import Header, Prepared
 from .responses import StoredResponse
 from .rules import clip
-from .serving import Answer, answer, part_answer
+from .serving import Answer, answer, part_answer, wants_gzip
 from .status import CacheStatus, Fwd
 
 logger = logging.getLogger("asgi_cache.http")
+_GENERAL: Final = frozenset({"range", "if-none-match", "if-modified-since"})
+"""Request fields whose answer takes the general path (`serving.answer`: 304, 206, 416)."""
 
 
 class Responder:
@@ -70,12 +74,50 @@ class Responder:
         if self.background:
             return
         ctx = self.ctx
+        now = ctx.clock() if with_age else None
+        await self._serve(stored, ctx.status_headers(status), now, validated, extra)
+
+    async def serve_hit(
+        self, prepared: Prepared, status_headers: Sequence[Header], now: float
+    ) -> None:
+        """Answer the client from a stored entry's `Prepared` response, as `serve` does
+        (``status_headers``: the outcome's; ``now``: the instant its freshness was judged,
+        for ``Age``): a request without validators or a range gets the form its
+        representation was first sent in, with its own ``Age`` and outcome."""
+        if self.background:
+            return
+        stored = prepared.stored
+        request = self.headers
+        form = None
+        if request.keys().isdisjoint(_GENERAL):
+            form = prepared.form(wants_gzip(stored, request), self.ctx.rules.targeted)
+        if form is None:  # validators or a range (304, 206, 416), or a corrupt body
+            await self._serve(stored, list(status_headers), now, False, None)
+            return
+        age = int(now - stored.created_at)
+        age_header = (b"age", b"%d" % age if age > 0 else b"0")
+        headers = [*form.headers, age_header, *form.tail, *status_headers]
+        self.started = True
+        send = self.send
+        await send({"type": "http.response.start", "status": stored.status, "headers": headers})
+        body = b"" if self.scope["method"] == "HEAD" else form.body
+        await send({"type": "http.response.body", "body": body})
+
+    async def _serve(
+        self,
+        stored: StoredResponse,
+        status_headers: Headers,
+        now: float | None,
+        validated: bool,
+        extra: Headers | None,
+    ) -> None:
+        ctx = self.ctx
         result = answer(
             stored,
             self.headers,
             head=self.scope["method"] == "HEAD",
-            status_headers=ctx.status_headers(status),
-            now=ctx.clock() if with_age else None,
+            status_headers=status_headers,
+            now=now,
             validated=validated,
             hidden=ctx.rules.targeted,
             extra=extra,

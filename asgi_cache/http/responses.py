@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from .._entries import Entry, EntryKind
@@ -173,6 +173,11 @@ class StoredResponse:
             last_modified=None if lm < 0 else lm,
             load_time=entry.load_time,
         )
+
+    def copy(self) -> StoredResponse:
+        """A copy to change (`freshen`) without touching this one, which may be shared by
+        the hits of its entry (`asgi_cache.http.hits`)."""
+        return replace(self, headers=list(self.headers))
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of header ``name`` (lowercase), if present."""

@@ -42,6 +42,11 @@ LOGGED_VALUE_CHARS: Final = 60
 
 METHOD_OVERRIDE_HEADERS: Final = ("x-http-method-override", "x-http-method", "x-method-override")
 _CREDENTIALS: Final = ("authorization", "cookie")
+_BYPASS_FIELDS: Final = frozenset(
+    {"content-length", "transfer-encoding", "if-match", "if-unmodified-since"}
+).union(METHOD_OVERRIDE_HEADERS)
+"""Every field `request_bypass_reason` looks at: a request with none of them (most) is
+cleared by one set operation."""
 
 
 def clip(value: str) -> str:
@@ -54,6 +59,8 @@ def clip(value: str) -> str:
 
 def request_bypass_reason(headers: dict[str, str]) -> str | None:
     """Why a GET/HEAD request must not touch the cache at all, if it must not."""
+    if headers.keys().isdisjoint(_BYPASS_FIELDS):
+        return None
     length = headers.get("content-length", "0").strip()
     if (length and length != "0") or "transfer-encoding" in headers:
         return "request-body"  # a GET with a body: its meaning is undefined (RFC 9110 9.3.1)
@@ -85,6 +92,8 @@ class RequestDirectives:
     @classmethod
     def parse(cls, headers: dict[str, str]) -> RequestDirectives:
         """Read the directives from the request's headers (lowercase names)."""
+        if "cache-control" not in headers and "pragma" not in headers:
+            return NO_DIRECTIVES  # most requests: nothing to parse, nothing to build
         cc = parse_cache_control(headers.get("cache-control"))
         max_age: int | None = None
         if "max-age" in cc:
@@ -108,6 +117,10 @@ class RequestDirectives:
             max_stale=max_stale,
             min_fresh=min_fresh,
         )
+
+
+NO_DIRECTIVES: Final = RequestDirectives()
+"""A request asking nothing of the cache (shared: the directives are frozen)."""
 
 
 def credentials_reason(headers: dict[str, str], policy: ResponsePolicy) -> str | None:

@@ -146,24 +146,12 @@ def answer(
             ``private``, ``Set-Cookie``), for the answer of the request that fetched it.
     """
     status = stored.status
-    body = stored.body
-    etag = stored.etag
-    headers = _visible_headers(stored, validated=validated, hidden=hidden)
-    if stored.flags & FLAG_GZIP:
-        add_vary_accept_encoding(headers)
-        # RFC 9111 section 5.2.1.6: a client asking for no-transform gets the body as the
-        # origin sent it (the gzip coding is this cache's transformation).
-        no_transform = "no-transform" in request.get("cache-control", "").lower()
-        if not no_transform and accepts_gzip(request.get("accept-encoding", "")):
-            headers.append((b"content-encoding", b"gzip"))
-            etag = gzip_etag(etag)
-        elif stored.plain is not None:
-            body = stored.plain
-        else:
-            try:
-                body = gunzip(body)
-            except zlib.error:  # a corrupt entry is a miss, never an error
-                return None
+    built = representation(
+        stored, gzip=wants_gzip(stored, request), validated=validated, hidden=hidden
+    )
+    if built is None:
+        return None
+    headers, body, etag = built
     if etag:
         headers.append((b"etag", etag))
     if now is not None:
@@ -190,6 +178,45 @@ def answer(
         headers.append((b"content-length", b"%d" % len(body)))
     headers += status_headers
     return Answer(status, headers, b"" if head else body)
+
+
+def wants_gzip(stored: StoredResponse, request: dict[str, str]) -> bool:
+    """Whether the request gets ``stored``'s gzip-coded body as it is (a body stored
+    gzip-coded, a client accepting gzip and not asking for ``no-transform``)."""
+    if not stored.flags & FLAG_GZIP:
+        return False
+    # RFC 9111 section 5.2.1.6: a client asking for no-transform gets the body as the origin
+    # sent it (the gzip coding is this cache's transformation).
+    no_transform = "no-transform" in request.get("cache-control", "").lower()
+    return not no_transform and accepts_gzip(request.get("accept-encoding", ""))
+
+
+def representation(
+    stored: StoredResponse,
+    *,
+    gzip: bool,
+    validated: bool = False,
+    hidden: tuple[bytes, ...] = (),
+) -> tuple[Headers, bytes, bytes] | None:
+    """The fields (a new list, without ``ETag`` and ``Content-Length``), body and ETag of
+    the identity or the ``gzip`` representation of ``stored`` (see `answer`); ``None``
+    when its gzip-coded body does not inflate."""
+    body = stored.body
+    etag = stored.etag
+    headers = _visible_headers(stored, validated=validated, hidden=hidden)
+    if stored.flags & FLAG_GZIP:
+        add_vary_accept_encoding(headers)
+        if gzip:
+            headers.append((b"content-encoding", b"gzip"))
+            etag = gzip_etag(etag)
+        elif stored.plain is not None:
+            body = stored.plain
+        else:
+            try:
+                body = gunzip(body)
+            except zlib.error:  # a corrupt entry is a miss, never an error
+                return None
+    return headers, body, etag
 
 
 def part_answer(

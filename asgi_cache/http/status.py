@@ -142,12 +142,17 @@ class StatusHeaders:
             and status.fwd_status is None
             and not status.stored
         ):
-            # A fresh hit, the hot path: its headers differ only by the whole-second ttl.
-            return list(_fresh_hit_headers(self.name, self.x_cache, status.ttl))
+            return list(self.fresh(status.ttl))
         headers = [(b"cache-status", f"{self.name}; {status.value()}".encode())]
         if self.x_cache:
             headers.append((b"x-cache", status.x_cache.value.encode()))
         return headers
+
+    def fresh(self, ttl: int) -> tuple[tuple[bytes, bytes], ...]:
+        """The headers of a fresh hit with ``ttl`` whole seconds of freshness left (those of
+        `CacheStatus.fresh_hit`), without building the outcome: the hot path, its headers
+        differ only by the ttl, built once per ttl."""
+        return _fresh_hit_headers(self.name, self.x_cache, ttl)
 
 
 # Built once per whole-second ttl, not per hit (keys are plain str/bool/int: hashed in C).
