@@ -73,7 +73,11 @@ class FrequencySketch:
         if h not in self._doorkeeper:
             self._doorkeeper.add(h)  # a first sighting: only the doorkeeper knows it
         else:
-            for row, slot in zip(self._rows, self._slots(key), strict=True):
+            # `_slots` inline, with no list: every L1 lookup counts, hits included.
+            h &= _MASK64
+            shift = self._shift
+            for row, multiplier in zip(self._rows, _MULTIPLIERS, strict=True):
+                slot = ((h * multiplier) & _MASK64) >> shift
                 if row[slot] < _MAX_COUNT:
                     row[slot] += 1
         if self._additions >= self.sample:

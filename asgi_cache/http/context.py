@@ -109,6 +109,8 @@ class HttpContext:
 
     def full_key(self, key: RequestKey, names: tuple[str, ...], policy: ResponsePolicy) -> str:
         """The store key of ``key``'s variant for the varied header ``names``."""
+        if not names:
+            return key.plain_key(self.store.keys.http)
         return self.store.keys.http(key.digest(names, exact=policy.keyed_headers))
 
     def client_headers(self, headers: Headers) -> Headers:

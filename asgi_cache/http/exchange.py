@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from starlette.types import Message, Receive, Send
@@ -127,9 +128,10 @@ class Exchange:
         headers = key.headers
         # A route whose inputs cannot be keyed (decided once, when it was first resolved).
         reason = policy.uncacheable or request_bypass_reason(headers)
-        if reason is None and not ctx.keying.host_allowed(key.hostname()):
-            reason = "host"
-        if reason is None:
+        hosts = ctx.keying
+        if reason is None and hosts.allowed_hosts is not None:
+            reason = None if hosts.host_allowed(key.hostname()) else "host"
+        if reason is None and policy.tags:  # most routes have none: no work on the hit path
             reason = self._fill_tags()
         directives = NO_DIRECTIVES
         if ctx.options.honor_request_cache_control:
@@ -142,7 +144,8 @@ class Exchange:
             await self.responder.passthrough(CacheStatus.forwarded(Fwd.BYPASS, reason))
             return
         self.credentials = credentials_reason(headers, policy)
-        self.ranged = self.scope["method"] == "GET" and range_request(headers)
+        ranged = "range" in headers and self.scope["method"] == "GET"
+        self.ranged = ranged and range_request(headers)
         self.no_store = directives.no_store
         # The URL's Vary names, as this process remembers them. A process that does not know
         # the URL yet looks up the policy's variant first (one round trip when it hits) and
@@ -170,7 +173,9 @@ class Exchange:
         if found is not None and self.credentials and not found.stored.flags & FLAG_SHAREABLE:
             found = None
         if found is not None:
-            if await self._answer_stored(found, directives):
+            serving = self._answer_stored(found, directives)
+            if serving is not None:
+                await serving
                 return
         elif self.credentials:
             self.fwd = Fwd.BYPASS
@@ -190,9 +195,11 @@ class Exchange:
         status = CacheStatus.forwarded(Fwd.MISS, detail)
         await self.responder.send_answer(plain_answer(504, self.ctx.status_headers(status)))
 
-    async def _answer_stored(self, prepared: Prepared, directives: RequestDirectives) -> bool:
-        """Answer from the stored response if it may be (a hit, or stale while
-        revalidating); else keep it as the stale entry to revalidate, and return ``False``."""
+    def _answer_stored(
+        self, prepared: Prepared, directives: RequestDirectives
+    ) -> Coroutine[Any, Any, None] | None:
+        """The answer from the stored response, to await, if it may answer (a hit, or stale
+        while revalidating); else keep it as the stale entry to revalidate, and ``None``."""
         ctx, stored = self.ctx, prepared.stored
         now = ctx.clock()
         found = standing(stored, now, directives)
@@ -201,28 +208,25 @@ class Exchange:
             self._remember()
             ttl = int(stored.fresh_until - now)
             status_headers = ctx.status_headers.fresh(ttl if ttl > 0 else 0)
-            await self.responder.serve_hit(prepared, status_headers, now)
-            return True
-        if found is Standing.STALE_ACCEPTED:
-            # RFC 9111 section 5.2.1.2: the client accepts this much staleness; RFC 9211
-            # section 2.5: a negative ttl says how stale the response is.
+            return self.responder.serve_hit(prepared, status_headers, now)
+        if found is Standing.STALE_ACCEPTED or found is Standing.STALE_WHILE_REVALIDATE:
             ctx.store.stats.served_stale(self.source)
-            status = CacheStatus.stale_hit(stored.fresh_until - now, "max-stale")
-            await self.responder.serve_hit(prepared, ctx.status_headers(status), now)
-            return True
-        if found is Standing.STALE_WHILE_REVALIDATE:
-            ctx.store.stats.served_stale(self.source)
-            self._schedule_refresh(stored)
-            status = CacheStatus.stale("stale-while-revalidate")
-            await self.responder.serve_hit(prepared, ctx.status_headers(status), now)
-            return True
+            if found is Standing.STALE_ACCEPTED:
+                # RFC 9111 section 5.2.1.2: the client accepts this much staleness; RFC 9211
+                # section 2.5: a negative ttl says how stale the response is.
+                status = CacheStatus.stale_hit(stored.fresh_until - now, "max-stale")
+            else:
+                self._schedule_refresh(stored)
+                status = CacheStatus.stale("stale-while-revalidate")
+            return self.responder.serve_hit(prepared, ctx.status_headers(status), now)
         # TOO_OLD: the request wants a younger response; STALE: revalidate or replace it.
         self.fwd = Fwd.REQUEST if found is Standing.TOO_OLD else Fwd.STALE
         self.stale = stored.copy()  # a revalidation freshens it: never the shared one
-        return False
+        return None
 
     def _set_lookup(self, names: tuple[str, ...]) -> None:
-        self.lookup_names = tuple(sorted({*self.policy.key_names, *names}))
+        key_names = self.policy.key_names
+        self.lookup_names = tuple(sorted({*key_names, *names})) if names or key_names else ()
         self.full_key = self.ctx.full_key(self.key, self.lookup_names, self.policy)
 
     async def _learn_vary(self) -> bool:
@@ -233,8 +237,6 @@ class Exchange:
         return self.full_key != before
 
     def _fill_tags(self) -> str | None:
-        if not self.policy.tags:
-            return None  # nothing to fill (most routes): no work on the hit path
         # Templates name only parameters the route has (checked when it was resolved); a
         # value from the request may still make a tag that is not valid.
         filled = fill_templates(self.policy.tags, self.params)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -112,15 +112,14 @@ class DigestMemo:
     parsing first); bounded, oldest dropped first. Header values are never remembered.
     """
 
-    __slots__ = ("_items", "max_items")
+    __slots__ = ("_items", "get", "max_items")
 
     def __init__(self, max_items: int = 10_000) -> None:
         self.max_items = max_items
         self._items: dict[tuple[str | bytes, ...], str] = {}
-
-    def get(self, key: tuple[str | bytes, ...]) -> str | None:
-        """The digest remembered for ``key``, if any."""
-        return self._items.get(key)
+        self.get: Callable[[tuple[str | bytes, ...]], str | None] = self._items.get
+        """The digest remembered for a key, if any (the dict's own ``get``: every request
+        asks, so no Python call)."""
 
     def put(self, key: tuple[str | bytes, ...], digest: str) -> None:
         """Remember ``digest`` for ``key``."""
@@ -138,11 +137,16 @@ class RequestKey:
     def __init__(
         self, scope: dict[str, Any], options: KeyOptions, memo: DigestMemo | None = None
     ) -> None:
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        raw = scope["headers"]
+        if not isinstance(raw, list):
+            raw = list(raw)  # any iterable (ASGI); servers send a list
+        headers: dict[str, str] = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in raw}
+        if len(headers) != len(raw):  # a repeated field: its lines joined, in order
+            headers = {}
+            for raw_name, raw_value in raw:
+                name = raw_name.decode("latin-1").lower()
+                value = raw_value.decode("latin-1")
+                headers[name] = f"{headers[name]},{value}" if name in headers else value
         self.headers = headers
         scheme = scope.get("scheme", "http")
         host = headers.get("host", "").strip().lower()
@@ -180,6 +184,19 @@ class RequestKey:
         if name.startswith(COOKIE_KEY_PREFIX):
             return cookie_value(self.headers.get("cookie", ""), name[len(COOKIE_KEY_PREFIX) :])
         return normalize(name, self.headers.get(name, ""))
+
+    def plain_key(self, store_key: Callable[[str], str]) -> str:
+        """``store_key`` of the digest of the variant that varies on nothing (the key of most
+        URLs), remembered per URL (``store_key``: the one key space of this memo's
+        middleware)."""
+        memo = self._memo
+        if memo is None:
+            return store_key(self.digest(()))
+        found = memo.get(("full", self.url_digest))
+        if found is None:
+            found = store_key(self.digest(()))
+            memo.put(("full", self.url_digest), found)
+        return found
 
     def digest(self, vary: Iterable[str], exact: Sequence[str] = ()) -> str:
         """The digest of this request's variant for the varied header names ``vary``.

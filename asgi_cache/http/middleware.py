@@ -204,22 +204,20 @@ class CacheMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http":
-            method = scope["method"]
-            if method == "GET" or method == "HEAD":
-                await self._get(scope, receive, send)
-                return
+        if kind != "http":
+            if kind == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        if method != "GET" and method != "HEAD":
             if method not in SAFE_METHODS and self.options.invalidate_unsafe:
                 await self._unsafe(scope, receive, send)
-                return
-        elif kind == "lifespan":
-            await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
-
-    # -- GET / HEAD ----------------------------------------------------------------------------
-
-    async def _get(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # -- GET / HEAD, inline (no coroutine of its own): every hit takes this path.
         ctx = self.context
         if not ctx.store.settings.enabled:
             await self.app(scope, receive, send)
