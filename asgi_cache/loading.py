@@ -113,8 +113,15 @@ class Loading:
         if not store.settings.enabled:
             stats.miss()
             return await self.flights.run(full_key, lambda: self._run_loader(loader))
+        # Read-after-write in this process: a lookup that started before this process
+        # invalidated one of the key's tags (or cleared) may return what that write replaced,
+        # so a caller arriving after it starts a lookup of its own instead of joining.
+        tags = store.tags
         outcome, value, source = await self.flights.run(
-            full_key, lambda: self._lookup(full_key, key, loader, opts)
+            full_key,
+            lambda: self._lookup(full_key, key, loader, opts),
+            mark=tags.mark(),
+            outdated=lambda since: tags.moved_since(since, opts.tags),
         )
         if outcome is _Outcome.HIT:
             stats.hit(source)

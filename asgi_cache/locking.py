@@ -75,34 +75,62 @@ class SingleFlight:
     """
 
     def __init__(self) -> None:
-        self._flights: dict[str, asyncio.Task[Any]] = {}
+        self._flights: dict[str, tuple[asyncio.Task[Any], int]] = {}  # the load, its mark
 
     def in_flight(self, key: str) -> bool:
         """Whether a load of ``key`` is running."""
         return key in self._flights
 
-    def start(self, key: str, fn: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
-        """Return the running load of ``key``, starting ``fn()`` as it if there is none."""
-        task = self._flights.get(key)
-        if task is None or task.get_loop() is not asyncio.get_running_loop():
-            # None running, or one left by an event loop that ended without finishing it
-            # (awaiting it from this loop would raise): start afresh on this loop.
-            task = asyncio.ensure_future(fn())
-            self._flights[key] = task
-            task.add_done_callback(lambda t: self._finished(key, t))
-        return task
+    def start(
+        self,
+        key: str,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        mark: int = 0,
+        outdated: Callable[[int], bool] | None = None,
+    ) -> asyncio.Task[T]:
+        """Return the running load of ``key``, starting ``fn()`` as it if there is none.
 
-    async def run(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """Join the load of ``key`` (starting ``fn()`` if none runs) and return its result.
+        ``mark``: a mark of the caller's (see `asgi_cache._tags.Tags.mark`) recorded with a
+        load it starts. ``outdated``: given a running load's mark, whether the caller must
+        not share it (a write since it started may make its result older than the caller
+        may see); then a new load starts, and later callers share that one.
+        """
+        running = self._flights.get(key)
+        if (
+            running is None
+            or running[0].get_loop() is not asyncio.get_running_loop()
+            or (outdated is not None and outdated(running[1]))
+        ):
+            # None running, one left by an event loop that ended without finishing it
+            # (awaiting it from this loop would raise), or one too old: start afresh.
+            task = asyncio.ensure_future(fn())
+            self._flights[key] = (task, mark)
+            task.add_done_callback(lambda t: self._finished(key, t))
+            return task
+        found: asyncio.Task[T] = running[0]
+        return found
+
+    async def run(
+        self,
+        key: str,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        mark: int = 0,
+        outdated: Callable[[int], bool] | None = None,
+    ) -> T:
+        """Join the load of ``key`` (starting ``fn()`` if none runs, or if the running one is
+        ``outdated``: see `start`) and return its result.
 
         Raises:
             Exception: Whatever the load raised; every caller sharing it gets the exception.
         """
-        task: asyncio.Task[T] = self.start(key, fn)
+        task: asyncio.Task[T] = self.start(key, fn, mark=mark, outdated=outdated)
         return await asyncio.shield(task)
 
     def _finished(self, key: str, task: asyncio.Task[Any]) -> None:
-        if self._flights.get(key) is task:
+        running = self._flights.get(key)
+        if running is not None and running[0] is task:
             del self._flights[key]
         if not task.cancelled():
             # Mark the exception retrieved: the callers that awaited it already have it, and

@@ -245,6 +245,40 @@ async def test_invalidation_during_the_load_is_not_undone(cache: Cache) -> None:
     assert await cache.get("users:1:profile") is None  # not stored: its tag moved on
 
 
+async def test_a_caller_after_an_invalidation_does_not_join_an_older_load(cache: Cache) -> None:
+    # Read-after-write in one process: the load in flight read the row before the write; a
+    # caller that asks after this process invalidated the row's tag gets a load of its own.
+    gate = asyncio.Event()
+    old = Counter("read before the update", gate=gate)
+    first = asyncio.ensure_future(cache.get_or_load("users:1:profile", old, tags=["users:1"]))
+    await old.started.wait()
+    await cache.invalidate_tags("users:1")
+    new = Counter("read after the update")
+    second = asyncio.ensure_future(cache.get_or_load("users:1:profile", new, tags=["users:1"]))
+    third = asyncio.ensure_future(cache.get_or_load("users:1:profile", Counter(), tags=["users:1"]))
+    # Bounded: joining the older load would wait for its gate (a hang, not a pass).
+    assert await asyncio.wait_for(second, timeout=10) == "read after the update"
+    gate.set()
+    assert await first == "read before the update"  # asked before the write: fine
+    assert await third == "read after the update"  # joined the newer load, not the older one
+    assert (old.calls, new.calls) == (1, 1)
+    assert await cache.get("users:1:profile") == "read after the update"
+
+
+async def test_an_invalidation_of_other_tags_leaves_the_load_shared(cache: Cache) -> None:
+    gate = asyncio.Event()
+    loader = Counter("v", gate=gate)
+    first = asyncio.ensure_future(cache.get_or_load("users:1:profile", loader, tags=["users:1"]))
+    await loader.started.wait()
+    await cache.invalidate_tags("users:2")
+    other = Counter("never called")
+    second = asyncio.ensure_future(cache.get_or_load("users:1:profile", other, tags=["users:1"]))
+    await asyncio.sleep(0)
+    gate.set()
+    assert await first == await second == "v"
+    assert (loader.calls, other.calls) == (1, 0)
+
+
 async def test_disabled_cache_runs_the_loader_every_time() -> None:
     async with Cache(CacheSettings(enabled=False)) as cache:
         loader = Counter("v")
