@@ -74,6 +74,8 @@ class Runtime:
                 channel_prefix=self.keys.l1_channel(),
                 tag_prefix=self.keys.tag(""),
                 all_tag=self.keys.all_tag,
+                invalidation=settings.l1_invalidation,
+                tracked_prefixes=self.keys.tracked_prefixes(),
             )
 
     # -- the backend ---------------------------------------------------------------------------
@@ -103,22 +105,18 @@ class Runtime:
             "pool_timeout": s.pool_timeout,
             "batch_reads": s.batch_reads,
         }
+        near = self.near is not None
+        # The L1 indexes its entries by the tags the reads name; a subscriber (or tracking
+        # connection) that went silent is noticed within l1_ttl (two ping intervals).
+        options["tagged_reads"] = near
+        options["ping_interval"] = s.l1_ttl / 2 if near else None
         redis: Backend
         if s.backend_scheme.endswith("+cluster"):
-            # Its reads do not name their tags yet: the L1 drops its entries on any tag
-            # invalidation (coarse, never wrong).
             redis = ClusterBackend(s.url, **options)
         elif s.backend_scheme.endswith("+sentinel"):
-            redis = SentinelBackend(s.url, **options)  # the same, for now
+            redis = SentinelBackend(s.url, **options)
         else:
-            near = self.near is not None
-            redis = RedisBackend(
-                s.url,
-                tagged_reads=near,
-                # A subscriber that went silent is noticed within l1_ttl (two intervals).
-                ping_interval=s.l1_ttl / 2 if near else None,
-                **options,
-            )
+            redis = RedisBackend(s.url, **options)
         if not s.breaker_threshold:
             return redis
         return CircuitBreakerBackend(

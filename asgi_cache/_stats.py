@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from typing import NotRequired, Protocol, TypedDict
+from typing import Literal, NotRequired, Protocol, TypedDict
 
 from ._exceptions import BackendBusyError, BackendReplyError, BackendTimeoutError
 from ._write_behind_status import WriteBehindStatus
@@ -103,6 +103,10 @@ class Observer(Protocol):
         """The health probe described the backend (``await cache.health()``)."""
 
 
+L1Invalidation = Literal["pubsub", "tracking"]
+"""How the L1 near-cache hears invalidations (``ASGI_CACHE_L1_INVALIDATION``)."""
+
+
 class L1Counts(TypedDict):
     """The L1 near-cache's part of ``cache.stats()``."""
 
@@ -124,6 +128,12 @@ class L1Counts(TypedDict):
     was made, lost (a socket error, a missed pong) or confirmed again after a reconnect."""
     subscribed: bool
     """Whether invalidations are heard now; L1 is filled only then."""
+    invalidation: L1Invalidation
+    """How invalidations are heard, in effect now: ``pubsub``, or ``tracking`` (Redis
+    ``CLIENT TRACKING``; ``pubsub`` again when Redis refused it, see docs/near-cache.md)."""
+    tag_checks: int
+    """Tag versions read again after Redis reported a change of a tag key (tracking
+    mode: a change may be an extension of its expiry only, which drops nothing)."""
 
 
 class CacheStats(Counts):

@@ -142,6 +142,12 @@ class KeySpace:
         """Channel that drops ``full_key`` from every process's L1 (all of it if empty)."""
         return f"{self.prefix}i:{full_key}"
 
+    def tracked_prefixes(self) -> tuple[str, str, str]:
+        """The prefixes of the entry keys (data, HTTP) and tag-version keys: what an L1 in
+        tracking mode asks Redis to report changes of (not locks, wake-ups, markers,
+        write-behind streams)."""
+        return f"{self.prefix}d:", f"{self.prefix}h:", self.tag("")
+
     def write_behind(self, name: str) -> str:
         """Prefix of the write-behind keys of ``name``; ``{name}`` is their Cluster hash tag."""
         return f"{self.prefix}w:{{{name}}}"

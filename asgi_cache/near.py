@@ -29,6 +29,10 @@ dependants, so invalidating ``users:42`` drops only what depends on ``users:42``
   filled only once this process is subscribed. A message lost while Redis or the subscriber
   connection is down is not replayed: another process may then serve an entry for up to
   ``l1_ttl`` after the invalidation (see ``docs/near-cache.md``).
+- Or, with ``invalidation="tracking"``, from Redis itself (``CLIENT TRACKING``): every
+  change of an entry or tag key by any client, expiry and eviction included
+  (`asgi_cache._near_tracking`); the messages above are still published, for processes in
+  pub/sub mode.
 """
 
 from __future__ import annotations
@@ -41,8 +45,9 @@ from typing import Final, NamedTuple
 
 from ._entries import Entry
 from ._frequency import FrequencySketch
+from ._near_tracking import Subscription, TrackedSubscription
 from ._notify import Notifier
-from ._stats import L1Counts
+from ._stats import L1Counts, L1Invalidation
 from .backends.base import SUBSCRIPTION_LOST, SUBSCRIPTION_RESTORED, Backend
 
 _ITEM_OVERHEAD: Final = 200
@@ -74,6 +79,9 @@ class NearCache:
         tag_prefix: The prefix of the namespace's tag keys (``<ns>:t:``), to tell a tag
             message from a key message.
         all_tag: The namespace tag key every entry depends on (invalidating it is a clear).
+        invalidation: ``pubsub`` (the namespace's channels) or ``tracking`` (Redis ``CLIENT
+            TRACKING`` of ``tracked_prefixes``, falling back to pub/sub where refused).
+        tracked_prefixes: The namespace's entry and tag-version key prefixes (tracking).
         clock: Unix time source (``time.time``; tests pass their own).
     """
 
@@ -86,6 +94,8 @@ class NearCache:
         channel_prefix: str,
         tag_prefix: str = "\x00",
         all_tag: str = "\x00",
+        invalidation: L1Invalidation = "pubsub",
+        tracked_prefixes: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.ttl = ttl
@@ -117,7 +127,11 @@ class NearCache:
         self._tag_drops: dict[str, int] = {}
         self._any_tag_drop = 0
         self._cleared = 0
-        self.subscription = _Subscription(self)
+        pubsub = _Subscription(self)
+        self.subscription: Subscription = pubsub
+        """How invalidations are heard (`TrackedSubscription` in tracking mode)."""
+        if invalidation == "tracking":
+            self.subscription = TrackedSubscription(self, pubsub, prefixes=tracked_prefixes)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -136,6 +150,8 @@ class NearCache:
             drops=self.drops,
             flushes=self.subscription.flushes,
             subscribed=self.subscription.live,
+            invalidation=self.subscription.mode,
+            tag_checks=self.subscription.tag_checks,
         )
 
     # -- reading and filling -------------------------------------------------------------------
@@ -302,6 +318,13 @@ class _Subscription(Notifier):
         """Whether invalidations are being heard now (a confirmed, unbroken subscription)."""
         self.flushes = 0
         """Times L1 was emptied because invalidations may have been missed."""
+        self.tag_checks = 0
+        """Always 0: pub/sub messages say what to drop."""
+
+    @property
+    def mode(self) -> L1Invalidation:
+        """Always ``pubsub``."""
+        return "pubsub"
 
     async def subscribe(self, backend: Backend) -> bool:
         """Subscribe to ``backend`` if not yet; say whether L1 may be filled now."""

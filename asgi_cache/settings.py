@@ -28,6 +28,7 @@ ENV_PREFIX = "ASGI_CACHE_"
 URL_SCHEMES = tuple(SCHEMES)
 """Every scheme a backend serves: all those the URL parser knows."""
 SERIALIZERS = ("json", "msgpack")
+L1_INVALIDATIONS = ("pubsub", "tracking")
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.\-]+(?::[A-Za-z0-9_.\-]+)*$")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -101,6 +102,11 @@ class CacheSettings:
     was read more often)."""
     l1_max_bytes: int = 32 * 1024 * 1024
     """Byte bound of the L1 near-cache (keys, bodies and metadata, estimated)."""
+    l1_invalidation: Literal["pubsub", "tracking"] = "pubsub"
+    """How the L1 near-cache hears invalidations from other processes: ``pubsub`` (the
+    cache's own messages) or ``tracking`` (Redis >= 6.0 ``CLIENT TRACKING``: writes by any
+    client, expiry and eviction too; falls back to ``pubsub`` with a warning where Redis
+    refuses it). See docs/near-cache.md."""
 
     def __post_init__(self) -> None:
         _check_url(self.url, "CacheSettings.url")
@@ -219,12 +225,14 @@ _CHECKS: dict[str, Check] = {
     ),
     "l1_max_entries": _COUNT,
     "l1_max_bytes": _BYTES,
+    "l1_invalidation": one_of(L1_INVALIDATIONS, "one of: pubsub, tracking"),
 }
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "url": str,
     "namespace": str,
     "serializer": str.lower,
+    "l1_invalidation": str.lower,
     "enabled": _boolean,
     "batch_reads": _boolean,
     "max_body_bytes": _integer,

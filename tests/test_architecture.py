@@ -78,6 +78,7 @@ LAYERS: Mapping[str, Layer] = {
     "asgi_cache._write_behind_status": Layer.STORE,
     "asgi_cache.locking": Layer.STORE,
     "asgi_cache.near": Layer.STORE,
+    "asgi_cache._near_tracking": Layer.STORE,
     "asgi_cache._frequency": Layer.STORE,
     # L3 features.
     "asgi_cache.http": Layer.FEATURES,

@@ -120,6 +120,9 @@ class Scripted(Backend):
         await self._enter("subscribe")
         await self.store.subscribe(prefix, callback)
 
+    async def track(self, prefixes: Sequence[str], callback: Callable[[str], None]) -> None:
+        await self._enter("track")
+
     async def ping(self) -> float:
         await self._enter("ping")
         return 0.0
@@ -149,6 +152,7 @@ OPS: dict[str, Op] = {
     "set_if_locked": lambda b: b.set_if_locked("k", b"v", 10.0, [], "l", "me"),
     "publish": lambda b: b.publish("c"),
     "subscribe": lambda b: b.subscribe("c", lambda channel: None),
+    "track": lambda b: b.track(["k"], lambda key: None),
     "ping": lambda b: b.ping(),
     "info": lambda b: b.info(),
 }

@@ -9,9 +9,10 @@ that is down.
 
 from __future__ import annotations
 
+from ._tracking import NodeAddress
 from .base import Backend, Dependency
 from .breaker import BreakerSnapshot, BreakerState, CircuitBreakerBackend
-from .cluster import ClusterBackend, NodeAddress
+from .cluster import ClusterBackend
 from .memory import MemoryBackend
 from .redis import RedisBackend
 from .sentinel import SentinelBackend

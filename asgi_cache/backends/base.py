@@ -35,6 +35,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
+from .._exceptions import BackendError
+
 Dependency = tuple[str, str]
 """A (tag key, version) pair an entry depends on."""
 
@@ -45,6 +47,14 @@ name reaches a callback unless it starts with the callback's prefix)."""
 SUBSCRIPTION_RESTORED: Final = "\x00subscription-restored"
 """Passed to a subscribe callback when its subscription is confirmed again after the
 connection was lost or made anew: publishes made in between were missed."""
+INVALIDATE_ALL: Final = "\x00invalidate-all"
+"""Passed to a `Backend.track` callback when every key may have changed (``FLUSHDB``,
+``FLUSHALL``)."""
+
+
+class TrackingRefused(BackendError):
+    """The backend cannot report key changes (`Backend.track`): Redis refused ``CLIENT
+    TRACKING``, or the backend has no such thing. The L1 falls back to pub/sub."""
 
 
 @runtime_checkable
@@ -161,6 +171,19 @@ class Backend(Protocol):
         between is missed).
         """
         ...
+
+    async def track(self, prefixes: Sequence[str], callback: Callable[[str], None]) -> None:
+        """Call ``callback(key)`` for every later change of a key under one of ``prefixes``,
+        by anyone (writes, deletes, expiry, eviction), with `INVALIDATE_ALL` when every key
+        may have changed; `SUBSCRIPTION_LOST` and `SUBSCRIPTION_RESTORED` announce a gap, as
+        for `subscribe`. Returns once changes are reported (Redis ``CLIENT TRACKING``, see
+        ``backends/_tracking.py``).
+
+        Raises:
+            TrackingRefused: Changes cannot be reported here (this default).
+            BackendError: Not now (Redis unreachable): try again later.
+        """
+        raise TrackingRefused(f"{self.name} cannot report key changes")
 
     async def ping(self) -> float:
         """Round-trip to the store; return the latency in seconds."""

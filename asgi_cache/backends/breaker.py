@@ -334,6 +334,13 @@ class CircuitBreakerBackend(Backend):
         self._admit("subscribe")
         await self._track(self.inner.subscribe(prefix, callback))
 
+    async def track(self, prefixes: Sequence[str], callback: Callable[[str], None]) -> None:
+        """See [`Backend.track`][asgi_cache.backends.Backend.track]; fails fast while the
+        breaker is open. Not counted: a refusal or a slow setup of the tracking connection
+        says nothing about the data operations."""
+        self._admit("track")
+        await self.inner.track(prefixes, callback)
+
     async def ping(self) -> float:
         """See [`Backend.ping`][asgi_cache.backends.Backend.ping]; fails fast while the breaker is
         open."""

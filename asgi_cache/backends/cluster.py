@@ -48,7 +48,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
@@ -72,6 +72,7 @@ from ._errors import RoundTripSpan, ms, run_mapped
 from ._pubsub import glob_escape
 from ._redis_streams import ClusterStreams
 from ._sharded import ShardedSubscriber
+from ._tracking import NodeAddress, TrackingListener, node_connection
 from ._wire import encode_deps_header
 from .base import Backend, Dependency
 from .batching import ReadBatcher
@@ -79,13 +80,6 @@ from .batching import ReadBatcher
 _PUBSUB_CONNECTIONS = 2
 """Connections per node beyond ``max_connections``: the pub/sub connections borrow from the
 node's pool, and must not take an operation's place."""
-
-
-class NodeAddress(NamedTuple):
-    """``host`` and ``port`` of one cluster node."""
-
-    host: str
-    port: int
 
 
 class ClusterBackend(PlainCommands, Backend):
@@ -101,6 +95,10 @@ class ClusterBackend(PlainCommands, Backend):
             of each node).
         pool_timeout: Longest wait in seconds for an operation slot.
         batch_reads: Send concurrent `get` calls together (two pipelines for all).
+        tagged_reads: Make `get_tagged` name the tag keys of each entry (read from the
+            dependency header the read decodes anyway; the L1 near-cache indexes by them).
+        ping_interval: Ping the ``CLIENT TRACKING`` connections after this many quiet
+            seconds (a pong missing as long again counts as lost); 30 s when ``None``.
 
     Raises:
         ConfigurationError: ``url`` is not a cluster URL, a timeout is not finite seconds > 0
@@ -122,6 +120,8 @@ class ClusterBackend(PlainCommands, Backend):
         max_connections: int = 64,
         pool_timeout: float = 0.05,
         batch_reads: bool = True,
+        tagged_reads: bool = False,
+        ping_interval: float | None = None,
     ) -> None:
         check_budgets(
             op_timeout=op_timeout,
@@ -162,6 +162,15 @@ class ClusterBackend(PlainCommands, Backend):
         if batch_reads:
             self.read_batcher = ReadBatcher(self._read_one, self._read_many, timeout=op_timeout)
         self._subscriber = ShardedSubscriber(client, self._run)
+        self._tagged = tagged_reads
+        self.tracking = TrackingListener(
+            connect=node_connection(lambda a: client.get_node(a.host, a.port)),
+            primaries=self._tracked_primaries,
+            ping_interval=ping_interval,
+            setup_budget=connect_timeout + 2 * op_timeout,
+            name=self.name,
+        )
+        """The ``CLIENT TRACKING`` listeners (one per primary), started by `track`."""
         self.streams = ClusterStreams(client, self._run, op_timeout=op_timeout)
         """Write-behind's streams on this cluster (`asgi_cache.write_behind`)."""
 
@@ -179,21 +188,31 @@ class ClusterBackend(PlainCommands, Backend):
     # -- reads ---------------------------------------------------------------------------------
 
     async def _read_one(self, key: str) -> Any:
-        (result,) = await read_entries(self.client, [key])
+        (result,) = await read_entries(self.client, [key], tagged=self._tagged)
         if isinstance(result, BaseException):
             raise result
         return result
 
     async def _read_many(self, keys: Sequence[str]) -> list[Any]:
-        return await read_entries(self.client, keys)
+        return await read_entries(self.client, keys, tagged=self._tagged)
 
-    async def get(self, key: str) -> bytes | None:
+    async def _read(self, key: str) -> Any:
         batcher = self.read_batcher
         if batcher is not None:
-            raw = await self._run("GET", batcher.read(key), bounded=False)
-        else:
-            raw = await self._run("GET", self._read_one(key))
+            return await self._run("GET", batcher.read(key), bounded=False)
+        return await self._run("GET", self._read_one(key))
+
+    async def get(self, key: str) -> bytes | None:
+        raw = await self._read(key)
+        if isinstance(raw, tuple):  # tagged: (entry, tag keys)
+            raw = raw[0]
         return raw or None
+
+    async def get_tagged(self, key: str) -> tuple[bytes, tuple[str, ...]] | None:
+        raw = await self._read(key)
+        if not raw:
+            return None
+        return raw if isinstance(raw, tuple) else (raw, ())
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -296,6 +315,16 @@ class ClusterBackend(PlainCommands, Backend):
     async def subscribe(self, prefix: str, callback: Callable[[str], None]) -> None:
         await self._subscriber.subscribe(prefix, callback)
 
+    async def track(self, prefixes: Sequence[str], callback: Callable[[str], None]) -> None:
+        await self.tracking.start(prefixes, callback)
+
+    async def _tracked_primaries(self, refresh: bool) -> list[NodeAddress]:
+        # A listener sends no data commands, so nothing else refreshes the slot map after a
+        # failover it noticed first: ask the cluster again.
+        if refresh or not self.client.get_primaries():
+            await self.client.nodes_manager.initialize()
+        return self.primaries()
+
     async def ping(self) -> float:
         start = time.perf_counter()
         await self._run("PING", self.client.ping(target_nodes=RedisCluster.PRIMARIES))
@@ -342,6 +371,7 @@ class ClusterBackend(PlainCommands, Backend):
 
     async def aclose(self) -> None:
         await self._subscriber.aclose()
+        await self.tracking.aclose()
         if self.read_batcher is not None:
             await self.read_batcher.aclose()
         if self._owns_client:

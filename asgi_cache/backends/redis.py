@@ -52,6 +52,7 @@ from ._scripts import (
     SET_SCRIPT,
     VERSIONS_SCRIPT,
 )
+from ._tracking import NodeAddress, TrackingListener, pool_connection
 from ._wire import encode_deps_header
 from .base import Backend, Dependency
 from .batching import ReadBatcher
@@ -169,6 +170,14 @@ class RedisBackend(PlainCommands, Backend):
         self._release = client.register_script(RELEASE_LOCK_SCRIPT)
         self._fenced_set = client.register_script(FENCED_SET_SCRIPT)
         self._subscriber = Subscriber(client, self._run, ping_interval=ping_interval)
+        self.tracking = TrackingListener(
+            connect=pool_connection(client.connection_pool),
+            primaries=self._primaries,
+            ping_interval=ping_interval,
+            setup_budget=connect_timeout + 2 * op_timeout,
+            name=self.name,
+        )
+        """The ``CLIENT TRACKING`` listener, started by `track` (`_tracking`)."""
         self.streams = RedisStreams(client, self._run, op_timeout=op_timeout)
         """Write-behind's streams on this Redis (`asgi_cache.write_behind`)."""
 
@@ -331,6 +340,19 @@ class RedisBackend(PlainCommands, Backend):
     async def subscribe(self, prefix: str, callback: Callable[[str], None]) -> None:
         await self._subscriber.subscribe(prefix, callback)
 
+    async def track(self, prefixes: Sequence[str], callback: Callable[[str], None]) -> None:
+        await self.tracking.start(prefixes, callback)
+
+    async def _primaries(self, refresh: bool) -> list[NodeAddress]:
+        return self.primaries()
+
+    def primaries(self) -> list[NodeAddress]:
+        """The server this backend writes to (one node: the URL's; a Unix socket: its path)."""
+        kwargs = self.client.connection_pool.connection_kwargs
+        return [
+            NodeAddress(str(kwargs.get("host", kwargs.get("path"))), int(kwargs.get("port", 0)))
+        ]
+
     async def ping(self) -> float:
         start = time.perf_counter()
         await self._run("PING", self.client.ping())
@@ -352,6 +374,7 @@ class RedisBackend(PlainCommands, Backend):
 
     async def aclose(self) -> None:
         await self._subscriber.aclose()
+        await self.tracking.aclose()
         if self.read_batcher is not None:
             await self.read_batcher.aclose()
         conn, self._reads_conn = self._reads_conn, None

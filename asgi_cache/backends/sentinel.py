@@ -52,7 +52,7 @@ from .._urls import UrlKind, parse_url
 from ._admission import Admission
 from ._cluster_io import read_entries
 from ._connect import check_budgets, connection_options
-from .cluster import NodeAddress
+from ._tracking import NodeAddress
 from .redis import RedisBackend
 
 logger = logging.getLogger("asgi_cache")
@@ -73,6 +73,9 @@ class SentinelBackend(RedisBackend):
         pool_timeout: Longest wait in seconds for a place among them.
         batch_reads: Send concurrent `get` calls together (see the single-node backend).
         check_interval: Seconds between two checks of which server is the primary.
+        tagged_reads: As for the single-node backend (the L1 near-cache's precise reads).
+        ping_interval: As for the single-node backend (pub/sub and ``CLIENT TRACKING``
+            connections).
 
     Raises:
         ConfigurationError: ``url`` is not a Sentinel URL, or an option is out of range.
@@ -90,6 +93,8 @@ class SentinelBackend(RedisBackend):
         pool_timeout: float = 0.05,
         batch_reads: bool = True,
         check_interval: float = 1.0,
+        tagged_reads: bool = False,
+        ping_interval: float | None = None,
     ) -> None:
         check_budgets(
             op_timeout=op_timeout,
@@ -130,6 +135,8 @@ class SentinelBackend(RedisBackend):
             max_connections=max_connections,
             pool_timeout=pool_timeout,
             batch_reads=batch_reads,
+            tagged_reads=tagged_reads,
+            ping_interval=ping_interval,
         )
         self.replica: aioredis.Redis | None = None
         """The client of entry reads when ``replica_reads`` is on, else ``None``."""
@@ -259,6 +266,19 @@ class SentinelBackend(RedisBackend):
         [`ClusterBackend.primaries`][asgi_cache.backends.ClusterBackend.primaries])."""
         address = self.client.connection_pool.master_address
         return [] if address is None else [NodeAddress(str(address[0]), int(address[1]))]
+
+    async def _primaries(self, refresh: bool) -> list[NodeAddress]:
+        # The tracking listener follows the primary the Sentinels name: its connection is
+        # made like the pool's (it asks the Sentinels on connect), and a move rebuilds it.
+        if refresh:
+            self._check_now.set()
+        if not self._watch:
+            self._watch.start_soon(self._follow_primary)
+        known = self.primaries()
+        if known:
+            return known
+        host, port = await self.sentinel.discover_master(self.service)
+        return [NodeAddress(str(host), int(port))]
 
     @property
     def connection_options(self) -> dict[str, Any]:
