@@ -360,3 +360,30 @@ async def test_on_sentinel_the_listener_follows_the_primary(redis_sentinel: Loca
     assert cache.near is not None
     assert "near:d:k" not in cache.near
     await cache.aclose()
+
+
+async def test_a_missed_pong_flushes_l1_and_fills_stop_until_tracked_again(
+    own_redis: RedisServer,
+) -> None:
+    RAW[:] = [raw_client(own_redis)]
+    cache = Cache.from_url(
+        own_redis.url,
+        namespace="near",
+        l1_ttl=1.0,  # a ping after 0.5 s of silence
+        l1_invalidation="tracking",
+        op_timeout=BEHAVIOUR_OP_TIMEOUT,
+    )
+    await filled(cache, "k", "v")
+    own_redis.pause()  # frozen: the socket stays open, nothing answers
+    try:
+        await until(lambda: not l1(cache, "subscribed"))
+        assert l1(cache, "entries") == 0
+    finally:
+        own_redis.resume()
+    await until(lambda: l1(cache, "subscribed"))
+    assert l1(cache, "flushes") == 3  # first set up, lost, tracked again
+    await filled(cache, "k", "v")
+    inner = cache.backend.inner  # type: ignore[attr-defined]
+    assert inner.tracking.missed_pongs == 1
+    assert inner.tracking.reconnects == 1
+    await cache.aclose()
