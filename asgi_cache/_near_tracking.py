@@ -222,7 +222,7 @@ class TrackedSubscription:
 
     def reset(self) -> None:
         """Forget the backend (it was closed); the next fill sets tracking up again."""
-        self._backend = None
-        self._live = False
-        self._pending.clear()
         self._fallback.reset()
+        self._pending.clear()
+        self._live = False
+        self._backend = None

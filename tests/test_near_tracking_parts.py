@@ -68,6 +68,14 @@ def subscription_of(near: NearCache) -> TrackedSubscription:
     return near.subscription
 
 
+async def tracked() -> tuple[NearCache, Tracked, TrackedSubscription]:
+    """An L1 in tracking mode, tracked on a scripted backend."""
+    near, backend = tracking_near(), Tracked()
+    subscription = subscription_of(near)
+    assert await subscription.subscribe(backend)
+    return near, backend, subscription
+
+
 def held(near: NearCache, *keys: str, tags: Sequence[str] = ("ns:t:a",)) -> None:
     for key in keys:
         assert near.put(key, entry(), (*tags, ALL), near.generation)
@@ -105,9 +113,7 @@ async def test_reports_drop_keys_and_clear_and_gaps_flush() -> None:
 
 
 async def test_a_tag_report_drops_only_when_the_version_moved() -> None:
-    near, backend = tracking_near(), Tracked()
-    subscription = subscription_of(near)
-    await subscription.subscribe(backend)
+    near, backend, subscription = await tracked()
     assert backend.report is not None
     backend.tag_values["ns:t:a"] = b"v1"
     held(near, "ns:d:a")
@@ -130,9 +136,7 @@ async def test_a_tag_report_drops_only_when_the_version_moved() -> None:
 
 
 async def test_reports_during_a_check_are_read_again_after_it_and_coalesced() -> None:
-    near, backend = tracking_near(), Tracked()
-    subscription = subscription_of(near)
-    await subscription.subscribe(backend)
+    near, backend, subscription = await tracked()
     assert backend.report is not None
     gate = backend.gate = asyncio.Event()
     backend.tag_values["ns:t:a"] = b"v1"
@@ -149,9 +153,7 @@ async def test_reports_during_a_check_are_read_again_after_it_and_coalesced() ->
 
 
 async def test_a_failed_check_drops_the_dependants() -> None:
-    near, backend = tracking_near(), Tracked()
-    subscription = subscription_of(near)
-    await subscription.subscribe(backend)
+    near, backend, subscription = await tracked()
     assert backend.report is not None
     backend.tag_values["ns:t:a"] = b"v1"
     backend.report("ns:t:a")
