@@ -70,7 +70,10 @@ INTRO = {
         "{writes:,} times with `cache.set`, 2-6 ms apart. A write's staleness is the last "
         "time the reader still saw an older value minus the time the write returned (0 when "
         "it never did). The second row kills every subscriber connection (`CLIENT KILL TYPE "
-        "pubsub`) before every {kill_every}th write, so that write's message is likely lost."
+        "pubsub`) before every {kill_every}th write, so that write's message is likely lost. "
+        "The tracking rows are the same with `l1_invalidation=tracking` in both processes "
+        "(Redis `CLIENT TRACKING`; its listener is a subscriber connection too, killed the "
+        "same way)."
     ),
     "write_behind": (
         "{writes:,} page-view counts (Zipf over {users:,} users) from {concurrency} concurrent "

@@ -12,7 +12,12 @@ With ``kill_every``, the writer kills every subscriber connection (``CLIENT KILL
 pubsub``) just before every ``kill_every``-th write, so that write's message is likely
 lost: what bounds the staleness then is how fast the reader notices and flushes its L1.
 
-``python -m benchmarks.staleness REDIS_URL [WRITES] [KILL_EVERY]`` prints the result as JSON.
+``invalidation`` is the L1's mode in both processes (``ASGI_CACHE_L1_INVALIDATION``):
+``pubsub``, or ``tracking`` (Redis ``CLIENT TRACKING``; the listener connection is a
+subscriber too, so ``kill_every`` kills it the same way).
+
+``python -m benchmarks.staleness REDIS_URL [WRITES] [KILL_EVERY] [pubsub|tracking]`` prints
+the result as JSON.
 """
 
 from __future__ import annotations
@@ -29,10 +34,16 @@ L1_TTL = 2.0
 NAMESPACE = "staleness"
 
 
-async def _reader(url: str, ready: Any, stop: Any, out: Any) -> None:
+def _cache(url: str, invalidation: str) -> Any:
     from asgi_cache import Cache
 
-    cache = Cache.from_url(url, namespace=NAMESPACE, l1_ttl=L1_TTL, op_timeout=2.0)
+    return Cache.from_url(
+        url, namespace=NAMESPACE, l1_ttl=L1_TTL, l1_invalidation=invalidation, op_timeout=2.0
+    )
+
+
+async def _reader(url: str, invalidation: str, ready: Any, stop: Any, out: Any) -> None:
+    cache = _cache(url, invalidation)
     last_seen: dict[int, float] = {}
     reads = 0
     async with cache:
@@ -48,16 +59,16 @@ async def _reader(url: str, ready: Any, stop: Any, out: Any) -> None:
     out.put({"last_seen": last_seen, "reads": reads, "l1": stats.get("l1", {})})
 
 
-def _read(url: str, ready: Any, stop: Any, out: Any) -> None:
-    asyncio.run(_reader(url, ready, stop, out))
+def _read(url: str, invalidation: str, ready: Any, stop: Any, out: Any) -> None:
+    asyncio.run(_reader(url, invalidation, ready, stop, out))
 
 
-async def _writer(url: str, writes: int, kill_every: int, ready: Any) -> list[float]:
+async def _writer(
+    url: str, writes: int, kill_every: int, invalidation: str, ready: Any
+) -> list[float]:
     import redis.asyncio as aioredis
 
-    from asgi_cache import Cache
-
-    cache = Cache.from_url(url, namespace=NAMESPACE, l1_ttl=L1_TTL, op_timeout=2.0)
+    cache = _cache(url, invalidation)
     admin = aioredis.Redis.from_url(url)
     done: list[float] = [0.0]
     rnd = random.Random(5)
@@ -80,15 +91,17 @@ async def _first(url: str) -> None:
         await cache.set("k", 0, ttl=600)
 
 
-def measure(url: str, writes: int = 1000, kill_every: int = 0) -> dict[str, Any]:
+def measure(
+    url: str, writes: int = 1000, kill_every: int = 0, invalidation: str = "pubsub"
+) -> dict[str, Any]:
     """Staleness percentiles (ms) over ``writes`` writes; see the module docstring."""
     spawn = multiprocessing.get_context("spawn")
     ready, stop, out = spawn.Event(), spawn.Event(), spawn.Queue()
     asyncio.run(_first(url))
-    reader = spawn.Process(target=_read, args=(url, ready, stop, out), daemon=True)
+    reader = spawn.Process(target=_read, args=(url, invalidation, ready, stop, out), daemon=True)
     reader.start()
     try:
-        done = asyncio.run(_writer(url, writes, kill_every, ready))
+        done = asyncio.run(_writer(url, writes, kill_every, invalidation, ready))
         time.sleep(L1_TTL + 0.5)  # whatever the reader still serves, it serves by then
         stop.set()
         seen = out.get(timeout=60)
@@ -112,6 +125,9 @@ def measure(url: str, writes: int = 1000, kill_every: int = 0) -> dict[str, Any]
         "p99_ms": _percentile(ordered, 99),
         "max_ms": ordered[-1] if ordered else 0.0,
         "l1_flushes": seen["l1"].get("flushes"),
+        # The mode the reader's L1 ran in (tracking falls back to pubsub where refused).
+        "invalidation": seen["l1"].get("invalidation", invalidation),
+        "l1_tag_checks": seen["l1"].get("tag_checks", 0),
         "l1_ttl": L1_TTL,
     }
 
@@ -128,5 +144,6 @@ if __name__ == "__main__":
         arguments[0],
         int(arguments[1]) if len(arguments) > 1 else 1000,
         int(arguments[2]) if len(arguments) > 2 else 0,
+        arguments[3] if len(arguments) > 3 else "pubsub",
     )
     print(json.dumps(result))
