@@ -25,6 +25,7 @@ from .redis_cluster import LocalCluster
 from .redis_sentinel import LocalSentinel
 from .redis_server import BEHAVIOUR_OP_TIMEOUT, INSTALL_HINT, RedisServer, redis_binary
 from .rfc_support import Site
+from .tcp_proxy import TcpProxy
 
 BACKENDS = ["memory", "fakeredis", "redis", "cluster", "sentinel"]
 
@@ -60,6 +61,15 @@ def own_redis() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.close()
+
+
+@pytest.fixture
+async def proxied(own_redis: RedisServer) -> AsyncIterator[TcpProxy]:
+    """A proxy in front of the test's own Redis."""
+    proxy = TcpProxy(own_redis.port)
+    await proxy.start()
+    yield proxy
+    await proxy.close()
 
 
 def make_backend(kind: str, request: pytest.FixtureRequest) -> Backend:

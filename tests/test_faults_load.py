@@ -8,7 +8,6 @@ open the breaker, and an open breaker sends nothing at all to Redis.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -29,15 +28,6 @@ def clients(server: RedisServer) -> int:
     """Connections the server holds, not counting the redis-cli asking."""
     lines = server.command("CLIENT", "LIST").decode().splitlines()
     return sum(1 for line in lines if "cmd=client|list" not in line)
-
-
-@pytest.fixture
-async def proxied(own_redis: RedisServer) -> AsyncIterator[TcpProxy]:
-    """A proxy in front of the test's own Redis."""
-    proxy = TcpProxy(own_redis.port)
-    await proxy.start()
-    yield proxy
-    await proxy.close()
 
 
 def settings(url: str, **overrides: Any) -> CacheSettings:

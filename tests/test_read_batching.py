@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from asgi_cache import BackendError, Cache, CacheMiddleware, CacheSettings
+from asgi_cache import BackendError, BackendReplyError, Cache, CacheMiddleware, CacheSettings
 from asgi_cache.backends import RedisBackend
 from asgi_cache.backends.batching import ReadBatcher
 
@@ -34,11 +34,48 @@ async def _fill(backend: RedisBackend, keys: Sequence[str]) -> None:
         assert await backend.set(key, f"value-{i}".encode(), 30, deps)
 
 
+def _batched(url: str) -> RedisBackend:
+    """A backend on a client of its own: reads go through the batcher and redis-py (the path of
+    ``rediss://``, Sentinel and a client handed in), not the lean read connection."""
+    client = aioredis.Redis.from_url(url)
+    return RedisBackend(url, client=client, owns_client=True, op_timeout=BEHAVIOUR_OP_TIMEOUT)
+
+
+async def test_concurrent_reads_are_pipelined_on_one_connection(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    keys = [f"ns:d:{i}" for i in range(N)]
+    backend = RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
+    try:
+        await _fill(backend, keys)
+        base_clients = _connected_clients(redis_server)
+        before = command_calls(redis_server).get("evalsha", 0)
+        reads = backend.reads
+        assert reads is not None
+        assert backend.read_batcher is None
+
+        # The first ones find no connection yet: they share the one being opened.
+        results = await asyncio.gather(*(backend.get(k) for k in keys))
+
+        assert results == [f"value-{i}".encode() for i in range(N)]
+        assert command_calls(redis_server)["evalsha"] - before == N  # one read per key...
+        assert reads.connects == 1  # ...on one connection
+        assert _connected_clients(redis_server) - base_clients == 1
+
+        writes = reads.writes
+        results = await asyncio.gather(*(backend.get(k) for k in reversed(keys)))
+        assert results == [f"value-{i}".encode() for i in reversed(range(N))]
+        assert reads.writes - writes == 2  # one alone, then the rest together
+        assert reads.connects == 1
+    finally:
+        await backend.aclose()
+
+
 async def test_concurrent_reads_share_round_trips(
     redis_server: RedisServer, redis_url: str
 ) -> None:
     keys = [f"ns:d:{i}" for i in range(N)]
-    batched = RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
+    batched = _batched(redis_url)
     unbatched = RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, batch_reads=False)
     try:
         await _fill(batched, keys)
@@ -51,12 +88,14 @@ async def test_concurrent_reads_share_round_trips(
         assert command_calls(redis_server)["evalsha"] - before == N  # one read per key...
         batcher = batched.read_batcher
         assert batcher is not None
+        assert batched.reads is None
         assert batcher.round_trips <= 3  # ...in a few round trips: one alone, then batches
         assert batcher.batches >= 1
         # ...over at most two connections: the one kept for reads and one for the pipeline.
         assert _connected_clients(redis_server) - base_clients <= 2
 
         assert unbatched.read_batcher is None
+        assert unbatched.reads is None
         base_clients = _connected_clients(redis_server)
         results = await asyncio.gather(*(unbatched.get(k) for k in keys))
         assert results == [f"value-{i}".encode() for i in range(N)]
@@ -67,8 +106,12 @@ async def test_concurrent_reads_share_round_trips(
         await unbatched.aclose()
 
 
-async def test_one_failing_read_fails_only_its_caller(redis_url: str) -> None:
-    backend = RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
+@pytest.mark.parametrize("path", ["lean", "batched"])
+async def test_one_failing_read_fails_only_its_caller(redis_url: str, path: str) -> None:
+    if path == "lean":
+        backend = RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
+    else:
+        backend = _batched(redis_url)
     cache = Cache(CacheSettings(namespace="ns"), backend=backend)
     keys = [f"ns:d:{i}" for i in range(N)]
     plain = aioredis.Redis.from_url(redis_url)
@@ -79,13 +122,17 @@ async def test_one_failing_read_fails_only_its_caller(redis_url: str) -> None:
 
         results = await asyncio.gather(*(backend.get(k) for k in keys), return_exceptions=True)
 
-        assert isinstance(results[5], BackendError)
+        assert isinstance(results[5], BackendReplyError)
         assert "WRONGTYPE" in str(results[5])
         assert [r for i, r in enumerate(results) if i != 5] == [
             f"value-{i}".encode() for i in range(N) if i != 5
         ]
-        assert backend.read_batcher is not None
-        assert backend.read_batcher.batches >= 1
+        if backend.reads is not None:
+            assert backend.reads.writes < N
+            assert backend.reads.connects == 1
+        else:
+            assert backend.read_batcher is not None
+            assert backend.read_batcher.batches >= 1
         # Through the cache the failure is a miss, counted as an error, never raised.
         entries = await asyncio.gather(*(cache._store.read(k) for k in keys))
         assert entries[5] is None
@@ -95,17 +142,24 @@ async def test_one_failing_read_fails_only_its_caller(redis_url: str) -> None:
         await backend.aclose()
 
 
-async def test_reads_survive_a_script_flush(redis_url: str) -> None:
+async def test_reads_survive_a_script_flush(redis_server: RedisServer, redis_url: str) -> None:
     backend = RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
     plain = aioredis.Redis.from_url(redis_url)
     keys = [f"ns:d:{i}" for i in range(N)]
     try:
         await _fill(backend, keys)
         await plain.script_flush()
-        assert await backend.get(keys[0]) == b"value-0"  # alone, on the kept connection
+        evals = command_calls(redis_server).get("eval", 0)
+        assert await backend.get(keys[0]) == b"value-0"  # alone
+        assert command_calls(redis_server)["eval"] - evals == 1  # NOSCRIPT, then EVAL
         await plain.script_flush()
-        results = await asyncio.gather(*(backend.get(k) for k in keys))  # batched
+        results = await asyncio.gather(*(backend.get(k) for k in keys))  # pipelined
         assert results == [f"value-{i}".encode() for i in range(N)]
+        batched = _batched(redis_url)
+        await plain.script_flush()
+        results = await asyncio.gather(*(batched.get(k) for k in keys))  # one pipeline
+        assert results == [f"value-{i}".encode() for i in range(N)]
+        await batched.aclose()
         unbatched = RedisBackend(redis_url, op_timeout=BEHAVIOUR_OP_TIMEOUT, batch_reads=False)
         await plain.script_flush()
         assert await unbatched.get(keys[1]) == b"value-1"
@@ -115,8 +169,14 @@ async def test_reads_survive_a_script_flush(redis_url: str) -> None:
         await backend.aclose()
 
 
-async def test_kept_connection_recovers_after_redis_restarts(own_redis: RedisServer) -> None:
-    backend = RedisBackend(own_redis.url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
+@pytest.mark.parametrize("path", ["lean", "batched"])
+async def test_kept_connection_recovers_after_redis_restarts(
+    own_redis: RedisServer, path: str
+) -> None:
+    if path == "lean":
+        backend = RedisBackend(own_redis.url, op_timeout=BEHAVIOUR_OP_TIMEOUT)
+    else:
+        backend = _batched(own_redis.url)
     try:
         await _fill(backend, ["ns:d:0"])
         assert await backend.get("ns:d:0") == b"value-0"
@@ -126,6 +186,8 @@ async def test_kept_connection_recovers_after_redis_restarts(own_redis: RedisSer
         own_redis.start()
         await _fill(backend, ["ns:d:0"])
         assert await backend.get("ns:d:0") == b"value-0"
+        if backend.reads is not None:
+            assert backend.reads.connects == 2
     finally:
         await backend.aclose()
 
@@ -135,6 +197,7 @@ async def test_batched_reads_on_fakeredis() -> None:
     backend = RedisBackend(client=client, owns_client=True)
     keys = [f"ns:d:{i}" for i in range(8)]
     try:
+        assert backend.reads is None  # a client handed in: reads go through it
         await _fill(backend, keys)
         results = await asyncio.gather(*(backend.get(k) for k in keys))
         assert results == [f"value-{i}".encode() for i in range(8)]
@@ -163,12 +226,13 @@ async def test_concurrent_hits_through_the_middleware(redis_url: str) -> None:
             assert (await client.get(f"/items/{i}")).headers["x-cache"] == "MISS"
         backend = getattr(cache.backend, "inner", cache.backend)  # behind the breaker
         assert isinstance(backend, RedisBackend)
-        assert backend.read_batcher is not None
-        trips = backend.read_batcher.round_trips
+        assert backend.reads is not None
+        writes = backend.reads.writes
         replies = await asyncio.gather(*(client.get(f"/items/{i}") for i in range(N)))
         assert [r.json() for r in replies] == [{"id": i} for i in range(N)]
         assert {r.headers["x-cache"] for r in replies} == {"HIT"}
-        assert backend.read_batcher.round_trips - trips < N
+        assert backend.reads.writes - writes < N
+        assert backend.reads.connects == 1
         assert calls == dict.fromkeys(range(N), 1)
 
 

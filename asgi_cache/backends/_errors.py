@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Final
 
 from redis.exceptions import (
     ClusterDownError,
@@ -80,10 +80,24 @@ async def run_mapped(
             return await coro
         async with asyncio.timeout(budget):
             return await coro
-    except TimeoutError as exc:
-        raise BackendTimeoutError(f"{name} {what} timed out after {budget * 1000:.0f} ms") from exc
-    except (RedisError, RedisClusterException, OSError) as exc:
-        raise map_error(name, what, exc) from exc
+    except MAPPED as exc:
+        raise mapped(name, what, exc, budget) from exc
+
+
+MAPPED: Final = (TimeoutError, RedisError, RedisClusterException, OSError)
+"""What `mapped` turns into a ``BackendError`` (for a caller that catches them itself)."""
+
+
+def mapped(name: str, what: str, exc: BaseException, budget: float) -> BackendError:
+    """The ``BackendError`` for ``exc`` (one of `MAPPED`), as `run_mapped` raises it.
+
+    For a hot path that awaits its operation directly, bounded by a timer of its own (the
+    lean read connection), rather than through `run_mapped`: it raises
+    ``mapped(...) from exc``.
+    """
+    if isinstance(exc, TimeoutError):
+        return BackendTimeoutError(f"{name} {what} timed out after {budget * 1000:.0f} ms")
+    return map_error(name, what, exc)
 
 
 def map_error(name: str, what: str, exc: BaseException) -> BackendError:

@@ -9,8 +9,9 @@ Needs Redis >= 7.0 (`MIN_REDIS_VERSION`): the scripts (`_scripts`) extend tag ke
 the entry), so one script checks the tag versions in the same round trip as the read.
 
 Cost per operation on one Redis node: ``get`` one EVALSHA (reads the entry and its tag
-versions; with ``batch_reads``, the gets of concurrent requests share one pipeline, see
-`asgi_cache.backends.batching`), ``set`` one EVALSHA, ``versions`` one EVALSHA,
+versions; with ``batch_reads``, pipelined on one lean connection, `_read_conn`, or with TLS
+the gets of concurrent requests share one pipeline, `asgi_cache.backends.batching`), ``set``
+one EVALSHA, ``versions`` one EVALSHA,
 ``invalidate`` one DEL/UNLINK.
 ``publish`` is one PUBLISH; every ``subscribe`` of a backend shares one pub/sub connection
 (one PSUBSCRIBE per prefix) read by one task, which reconnects and resubscribes after a fault
@@ -40,8 +41,9 @@ from redis.exceptions import NoScriptError
 
 from ._commands import PlainCommands, decode_versions
 from ._connect import check_budgets
-from ._errors import RoundTripSpan, ms, run_mapped
+from ._errors import MAPPED, RoundTripSpan, mapped, ms, run_mapped
 from ._pubsub import Subscriber, glob_escape
+from ._read_conn import ReadConnection, lean_target
 from ._redis_streams import RedisStreams
 from ._scripts import (
     EXTEND_LOCK_SCRIPT,
@@ -131,6 +133,7 @@ class RedisBackend(PlainCommands, Backend):
         self.op_timeout = op_timeout
         self.round_trip_span: RoundTripSpan | None = None
         """Wraps each round trip in a tracing span (``cache.instrument(spans=True)``)."""
+        built = client is None  # from the URL: not a Sentinel's, nor one handed in
         if client is None:
             pool = aioredis.BlockingConnectionPool.from_url(
                 url,
@@ -162,7 +165,19 @@ class RedisBackend(PlainCommands, Backend):
         """Batches concurrent `get` calls (``None`` when ``batch_reads`` is off); its
         ``round_trips`` and ``batches`` count what it sent."""
         self._reads_conn: Any = None
-        if batch_reads:
+        self.reads: ReadConnection | None = None
+        """The lean connection entry reads are pipelined on (``batch_reads`` on a plain
+        ``redis://`` or ``unix://`` URL, see `_read_conn`), else ``None``."""
+        lean = lean_target(url) if batch_reads and built else None
+        if lean is not None:
+            self.reads = ReadConnection(
+                lean,
+                script=self._get_script,
+                sha=self._get_sha,
+                op_timeout=op_timeout,
+                connect_timeout=connect_timeout,
+            )
+        elif batch_reads:
             self.read_batcher = ReadBatcher(self._read_one, self._read_many, timeout=op_timeout)
         self._set = client.register_script(SET_SCRIPT)
         self._versions = client.register_script(VERSIONS_SCRIPT)
@@ -244,6 +259,16 @@ class RedisBackend(PlainCommands, Backend):
             return await run("EVAL", self._get_script, 1, key)
 
     async def _read(self, key: str) -> Any:
+        reads = self.reads
+        if reads is not None:
+            if self.round_trip_span is not None:
+                return await self._run("GET", reads.read(key), bounded=False)
+            # The hit path: the read bounds itself (one timer per connection), and its errors
+            # are mapped here, as _run would, without _run's two coroutine frames.
+            try:
+                return await reads.read(key)
+            except MAPPED as exc:
+                raise mapped(self.name, "GET", exc, self.op_timeout) from exc
         batcher = self.read_batcher
         if batcher is not None:
             return await self._run("GET", batcher.read(key), bounded=False)
@@ -377,6 +402,8 @@ class RedisBackend(PlainCommands, Backend):
         await self.tracking.aclose()
         if self.read_batcher is not None:
             await self.read_batcher.aclose()
+        if self.reads is not None:
+            await self.reads.aclose()
         conn, self._reads_conn = self._reads_conn, None
         if conn is not None:  # back to the pool (closed with it below, if the pool is ours)
             await self.client.connection_pool.release(conn)
