@@ -63,7 +63,9 @@ RAW: list[redis.Redis] = []
 @pytest.fixture(autouse=True)
 def raw(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
     name = request.node.name
-    if "cluster" in name:
+    if "redis_cluster_ha" in request.fixturenames:
+        server = request.getfixturevalue("redis_cluster_ha").masters()[0]
+    elif "cluster" in name:
         server = request.getfixturevalue("redis_cluster").masters()[0]
     elif "sentinel" in name:
         server = request.getfixturevalue("redis_sentinel").primary
@@ -338,6 +340,32 @@ async def test_on_cluster_a_foreign_write_on_every_primary_reaches_l1(
         client.set(full, client.get(full) or b"")
     await until(lambda: l1(cache, "entries") == 0)
     assert l1(cache, "drops") == drops + len(keys)
+    await cache.aclose()
+
+
+async def test_on_cluster_the_listeners_follow_a_failover(redis_cluster_ha: LocalCluster) -> None:
+    cache = l1_cache(redis_cluster_ha.url)
+    key = next(redis_cluster_ha.key_per_master())
+    await cache.set(key, key, ttl=60)
+    assert await cache.get(key) == key
+    assert l1(cache, "invalidation") == "tracking"
+    flushes = l1(cache, "flushes")
+    promotion = redis_cluster_ha.kill_master(key)
+    # The killed primary's listener fails (a gap: L1 emptied), the slot map is asked again,
+    # and a listener on the promoted replica joins the others.
+    await until(lambda: listeners(promotion.promoted) == 1 and l1(cache, "subscribed"), within=30)
+    assert l1(cache, "flushes") >= flushes + 2  # lost, then every primary tracked again
+    assert [listeners(m) for m in redis_cluster_ha.masters()] == [1, 1, 1]
+    full = f"near:d:{{{key}}}"
+    deadline = time.monotonic() + 20
+    while full not in cache.near:  # type: ignore[operator]
+        assert time.monotonic() < deadline  # reads fail open while the client's map catches up
+        await cache.get(key)
+        await asyncio.sleep(0.05)
+    drops = l1(cache, "drops")
+    raw_client(promotion.promoted).set(full, b"foreign")
+    await until(lambda: l1(cache, "drops") > drops)
+    assert full not in cache.near  # type: ignore[operator]
     await cache.aclose()
 
 
