@@ -415,3 +415,30 @@ async def test_a_missed_pong_flushes_l1_and_fills_stop_until_tracked_again(
     assert inner.tracking.missed_pongs == 1
     assert inner.tracking.reconnects == 1
     await cache.aclose()
+
+
+@pytest.mark.parametrize("topology", ["redis_cluster", "redis_sentinel"])
+async def test_cluster_and_sentinel_reads_name_their_tags(
+    topology: str, request: pytest.FixtureRequest
+) -> None:
+    # Built from the URL, their L1 reads are tagged (as on one node): a tag invalidation in
+    # another process drops only that tag's dependants.
+    url = request.getfixturevalue(topology).url
+    cache, other = l1_cache(url, "pubsub"), l1_cache(url, "pubsub")
+    await cache.set("k", "v", ttl=60, tags=["t1"])
+    await cache.set("j", "w", ttl=60, tags=["t2"])
+    assert await cache.get("k") == "v"
+    assert await cache.get("j") == "w"
+    found = await cache.backend.get_tagged(cache.keys.data("k"))
+    assert found is not None
+    assert set(found[1]) == {"near:t:t1", "near:t:*"}
+    assert cache.near is not None
+    near = cache.near
+    dropped = l1(cache, "drops")
+    await other.invalidate_tags("t1")
+    await until(lambda: l1(cache, "drops") > dropped)
+    assert cache.keys.data("k") not in near
+    assert cache.keys.data("j") in near  # precise, not every entry
+    assert l1(cache, "drops") == dropped + 1
+    await cache.aclose()
+    await other.aclose()
