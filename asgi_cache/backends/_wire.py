@@ -6,8 +6,10 @@ the same round trip as the read::
 
     b"\\xacD" | u16 count | count x (u16 len, tag key, u16 len, version) | entry bytes
 
-The script strips the header before it answers; `decode_deps_header` reads it back for
-tools that look at the raw bytes (``asgi-cache inspect``).
+The script answers with the stored bytes and the header's length, which the backend skips
+(copying the entry out inside Redis would cost a third of the script); `decode_deps_header`
+reads the header back for tools that look at the raw bytes (``asgi-cache inspect``) and for
+the cluster backend, which checks tag versions client-side.
 """
 
 from __future__ import annotations

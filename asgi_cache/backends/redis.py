@@ -276,21 +276,25 @@ class RedisBackend(PlainCommands, Backend):
 
     async def get(self, key: str) -> bytes | None:
         raw = await self._read(key)
-        # The script strips the dependency header; anything else (a foreign value) comes back
-        # whole and fails to decode as an entry.
-        if self._tagged and raw:
-            raw = raw[0]
+        # An entry comes back as [header length, stored bytes] (the script does not copy it
+        # to strip its header); anything else (a foreign value) whole, failing to decode as an
+        # entry.
+        if raw.__class__ is list:
+            raw = raw[1][raw[0] :] if len(raw) > 1 else raw[0]
         return raw or None
 
     async def get_tagged(self, key: str) -> tuple[bytes, tuple[str, ...]] | None:
         raw = await self._read(key)
         if not raw:
             return None
-        if not self._tagged:
+        if raw.__class__ is not list:
             return raw, ()
+        if len(raw) == 1:  # a foreign value, whole
+            return (raw[0], ()) if raw[0] else None
+        entry = raw[1][raw[0] :]
         # Total, as versions(): a foreign tag key name decodes to something that names nothing.
-        tags = tuple(decode_versions(raw[1:]))
-        return (raw[0], tags) if raw[0] else None
+        tags = tuple(decode_versions(raw[2:]))
+        return (entry, tags) if entry else None
 
     async def set(
         self, key: str, value: bytes, ttl: float, deps: Sequence[Dependency] = ()
