@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from ._exceptions import BackendBusyError, BackendError, BackendTimeoutError
+from ._flights import SingleFlight
 from ._retry import InvalidationQueue
 from ._runtime import Runtime
 from .backends.base import Dependency
 from .keys import URL_TAG_PREFIX, validate_tag
-from .locking import SingleFlight
 
 T = TypeVar("T")
 

@@ -38,6 +38,7 @@ from typing import Any
 
 from ._entries import Entry, EntryKind, model_name
 from ._exceptions import SerializationError
+from ._flights import SingleFlight
 from ._options import LoadOptions, Unstorable
 from ._rebuild import NO_TYPE, Rebuild, rebuilder, return_type, untyped_hint
 from ._stats import Source
@@ -45,7 +46,7 @@ from ._store import Store, WriteResult
 from ._tasks import BackgroundTasks
 from ._validate import TAG_LIST
 from .keys import validate_key
-from .locking import DistributedLock, SingleFlight, TurnOutcome
+from .locking import DistributedLock, TurnOutcome
 
 logger = logging.getLogger("asgi_cache")
 

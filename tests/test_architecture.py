@@ -77,6 +77,7 @@ LAYERS: Mapping[str, Layer] = {
     "asgi_cache._stats": Layer.STORE,
     "asgi_cache._write_behind_status": Layer.STORE,
     "asgi_cache.locking": Layer.STORE,
+    "asgi_cache._flights": Layer.STORE,
     "asgi_cache.near": Layer.STORE,
     "asgi_cache._near_tracking": Layer.STORE,
     "asgi_cache._frequency": Layer.STORE,

@@ -12,9 +12,10 @@ import fakeredis
 import pytest
 
 from asgi_cache import BackendError, Cache, CacheSettings
+from asgi_cache._flights import SingleFlight
 from asgi_cache._notify import Notifier
 from asgi_cache.backends import MemoryBackend, RedisBackend
-from asgi_cache.locking import DistributedLock, SingleFlight
+from asgi_cache.locking import DistributedLock
 
 from .redis_server import BEHAVIOUR_OP_TIMEOUT
 from .test_loading_get_or_load import Counter, until
