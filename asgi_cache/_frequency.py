@@ -29,6 +29,8 @@ _MULTIPLIERS: Final = (
     0xD6E8FEB86659FD93,
 )
 """Odd 64-bit constants (golden ratio, xxHash and Murmur primes), one per row."""
+_QUARTER: Final = (1 << 16) - 1
+"""The widest row mask the four quarters of a 64-bit hash fill."""
 _HALVED: Final = bytes(c >> 1 for c in range(256))
 """A translation table halving every counter of a row in one C call."""
 _SAMPLE_FACTOR: Final = 10
@@ -44,13 +46,14 @@ class FrequencySketch:
             counters with hot keys (64 KiB for 1,000 entries).
     """
 
-    __slots__ = ("_additions", "_doorkeeper", "_rows", "_shift", "sample", "width")
+    __slots__ = ("_additions", "_doorkeeper", "_mask", "_rows", "_shift", "sample", "width")
 
     def __init__(self, capacity: int) -> None:
         width = 16
         while width < 16 * capacity:
             width *= 2
         self.width = width
+        self._mask = width - 1
         self._shift = 64 - (width.bit_length() - 1)
         self._rows = [bytearray(width) for _ in _MULTIPLIERS]
         self.sample = _SAMPLE_FACTOR * max(capacity, 1)
@@ -59,10 +62,16 @@ class FrequencySketch:
         self._doorkeeper: set[int] = set()
 
     def _slots(self, key: str) -> list[int]:
-        # One multiplicative (Fibonacci) hash per row over the 64-bit str hash (randomised
-        # per process, so no client can aim at one counter): the top bits of each product
-        # are independent enough that a key rarely shares all its counters with another.
+        # The 64-bit str hash (randomised per process, so no client can aim at one counter):
+        # for rows of at most 2**16 counters (L1s of up to 4,096 entries), its four 16-bit
+        # quarters, one per row, independent as the hash bits are (no multiplication: every
+        # L1 lookup counts); for wider rows, one multiplicative (Fibonacci) hash per row, the
+        # top bits of each product independent enough that a key rarely shares all its
+        # counters with another.
         h = hash(key) & _MASK64
+        mask = self._mask
+        if mask <= _QUARTER:
+            return [h & mask, (h >> 16) & mask, (h >> 32) & mask, (h >> 48) & mask]
         shift = self._shift
         return [((h * m) & _MASK64) >> shift for m in _MULTIPLIERS]
 
@@ -73,11 +82,7 @@ class FrequencySketch:
         if h not in self._doorkeeper:
             self._doorkeeper.add(h)  # a first sighting: only the doorkeeper knows it
         else:
-            # `_slots` inline, with no list: every L1 lookup counts, hits included.
-            h &= _MASK64
-            shift = self._shift
-            for row, multiplier in zip(self._rows, _MULTIPLIERS, strict=True):
-                slot = ((h * multiplier) & _MASK64) >> shift
+            for row, slot in zip(self._rows, self._slots(key), strict=True):
                 if row[slot] < _MAX_COUNT:
                     row[slot] += 1
         if self._additions >= self.sample:

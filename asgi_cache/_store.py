@@ -33,6 +33,8 @@ from .locking import DistributedLock, Locks
 from .near import NearCache
 
 logger = logging.getLogger("asgi_cache")
+# Members read on every hit, bound once: an enum member lookup is a descriptor call (3.11).
+_L1, _BACKEND = Source.L1, Source.BACKEND
 
 
 class WriteResult(enum.Enum):
@@ -123,7 +125,7 @@ class Store:
         if near is not None:
             entry = near.get(full_key)
             if entry is not None:
-                return entry, Source.L1
+                return entry, _L1
             # Filled only while subscribed, so no invalidation of what it holds goes unheard.
             if await near.subscription.subscribe(self.runtime.backend):
                 return await self._fill(near, full_key)
@@ -134,7 +136,7 @@ class Store:
             return None, Source.FAILED
         if raw is None:
             return None, Source.BACKEND
-        return self._decoded(full_key, raw), Source.BACKEND
+        return self._decoded(full_key, raw), _BACKEND
 
     async def _fill(self, near: NearCache, full_key: str) -> tuple[Entry | None, Source]:
         # An L1 miss: read the entry with the tag keys it depends on, and keep it in L1

@@ -231,10 +231,11 @@ def test_the_sketch_never_undercounts_and_forgets_by_halving() -> None:
     assert sketch.estimate("hot") <= 7 // 2 + 1  # halved at least once since
 
 
-def test_the_sketch_counts_exactly_without_collisions() -> None:
-    # add() computes the slots estimate() reads (unrolled): with a sketch large enough that
-    # these keys share no counter, each estimate is its count (doorkeeper included).
-    sketch = FrequencySketch(4096)
+@pytest.mark.parametrize("capacity", [1000, 8192])  # rows of hash quarters; multiplicative
+def test_the_sketch_counts_exactly_without_collisions(capacity: int) -> None:
+    # With a sketch large enough that these keys share no counter in some row, each
+    # estimate is its count (doorkeeper included).
+    sketch = FrequencySketch(capacity)
     keys = [f"k{i}" for i in range(8)]
     for n, key in enumerate(keys, start=1):
         for _ in range(n):

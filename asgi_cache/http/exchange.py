@@ -41,6 +41,8 @@ from .status import CacheStatus, Fwd
 from .storing import vary_names
 
 logger = logging.getLogger("asgi_cache.http")
+# Members read on every request, bound once: an enum member lookup is a descriptor call (3.11).
+_MISS, _BACKEND, _FRESH = Fwd.MISS, Source.BACKEND, Standing.FRESH
 
 
 class Exchange:
@@ -91,12 +93,12 @@ class Exchange:
         self.full_key = ""
         self.credentials: str | None = None
         self.no_store = False
-        self.fwd = Fwd.MISS
+        self.fwd = _MISS
         self.stale: StoredResponse | None = None
         self.flight: Flight | None = None
         self.ranged = False
         """A GET with a valid byte ``Range`` (RFC 9110 section 14.2; `ranges`)."""
-        self.source = Source.BACKEND
+        self.source = _BACKEND
         """Where the lookup was answered (the L1, the backend, or nothing: it failed)."""
 
     @classmethod
@@ -128,9 +130,8 @@ class Exchange:
         headers = key.headers
         # A route whose inputs cannot be keyed (decided once, when it was first resolved).
         reason = policy.uncacheable or request_bypass_reason(headers)
-        hosts = ctx.keying
-        if reason is None and hosts.allowed_hosts is not None:
-            reason = None if hosts.host_allowed(key.hostname()) else "host"
+        if reason is None and ctx.keying.allowed_hosts is not None:
+            reason = None if ctx.keying.host_allowed(key.hostname()) else "host"
         if reason is None and policy.tags:  # most routes have none: no work on the hit path
             reason = self._fill_tags()
         directives = NO_DIRECTIVES
@@ -203,7 +204,7 @@ class Exchange:
         ctx, stored = self.ctx, prepared.stored
         now = ctx.clock()
         found = standing(stored, now, directives)
-        if found is Standing.FRESH:
+        if found is _FRESH:
             ctx.store.stats.hit(self.source)
             self._remember()
             ttl = int(stored.fresh_until - now)

@@ -51,7 +51,7 @@ class Form(NamedTuple):
 class Prepared:
     """A stored entry's response, decoded once, and the forms its hits were sent in."""
 
-    __slots__ = ("_forms", "entry", "size", "stored")
+    __slots__ = ("entry", "forms", "size", "stored")
 
     def __init__(self, entry: Entry, stored: StoredResponse) -> None:
         self.entry = entry
@@ -61,12 +61,13 @@ class Prepared:
             size += _INFLATED * len(entry.body)  # the identity body, once a client wants it
         self.size = size
         """Bytes this memo holds for it (bodies and stored fields, estimated)."""
-        self._forms: list[Form | None] = [None, None]  # identity, gzip
+        self.forms: list[Form | None] = [None, None]
+        """The identity and the gzip form (``forms[gzip]``), once built (`form`)."""
 
     def form(self, gzip: bool, hidden: tuple[bytes, ...]) -> Form | None:
         """The identity or ``gzip`` form (``hidden``: the targeted fields never sent);
         ``None`` when a gzip-coded body does not inflate (a corrupt entry)."""
-        found = self._forms[gzip]
+        found = self.forms[gzip]
         if found is not None:
             return found
         built = representation(self.stored, gzip=gzip, hidden=hidden)
@@ -78,7 +79,7 @@ class Prepared:
         status = self.stored.status
         tail = () if status == 204 or status == 304 else ((b"content-length", b"%d" % len(body)),)
         found = Form(tuple(headers), tail, body)
-        self._forms[gzip] = found
+        self.forms[gzip] = found
         return found
 
 

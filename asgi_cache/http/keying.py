@@ -140,7 +140,9 @@ class RequestKey:
         raw = scope["headers"]
         if not isinstance(raw, list):
             raw = list(raw)  # any iterable (ASGI); servers send a list
-        headers: dict[str, str] = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in raw}
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in raw:  # (a loop beats a comprehension here on 3.11)
+            headers[raw_name.decode("latin-1").lower()] = raw_value.decode("latin-1")
         if len(headers) != len(raw):  # a repeated field: its lines joined, in order
             headers = {}
             for raw_name, raw_value in raw:

@@ -16,7 +16,7 @@ from starlette.types import Message, Receive, Send
 
 from .context import Headers, HttpContext
 from .hits import Header, Prepared
-from .responses import StoredResponse
+from .responses import FLAG_GZIP, StoredResponse
 from .rules import clip
 from .serving import Answer, answer, part_answer, wants_gzip
 from .status import CacheStatus, Fwd
@@ -90,7 +90,8 @@ class Responder:
         request = self.headers
         form = None
         if request.keys().isdisjoint(_GENERAL):
-            form = prepared.form(wants_gzip(stored, request), self.ctx.rules.targeted)
+            gzip = stored.flags & FLAG_GZIP != 0 and wants_gzip(stored, request)
+            form = prepared.forms[gzip] or prepared.form(gzip, self.ctx.rules.targeted)
         if form is None:  # validators or a range (304, 206, 416), or a corrupt body
             await self._serve(stored, list(status_headers), now, False, None)
             return

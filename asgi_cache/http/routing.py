@@ -133,7 +133,9 @@ class RouteResolver:
 
     def resolve(self, scope: MutableMapping[str, Any], app: Any) -> Resolution:
         """The resolution for ``scope``; ``method`` GET is used for HEAD (served from GET)."""
-        routes = _routes_of(scope.get("app")) or _routes_of(app)
+        routes = getattr(scope.get("app"), "routes", None)  # `_routes_of`, inline: per request
+        if not isinstance(routes, list) or not routes:
+            routes = _routes_of(app)
         if not routes:
             return Resolution(None, None, {}, self._fallback)
         method = scope["method"]

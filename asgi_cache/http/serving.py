@@ -84,6 +84,9 @@ class Standing(enum.Enum):
     ``min-fresh``: go to the origin."""
 
 
+_FRESH: Final = Standing.FRESH  # bound once: an enum member lookup is a descriptor call (3.11)
+
+
 def standing(stored: StoredResponse, now: float, request: RequestDirectives) -> Standing:
     """Whether ``stored`` is a hit, a stale answer, or a trip to the origin.
 
@@ -99,7 +102,7 @@ def standing(stored: StoredResponse, now: float, request: RequestDirectives) -> 
         min_fresh = request.min_fresh
         if too_old or (min_fresh is not None and stored.fresh_until - now < min_fresh):
             return Standing.TOO_OLD
-        return Standing.FRESH
+        return _FRESH
     may_serve_stale = not stored.flags & (FLAG_MUST_REVALIDATE | FLAG_NO_CACHE)
     if may_serve_stale and now < stored.fresh_until + stored.swr:
         return Standing.STALE_WHILE_REVALIDATE
