@@ -8,14 +8,14 @@ each report does to the L1 of this process:
 - an entry key (``<ns>:d:...``, ``<ns>:h:...``): that key is dropped;
 - everything (``FLUSHDB``, ``FLUSHALL``): the L1 is emptied;
 - a tag-version key (``<ns>:t:...``): its version is read again, and the tag's dependants
-  are dropped only if it moved (`drop_tags`). A tag key is also reported when only its
-  expiry was extended (every store extends the expiry of its tags, the namespace tag
-  included, with ``PEXPIRE ... GT``), which must not drop anything. Each tag's last version
-  read is remembered (a bounded LRU); a tag read for the first time drops its dependants
-  (nothing vouches for what they recorded). Reports that arrive while a read is out are
-  read again after it, so a change is never judged by a version read before it. Until the
-  read comes back (one round trip) the dependants are still served: the window of a tag
-  change in tracking mode.
+  that recorded another version are dropped (`NearCache.retire`; every L1 entry keeps the
+  versions its read recorded). A tag key is also reported when only its expiry was
+  extended (a store extends the expiry of its tags, the namespace tag included, with
+  ``PEXPIRE ... GT`` whenever that lengthens it), which must not drop anything. Reports
+  that arrive while a read is out are read again after it, so a change is never judged by
+  a version read before it; a fill that recorded an older version than the one read is not
+  admitted. Until the read comes back (one round trip) the dependants are still served:
+  the window of a tag change in tracking mode. A failed read drops them (`drop_tags`).
 
 Gaps empty the L1 as in pub/sub mode (the first tracking set up, a lost connection, every
 primary tracked again), and the L1 is filled only while every primary is tracked. A process's
@@ -31,9 +31,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ._exceptions import BackendError
 from ._stats import L1Invalidation
@@ -52,10 +51,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("asgi_cache")
 
 _RETRY_AFTER = 1.0  # seconds between attempts to set up tracking while Redis is unreachable
-_MAX_SEEN: Final = 4096
-"""Most tag versions remembered; the least recently reported is forgotten first (its next
-report drops its dependants: safe)."""
-_UNSEEN: Final = object()
 
 
 class Subscription(Protocol):
@@ -122,7 +117,6 @@ class TrackedSubscription:
         self._retry_at = 0.0
         self._lock = asyncio.Lock()
         self._pending: dict[str, None] = {}
-        self._seen: OrderedDict[str, bytes | None] = OrderedDict()
         self._checks = BackgroundTasks("L1 tag version check")
 
     @property
@@ -202,19 +196,11 @@ class TrackedSubscription:
                 *(backend.get_raw(t) for t in batch), return_exceptions=True
             )
             self.tag_checks += len(batch)
-            moved = []
             for tag, current in zip(batch, found, strict=True):
-                before = self._seen.pop(tag, _UNSEEN)
                 if isinstance(current, BaseException):
-                    moved.append(tag)  # unknown now: its dependants cannot be vouched for
-                    continue
-                self._seen[tag] = current
-                if current != before:
-                    moved.append(tag)
-            while len(self._seen) > _MAX_SEEN:
-                self._seen.popitem(last=False)
-            if moved:
-                self._near.drop_tags(*moved)
+                    self._near.drop_tags(tag)  # unknown now: its dependants cannot stay
+                else:
+                    self._near.retire(tag, _version(current))
 
     def _flush(self) -> None:
         self._flushes += 1
@@ -226,3 +212,8 @@ class TrackedSubscription:
         self._pending.clear()
         self._live = False
         self._backend = None
+
+
+def _version(raw: bytes | None) -> str | None:
+    # As the reads decode versions (total: foreign bytes give a version matching nothing).
+    return None if raw is None else raw.decode("utf-8", "replace")

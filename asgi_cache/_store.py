@@ -151,7 +151,8 @@ class Store:
             return None, Source.BACKEND
         entry = self._decoded(full_key, found[0])
         if entry is not None:
-            near.put(full_key, entry, found[1], generation)
+            deps = found[1]
+            near.put(full_key, entry, [t for t, _ in deps], generation, [v for _, v in deps])
         return entry, Source.BACKEND
 
     def _decoded(self, full_key: str, raw: bytes) -> Entry | None:

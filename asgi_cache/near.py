@@ -40,7 +40,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final, NamedTuple
 
 from ._entries import Entry
@@ -48,7 +48,7 @@ from ._frequency import FrequencySketch
 from ._near_tracking import Subscription, TrackedSubscription
 from ._notify import Notifier
 from ._stats import L1Counts, L1Invalidation
-from .backends.base import SUBSCRIPTION_LOST, SUBSCRIPTION_RESTORED, Backend
+from .backends.base import SUBSCRIPTION_LOST, SUBSCRIPTION_RESTORED, Backend, Dependency
 
 _ITEM_OVERHEAD: Final = 200
 """Bytes counted per entry beyond its key, body and metadata (the dict slot, the tuple, the
@@ -58,6 +58,9 @@ _MAX_REMEMBERED_DROPS: Final = 4096
 memory is reset and every read in flight is treated as raced (safe, never stale)."""
 
 
+_UNKNOWN: Final = object()
+
+
 class _Item(NamedTuple):
     entry: Entry
     expires: float
@@ -65,6 +68,9 @@ class _Item(NamedTuple):
     """The tag keys the stored value depends on; empty when the backend could not say
     (then any tag invalidation drops it)."""
     size: int
+    versions: tuple[Dependency, ...] | None
+    """Each (tag key, version) the stored value recorded, the namespace tag's included;
+    ``None`` when unknown (then any `NearCache.retire` drops it)."""
 
 
 class NearCache:
@@ -127,6 +133,9 @@ class NearCache:
         self._tag_drops: dict[str, int] = {}
         self._any_tag_drop = 0
         self._cleared = 0
+        # The version each tag was last read at after Redis reported it (tracking mode): a
+        # fill that recorded another one read before that change and is not admitted.
+        self._current: dict[str, str | None] = {}
         pubsub = _Subscription(self)
         self.subscription: Subscription = pubsub
         """How invalidations are heard (`TrackedSubscription` in tracking mode)."""
@@ -173,16 +182,27 @@ class NearCache:
         self.hits += 1
         return item.entry
 
-    def put(self, full_key: str, entry: Entry, tags: Sequence[str], generation: int) -> bool:
+    def put(
+        self,
+        full_key: str,
+        entry: Entry,
+        tags: Sequence[str],
+        generation: int,
+        versions: Sequence[str] | None = None,
+    ) -> bool:
         """Keep ``entry`` (read under ``generation``) if it is still current; say if kept.
 
-        ``tags``: the tag keys its value depends on, or none when unknown. Refused when the
-        key, one of its tags (any tag, when unknown) or everything was dropped since
-        ``generation`` (the read may have fetched what that invalidation replaced), when it
-        is no longer fresh, or when making room would evict an entry asked for at least as
-        often (an expired one always makes room).
+        ``tags``: the tag keys its value depends on, or none when unknown; ``versions``: the
+        version it recorded for each of them, when known. Refused when the key, one of its
+        tags (any tag, when unknown) or everything was dropped since ``generation`` (the
+        read may have fetched what that invalidation replaced), when a tag was read at
+        another version since (`retire`), when it is no longer fresh, or when making room
+        would evict an entry asked for at least as often (an expired one always makes room).
         """
-        if self._raced(full_key, tags, generation):
+        recorded = None
+        if versions is not None and tags:
+            recorded = tuple(zip(tags, versions, strict=True))
+        if self._raced(full_key, tags, generation) or self._outdated(recorded):
             return False
         now = self.clock()
         expires = min(now + self.ttl, entry.fresh_until)
@@ -205,7 +225,7 @@ class NearCache:
             self._remove(victim_key)
             self.evictions += 1
         known = tuple(t for t in tags if t != self.all_tag)
-        items[full_key] = _Item(entry, expires, known if tags else (), size)
+        items[full_key] = _Item(entry, expires, known if tags else (), size, recorded)
         self.bytes += size
         if not tags:
             self._untagged.add(full_key)
@@ -220,6 +240,12 @@ class NearCache:
             return self._any_tag_drop > generation
         drops = self._tag_drops
         return any(drops.get(t, -1) > generation for t in tags)
+
+    def _outdated(self, recorded: tuple[Dependency, ...] | None) -> bool:
+        current = self._current
+        if not current or recorded is None:
+            return False
+        return any(current.get(tag, version) != version for tag, version in recorded)
 
     def _remove(self, full_key: str) -> None:
         item = self._items.pop(full_key)
@@ -268,12 +294,41 @@ class NearCache:
             self._remove(key)
         self.drops += len(doomed)
 
+    def retire(self, tag_key: str, current: str | None) -> None:
+        """``tag_key`` was read at version ``current`` (``None``: none) after Redis reported a
+        change of it: forget every entry that recorded another version of it, or whose
+        versions are unknown (tracking mode; a change of its expiry only drops nothing).
+
+        Later fills that recorded another version are not admitted either (they read it
+        before the change), until the next clear.
+        """
+        known = self._current
+        previous = known.pop(tag_key, _UNKNOWN)
+        known[tag_key] = current
+        if previous != current:  # fills in flight without versions cannot be checked
+            self._any_tag_drop = self._bump()
+        if len(known) > _MAX_REMEMBERED_DROPS:  # forget the oldest; refuse reads in flight
+            del known[next(iter(known))]
+            self._cleared = self._bump()
+        if tag_key == self.all_tag:
+            candidates: Iterable[str] = list(self._items)
+        else:
+            candidates = {*self._by_tag.get(tag_key, ()), *self._untagged}
+        # Kept: what recorded this very version (a report of an extended expiry).
+        doomed = [
+            key for key in candidates if (tag_key, current) not in (self._items[key].versions or ())
+        ]
+        for key in doomed:
+            self._remove(key)
+        self.drops += len(doomed)
+
     def clear(self) -> None:
         """Forget everything (a clear, an invalidation of unknown scope, or a subscription
         that may have missed messages)."""
         self._cleared = self._bump()
         self._key_drops.clear()
         self._tag_drops.clear()
+        self._current.clear()  # reports may have been missed: what was read may be old
         self.drops += len(self._items)
         self._items.clear()
         self._by_tag.clear()

@@ -52,7 +52,7 @@ class Scripted(Backend):
         await self._enter("get")
         return await self.store.get(key)
 
-    async def get_tagged(self, key: str) -> tuple[bytes, tuple[str, ...]] | None:
+    async def get_tagged(self, key: str) -> tuple[bytes, tuple[Dependency, ...]] | None:
         await self._enter("get_tagged")
         return await self.store.get_tagged(key)
 

@@ -76,9 +76,17 @@ async def tracked() -> tuple[NearCache, Tracked, TrackedSubscription]:
     return near, backend, subscription
 
 
-def held(near: NearCache, *keys: str, tags: Sequence[str] = ("ns:t:a",)) -> None:
+def held(
+    near: NearCache,
+    *keys: str,
+    tags: Sequence[str] = ("ns:t:a",),
+    versions: Sequence[str] | None = ("v1",),
+) -> None:
+    """Put ``keys`` into L1, recording ``versions`` of ``tags`` (and version "n1" of the
+    namespace tag); ``versions=None``: unknown."""
     for key in keys:
-        assert near.put(key, entry(), (*tags, ALL), near.generation)
+        recorded = None if versions is None else (*versions, "n1")
+        assert near.put(key, entry(), (*tags, ALL), near.generation, recorded)
 
 
 async def checked(subscription: TrackedSubscription) -> None:
@@ -118,21 +126,48 @@ async def test_a_tag_report_drops_only_when_the_version_moved() -> None:
     backend.tag_values["ns:t:a"] = b"v1"
     held(near, "ns:d:a")
     held(near, "ns:d:b", tags=("ns:t:b",))
-    backend.report("ns:t:a")  # first report of the tag: nothing vouches for its dependants
-    await checked(subscription)
-    assert "ns:d:a" not in near
-    assert "ns:d:b" in near
-    held(near, "ns:d:a")
-    backend.report("ns:t:a")  # an expiry extended: same version
+    held(near, "ns:d:u", versions=None)  # what it recorded is unknown
+    backend.report("ns:t:a")  # an expiry extended: the version it recorded holds
     await checked(subscription)
     assert "ns:d:a" in near
+    assert "ns:d:u" not in near
     backend.tag_values["ns:t:a"] = b"v2"
     backend.report("ns:t:a")
     await checked(subscription)
     assert "ns:d:a" not in near
     assert "ns:d:b" in near
-    assert backend.versions_read == ["ns:t:a"] * 3
-    assert near.counts()["tag_checks"] == 3
+    # A read that recorded v1 before the change, put after the check: not admitted.
+    generation = near.generation
+    assert not near.put("ns:d:a", entry(), ("ns:t:a", ALL), generation, ("v1", "n1"))
+    assert near.put("ns:d:a", entry(), ("ns:t:a", ALL), generation, ("v2", "n1"))
+    assert backend.versions_read == ["ns:t:a"] * 2
+    assert near.counts()["tag_checks"] == 2
+
+
+async def test_a_report_of_the_namespace_tag_keeps_what_recorded_its_version() -> None:
+    near, backend, subscription = await tracked()
+    assert backend.report is not None
+    backend.tag_values[ALL] = b"n1"
+    held(near, "ns:d:a", "ns:d:b")
+    backend.report(ALL)  # stores extend it all the time: nothing moved
+    await checked(subscription)
+    assert len(near) == 2
+    backend.tag_values.pop(ALL)  # cleared (or expired)
+    backend.report(ALL)
+    await checked(subscription)
+    assert len(near) == 0
+
+
+async def test_a_gap_forgets_the_versions_read() -> None:
+    near, backend, subscription = await tracked()
+    assert backend.report is not None
+    backend.tag_values["ns:t:a"] = b"v1"
+    backend.report("ns:t:a")
+    await checked(subscription)
+    assert not near.put("ns:d:a", entry(), ("ns:t:a", ALL), near.generation, ("v2", "n1"))
+    backend.report(SUBSCRIPTION_LOST)  # reports of a change to v2 may have been missed
+    backend.report(SUBSCRIPTION_RESTORED)
+    assert near.put("ns:d:a", entry(), ("ns:t:a", ALL), near.generation, ("v2", "n1"))
 
 
 async def test_reports_during_a_check_are_read_again_after_it_and_coalesced() -> None:
@@ -155,9 +190,6 @@ async def test_reports_during_a_check_are_read_again_after_it_and_coalesced() ->
 async def test_a_failed_check_drops_the_dependants() -> None:
     near, backend, subscription = await tracked()
     assert backend.report is not None
-    backend.tag_values["ns:t:a"] = b"v1"
-    backend.report("ns:t:a")
-    await checked(subscription)
     held(near, "ns:d:a")
     backend.down = True
     backend.report("ns:t:a")

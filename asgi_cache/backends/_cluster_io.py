@@ -96,7 +96,7 @@ async def read_entries(client: Client, keys: Sequence[str], *, tagged: bool = Fa
     """Read ``keys`` and check the tag versions their entries record.
 
     Each item is the entry's bytes without its dependency header when every recorded tag
-    still holds its version (``tagged``: a tuple of those bytes and the tag keys); ``None``
+    still holds its version (``tagged``: a tuple of those bytes and the dependencies); ``None``
     on a miss or when a tag moved on (the entry is then
     unlinked, unless it changed meanwhile); the value whole when it has no well-formed header
     (foreign data, for the caller to reject); or an exception when the entry, or a tag it
@@ -125,7 +125,7 @@ async def read_entries(client: Client, keys: Sequence[str], *, tagged: bool = Fa
         if failed is not None:
             results.append(failed)
         elif all(current[t] == v.encode() for t, v in deps):
-            results.append((raw[offset:], tuple(t for t, _ in deps)) if tagged else raw[offset:])
+            results.append((raw[offset:], tuple(deps)) if tagged else raw[offset:])
         else:
             results.append(None)
             stale.append((key, raw))

@@ -78,12 +78,13 @@ class Backend(Protocol):
         """Return the value under ``key`` if present, unexpired and all its dependencies current."""
         ...
 
-    async def get_tagged(self, key: str) -> tuple[bytes, tuple[str, ...]] | None:
-        """`get`, also naming the tag keys the value depends on (the L1 near-cache
-        indexes its entries by them).
+    async def get_tagged(self, key: str) -> tuple[bytes, tuple[Dependency, ...]] | None:
+        """`get`, also naming the dependencies the value recorded, (tag key, version) pairs
+        (the L1 near-cache indexes its entries by the tag keys, and in tracking mode keeps
+        an entry across a report of a tag key whose version it recorded still holds).
 
-        A backend that cannot tell returns no tag keys (this default): the L1 then treats
-        the entry as depending on every tag.
+        A backend that cannot tell returns no dependencies (this default): the L1 then
+        treats the entry as depending on every tag.
         """
         value = await self.get(key)
         return None if value is None else (value, ())

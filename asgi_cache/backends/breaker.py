@@ -234,7 +234,7 @@ class CircuitBreakerBackend(Backend):
         self._admit("get")
         return await self._track(self.inner.get(key))
 
-    async def get_tagged(self, key: str) -> tuple[bytes, tuple[str, ...]] | None:
+    async def get_tagged(self, key: str) -> tuple[bytes, tuple[Dependency, ...]] | None:
         """See [`Backend.get_tagged`][asgi_cache.backends.Backend.get_tagged]; fails fast
         while the breaker is open."""
         self._admit("get_tagged")

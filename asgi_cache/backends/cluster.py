@@ -95,7 +95,7 @@ class ClusterBackend(PlainCommands, Backend):
             of each node).
         pool_timeout: Longest wait in seconds for an operation slot.
         batch_reads: Send concurrent `get` calls together (two pipelines for all).
-        tagged_reads: Make `get_tagged` name the tag keys of each entry (read from the
+        tagged_reads: Make `get_tagged` name the dependencies of each entry (read from the
             dependency header the read decodes anyway; the L1 near-cache indexes by them).
         ping_interval: Ping the ``CLIENT TRACKING`` connections after this many quiet
             seconds (a pong missing as long again counts as lost); 30 s when ``None``.
@@ -208,7 +208,7 @@ class ClusterBackend(PlainCommands, Backend):
             raw = raw[0]
         return raw or None
 
-    async def get_tagged(self, key: str) -> tuple[bytes, tuple[str, ...]] | None:
+    async def get_tagged(self, key: str) -> tuple[bytes, tuple[Dependency, ...]] | None:
         raw = await self._read(key)
         if not raw:
             return None

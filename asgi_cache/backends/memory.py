@@ -82,9 +82,9 @@ class MemoryBackend(Backend):
         item = self._fresh(key)
         return None if item is None else item[0]
 
-    async def get_tagged(self, key: str) -> tuple[bytes, tuple[str, ...]] | None:
+    async def get_tagged(self, key: str) -> tuple[bytes, tuple[Dependency, ...]] | None:
         item = self._fresh(key)
-        return None if item is None else (item[0], tuple(tag_key for tag_key, _ in item[1]))
+        return None if item is None else (item[0], tuple(item[1]))
 
     async def set(
         self, key: str, value: bytes, ttl: float, deps: Sequence[Dependency] = ()

@@ -55,7 +55,7 @@ from ._scripts import (
     VERSIONS_SCRIPT,
 )
 from ._tracking import NodeAddress, TrackingListener, pool_connection
-from ._wire import encode_deps_header
+from ._wire import decode_deps_header, encode_deps_header
 from .base import Backend, Dependency
 from .batching import ReadBatcher
 
@@ -94,7 +94,7 @@ class RedisBackend(PlainCommands, Backend):
         pool_timeout: Longest wait in seconds for a free connection.
         batch_reads: Send concurrent `get` calls together as one pipeline, on a
             connection kept for reads (see `asgi_cache.backends.batching`).
-        tagged_reads: Read with `GET_TAGGED_SCRIPT`, so `get_tagged` names the tag keys of
+        tagged_reads: Read with `GET_TAGGED_SCRIPT`, so `get_tagged` names the dependencies of
             each entry (the L1 near-cache indexes its entries by them); a few bytes more per
             reply.
         ping_interval: Ping the pub/sub connection after this many quiet seconds and treat
@@ -283,7 +283,7 @@ class RedisBackend(PlainCommands, Backend):
             raw = raw[1][raw[0] :] if len(raw) > 1 else raw[0]
         return raw or None
 
-    async def get_tagged(self, key: str) -> tuple[bytes, tuple[str, ...]] | None:
+    async def get_tagged(self, key: str) -> tuple[bytes, tuple[Dependency, ...]] | None:
         raw = await self._read(key)
         if not raw:
             return None
@@ -292,9 +292,15 @@ class RedisBackend(PlainCommands, Backend):
         if len(raw) == 1:  # a foreign value, whole
             return (raw[0], ()) if raw[0] else None
         entry = raw[1][raw[0] :]
-        # Total, as versions(): a foreign tag key name decodes to something that names nothing.
-        tags = tuple(decode_versions(raw[2:]))
-        return (entry, tags) if entry else None
+        if not entry:
+            return None
+        if len(raw) == 2:  # no tags asked for, or none recorded
+            return entry, ()
+        # The header the script checked holds each tag key with the version it recorded
+        # (tracking mode keeps an entry across a report whose version still holds). Total:
+        # a header that does not decode names nothing (the L1 then treats it as untagged).
+        header = decode_deps_header(raw[1])
+        return entry, tuple(header[0]) if header is not None else ()
 
     async def set(
         self, key: str, value: bytes, ttl: float, deps: Sequence[Dependency] = ()
