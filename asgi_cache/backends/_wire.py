@@ -9,8 +9,8 @@ the same round trip as the read::
 The script answers with the stored bytes and the header's length, which the backend skips
 (copying the entry out inside Redis would cost a third of the script); `decode_deps_header`
 reads the header back for tools that look at the raw bytes (``asgi-cache inspect``), for the
-L1 fill read (the versions each tag was recorded at) and for
-the cluster backend, which checks tag versions client-side.
+L1 fill read (the version each tag was recorded at) and for the cluster backend, which
+checks tag versions client-side.
 """
 
 from __future__ import annotations

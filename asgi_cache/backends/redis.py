@@ -296,9 +296,7 @@ class RedisBackend(PlainCommands, Backend):
             return None
         if len(raw) == 2:  # no tags asked for, or none recorded
             return entry, ()
-        # The header the script checked holds each tag key with the version it recorded
-        # (tracking mode keeps an entry across a report whose version still holds). Total:
-        # a header that does not decode names nothing (the L1 then treats it as untagged).
+        # The checked header holds each tag's recorded version; total (undecodable: none).
         header = decode_deps_header(raw[1])
         return entry, tuple(header[0]) if header is not None else ()
 
